@@ -1,0 +1,210 @@
+"""REINFORCE (vanilla policy gradient with discounted reward-to-go) as an SB3 algorithm.
+
+SB3 has no REINFORCE (A2C always bootstraps a critic). This one follows the IMM paper's grid
+experiment (Spinning Up's ``2_rtg_pg``): each update collects ``n_steps`` transitions with the
+current policy, weights each log-probability by the discounted reward-to-go *within its episode*
+(no baseline, no bootstrap where the rollout is cut), and takes one optimiser step on
+``-(log π(a|s) · G_t).mean() + λ · regulariser``.
+
+To reproduce the paper exactly, wrap the continuing grid in a time limit equal to ``n_steps`` so each
+update uses one fresh trajectory from a uniform start (:func:`rlimm.experiments.grid.make_train_env`
+does this).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch as th
+from gymnasium import spaces
+from rlimm.agents.regularizer import RegularizedMixin
+from rlimm.agents.teachers import TabularTeacher
+from rlimm.envs.restriction import PartitionRestriction
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from torch import nn
+
+from rlimm.coefficients import Coefficient
+
+
+class ActorOnlyPolicy(ActorCriticPolicy):
+    """An :class:`ActorCriticPolicy` whose value is identically zero.
+
+    With zero values and ``gae_lambda = 1`` SB3's rollout buffer computes exactly the discounted
+    reward-to-go as the advantage, and time-limit bootstrapping adds nothing.
+    """
+
+    def forward(
+        self, obs: th.Tensor, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        if not isinstance(self.action_space, spaces.Discrete):
+            distribution = self.get_distribution(obs)
+            actions = distribution.get_actions(deterministic=deterministic)
+            log_prob = distribution.log_prob(actions)
+            actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        else:
+            # Called once per environment step: skip building a torch Categorical (its argument
+            # validation costs more than the network).
+            actions, log_prob = self._sample_discrete(obs, deterministic)
+        return actions, th.zeros((actions.shape[0], 1), device=actions.device), log_prob
+
+    def _sample_discrete(self, obs: th.Tensor, deterministic: bool) -> tuple[th.Tensor, th.Tensor]:
+        latent = self.mlp_extractor.forward_actor(self.extract_features(obs))
+        log_p = th.log_softmax(self.action_net(latent), dim=-1)
+        if deterministic:
+            actions = log_p.argmax(dim=-1)
+        else:
+            # Inverse-CDF sampling: one uniform per row, cheaper than torch.multinomial here.
+            cdf = log_p.exp().cumsum(dim=-1)
+            u = th.rand(cdf.shape[:-1] + (1,), device=cdf.device) * cdf[..., -1:]
+            actions = th.searchsorted(cdf, u).squeeze(-1).clamp_max(cdf.shape[-1] - 1)
+        return actions, log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+    def _predict(self, observation: th.Tensor, deterministic: bool = False) -> th.Tensor:
+        if isinstance(self.action_space, spaces.Discrete):
+            return self._sample_discrete(observation, deterministic)[0]
+        return super()._predict(observation, deterministic)
+
+    def predict_values(self, obs: th.Tensor) -> th.Tensor:
+        return th.zeros((obs.shape[0], 1), device=self.device)
+
+
+# The paper's learner: one hidden layer of 32 tanh units, PyTorch's default initialisation
+# (SB3's orthogonal init would start from a near-uniform policy), Adam with torch's default eps.
+DEFAULT_POLICY_KWARGS: dict[str, Any] = {
+    "net_arch": {"pi": [32], "vf": []},
+    "activation_fn": nn.Tanh,
+    "ortho_init": False,
+    "optimizer_kwargs": {},
+}
+
+
+class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
+    """REINFORCE with discounted reward-to-go and an optional restricted-teacher regulariser.
+
+    :param policy: ``"MlpPolicy"`` or an :class:`ActorOnlyPolicy` subclass.
+    :param env: the environment (or its registered id).
+    :param learning_rate: Adam learning rate (constant or SB3 schedule).
+    :param n_steps: transitions per update (per environment).
+    :param gamma: discount of the reward-to-go.
+    :param ent_coef: entropy bonus coefficient (0 in the paper).
+    :param normalize_advantage: standardise the reward-to-go within each batch (off in the paper).
+    :param max_grad_norm: gradient-norm clip, ``None`` for none (the paper's setting).
+    :param regularizer: ``"none"``, ``"naive"`` or ``"imm"``.
+    :param teacher: the restricted teacher (required unless ``regularizer="none"``).
+    :param restriction: what the teacher sees of an observation.
+    :param teacher_coef: λ, a number or a :class:`~rlimm.coefficients.Coefficient`.
+    :param tensorboard_log: TensorBoard folder, ``None`` for none.
+    :param policy_kwargs: merged over :data:`DEFAULT_POLICY_KWARGS`.
+    :param verbose: SB3 verbosity.
+    :param seed: random seed.
+    :param device: torch device (the CPU is right for these small networks).
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": ActorOnlyPolicy}
+
+    def __init__(
+        self,
+        policy: str | type[ActorOnlyPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-2,
+        n_steps: int = 50,
+        gamma: float = 0.9,
+        ent_coef: float = 0.0,
+        normalize_advantage: bool = False,
+        max_grad_norm: float | None = None,
+        regularizer: str = "none",
+        teacher: TabularTeacher | None = None,
+        restriction: PartitionRestriction | None = None,
+        teacher_coef: float | Coefficient = 0.0,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "cpu",
+        _init_setup_model: bool = True,
+    ) -> None:
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=gamma,
+            gae_lambda=1.0,
+            ent_coef=ent_coef,
+            vf_coef=0.0,
+            max_grad_norm=max_grad_norm,  # type: ignore[arg-type]
+            use_sde=False,
+            sde_sample_freq=-1,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs={**DEFAULT_POLICY_KWARGS, **(policy_kwargs or {})},
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Discrete, spaces.Box, spaces.MultiDiscrete),
+        )
+        self.normalize_advantage = normalize_advantage
+        self._init_teacher(regularizer, teacher, restriction, teacher_coef)
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._setup_regularizer()
+
+    def train(self) -> None:
+        """One gradient step on the whole rollout."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        data = next(self.rollout_buffer.get(batch_size=None))
+        actions = data.actions
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+
+        distribution = self.policy.get_distribution(data.observations)
+        log_prob = distribution.log_prob(actions)
+        weights = data.advantages  # discounted reward-to-go (values are zero)
+        if self.normalize_advantage and len(weights) > 1:
+            weights = (weights - weights.mean()) / (weights.std() + 1e-8)
+        pg_loss = -(log_prob * weights).mean()
+        entropy = distribution.entropy()
+        entropy_loss = -entropy.mean() if entropy is not None else th.zeros(())
+
+        loss = pg_loss + self.ent_coef * entropy_loss
+        if self.regularizer.teacher is not None or self.regularizer.active:
+            logits = distribution.distribution.logits
+            loss = loss + self._regularize(data.observations, logits).loss
+
+        self.policy.optimizer.zero_grad()
+        loss.backward()
+        if self.max_grad_norm is not None:
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self.policy.optimizer.step()
+        self._n_updates += 1
+
+        self.logger.record("train/policy_gradient_loss", pg_loss.item())
+        self.logger.record("train/entropy_loss", entropy_loss.item())
+        self.logger.record("train/loss", loss.item())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    def learn(
+        self,
+        total_timesteps: int,
+        callback=None,
+        log_interval: int = 1,  # noqa: ANN001
+        tb_log_name: str = "REINFORCE",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> REINFORCE:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )

@@ -1,0 +1,110 @@
+"""λ, the weight of the regulariser: constants, ratios, schedules and the paper's data-size rule.
+
+λ may be given directly or as the ratio r = λ / (1 + λ) ∈ [0, 1) (the paper's parametrisation:
+the share of the regulariser in ``loss + λ · reg``); λ = r / (1 − r).
+
+Every coefficient is a small picklable object with ``value(progress)`` where ``progress`` ∈ [0, 1] is
+the fraction of training done, so that SB3's ``save``/``load`` and worker processes can carry it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rlimm.errors import RlimmError
+
+
+def check_lambda(lam: float) -> float:
+    """Return ``lam`` as a float, or raise if it is not a finite number ≥ 0."""
+    lam = float(lam)
+    if not math.isfinite(lam) or lam < 0:
+        raise RlimmError(f"lambda must be a finite number >= 0, got {lam}")
+    return lam
+
+
+def check_ratio(ratio: float) -> float:
+    """Return ``ratio`` as a float, or raise if it is outside [0, 1)."""
+    ratio = float(ratio)
+    if not (0.0 <= ratio < 1.0):
+        raise RlimmError(f"lambda ratio must lie in [0, 1), got {ratio}")
+    return ratio
+
+
+def ratio_to_lambda(ratio: float) -> float:
+    """λ = r / (1 − r) for a ratio r ∈ [0, 1)."""
+    ratio = check_ratio(ratio)
+    return ratio / (1.0 - ratio)
+
+
+def lambda_to_ratio(lam: float) -> float:
+    """r = λ / (1 + λ)."""
+    lam = check_lambda(lam)
+    return lam / (1.0 + lam)
+
+
+def paper_grid_ratio(epochs: int) -> float:
+    """The λ-ratio rule of the paper's grid experiment: r = round(−0.0002 · epochs + 0.1891, 1).
+
+    It gives 0.2 up to 175 epochs and 0.1 from 200 to 500 (the range the authors tuned it on).
+    """
+    if epochs <= 0:
+        raise RlimmError(f"the paper's lambda rule needs a positive number of epochs, got {epochs}")
+    ratio = round(-0.0002 * epochs + 0.1891, 1)
+    return check_ratio(max(ratio, 0.0))
+
+
+class Coefficient:
+    """Base class: ``value(progress)`` returns λ at training progress ∈ [0, 1]."""
+
+    def value(self, progress: float) -> float:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __call__(self, progress: float) -> float:
+        return self.value(progress)
+
+
+@dataclass(frozen=True)
+class Constant(Coefficient):
+    """A constant λ."""
+
+    lam: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lam", check_lambda(self.lam))
+
+    @classmethod
+    def from_ratio(cls, ratio: float) -> Constant:
+        return cls(ratio_to_lambda(ratio))
+
+    def value(self, progress: float) -> float:
+        return self.lam
+
+
+@dataclass(frozen=True)
+class Linear(Coefficient):
+    """λ moving linearly from ``start`` (progress 0) to ``end`` (progress 1)."""
+
+    start: float
+    end: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", check_lambda(self.start))
+        object.__setattr__(self, "end", check_lambda(self.end))
+
+    @classmethod
+    def from_ratios(cls, start: float, end: float) -> Linear:
+        return cls(ratio_to_lambda(start), ratio_to_lambda(end))
+
+    def value(self, progress: float) -> float:
+        p = min(max(float(progress), 0.0), 1.0)
+        return self.start + (self.end - self.start) * p
+
+
+def as_coefficient(value: float | Coefficient) -> Coefficient:
+    """Accept a number (λ) or a :class:`Coefficient`."""
+    if isinstance(value, Coefficient):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RlimmError(f"teacher_coef must be a number (lambda) or a Coefficient, got {value!r}")
+    return Constant(float(value))

@@ -1,0 +1,1 @@
+"""The comparison runner: configs, single runs, the parallel resumable matrix, and reports."""

@@ -1,0 +1,194 @@
+"""Experiment configuration files: YAML validated by pydantic.
+
+Every key is checked when the file is loaded: unknown keys, wrong types and impossible values are
+refused with the key's dotted name and what is accepted (:class:`rlimm.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rlimm.coefficients import check_ratio
+from rlimm.errors import ConfigError, RlimmError
+
+ALGOS = ("reinforce",)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvConfig(_Strict):
+    """The environment to train on."""
+
+    id: str = "rlimm/ToroidalGrid-v0"
+    #: Keyword arguments of the environment's constructor.
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: Time limit of a training episode. REINFORCE on the continuing grid uses ``n_steps`` so each
+    #: update sees one fresh trajectory from a uniform start (the paper's protocol).
+    episode_steps: int | None = Field(default=None, gt=0)
+
+
+class RestrictionConfig(_Strict):
+    """What the restricted teacher sees: the names of the visible observation fields."""
+
+    visible: list[str] = Field(min_length=1)
+
+
+class TeacherConfig(_Strict):
+    """The restricted teacher, solved exactly for the training environment."""
+
+    solver: Literal["fib", "qmdp", "induced_optimal"] = "fib"
+    policy: Literal["argmax", "softmax"] = "argmax"
+    temperature: float = Field(default=1.0, gt=0)
+    discount: float = Field(default=0.9, ge=0, lt=1)
+
+
+class AlgoConfig(_Strict):
+    """The learning algorithm and its constructor keyword arguments."""
+
+    name: Literal["reinforce"] = "reinforce"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_kwargs(self) -> AlgoConfig:
+        from rlimm.experiments.runs import algo_class
+
+        params = inspect.signature(algo_class(self.name)).parameters
+        reserved = {
+            "policy",
+            "env",
+            "regularizer",
+            "teacher",
+            "restriction",
+            "teacher_coef",
+            "seed",
+        }
+        accepted = sorted(set(params) - reserved - {"self", "_init_setup_model"})
+        for key in self.kwargs:
+            if key not in accepted:
+                raise ValueError(
+                    f"unknown {self.name} argument '{key}'; accepted: {', '.join(accepted)}"
+                )
+        return self
+
+
+class EvalConfig(_Strict):
+    """The evaluation protocol: ``episodes`` rollouts of ``steps`` steps from the env's start
+    distribution; a run's score is the mean undiscounted return."""
+
+    episodes: int = Field(default=10, gt=0)
+    steps: int = Field(default=22, gt=0)
+    deterministic: bool = False
+
+
+class CompareConfig(_Strict):
+    """A comparison: every (method, budget, seed[, λ-ratio]) is one run."""
+
+    name: str
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    restriction: RestrictionConfig
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    algo: AlgoConfig = Field(default_factory=AlgoConfig)
+    methods: list[Literal["none", "naive", "imm"]] = Field(min_length=1)
+    #: Training budgets, in ``budget_unit``.
+    budgets: list[int] = Field(min_length=1)
+    #: ``updates`` (gradient updates; the paper's "epochs") or ``timesteps`` (environment steps).
+    budget_unit: Literal["updates", "timesteps"] = "updates"
+    #: Number of seeds; runs use seeds ``seed_offset … seed_offset + seeds - 1``.
+    seeds: int = Field(default=30, gt=0)
+    seed_offset: int = Field(default=0, ge=0)
+    #: λ as the ratio λ/(1+λ): one number, a list (a sweep), or ``paper_grid`` (the paper's rule
+    #: r = round(-0.0002·epochs + 0.1891, 1)).
+    lambda_ratio: float | list[float] | Literal["paper_grid"] = "paper_grid"
+    evaluation: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("methods", "budgets")
+    @classmethod
+    def _distinct(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError(f"entries must be distinct, got {value}")
+        return value
+
+    @field_validator("budgets")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(b <= 0 for b in value):
+            raise ValueError(f"budgets must be positive, got {value}")
+        return value
+
+    @field_validator("lambda_ratio")
+    @classmethod
+    def _ratios(cls, value: float | list[float] | str) -> float | list[float] | str:
+        values = value if isinstance(value, list) else [] if isinstance(value, str) else [value]
+        for v in values:
+            try:
+                check_ratio(v)
+            except RlimmError as err:
+                raise ValueError(str(err)) from None
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one ratio")
+        return value
+
+    def lambda_ratios(self) -> list[float] | None:
+        """The ratios to sweep, or ``None`` for the paper's data-size rule."""
+        if self.lambda_ratio == "paper_grid":
+            return None
+        return (
+            list(self.lambda_ratio) if isinstance(self.lambda_ratio, list) else [self.lambda_ratio]
+        )
+
+
+def _format_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in e and e["type"] not in ("extra_forbidden",):
+            msg = f"{msg} (got {e['input']!r})"
+        parts.append(f"'{loc}': {msg}")
+    return "; ".join(parts)
+
+
+def _accepted_keys(model: type[BaseModel]) -> str:
+    return ", ".join(model.model_fields)
+
+
+def parse_config(data: Any, source: str = "<config>") -> CompareConfig:
+    """Validate a mapping as a :class:`CompareConfig`, raising :class:`ConfigError`."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of keys "
+            f"({_accepted_keys(CompareConfig)}), got {type(data).__name__}"
+        )
+    try:
+        return CompareConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_format_error(err)}") from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
+    """Read, merge top-level ``overrides`` into, and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}"
+        ) from None
+    if isinstance(data, dict) and overrides:
+        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return parse_config(data, str(path))

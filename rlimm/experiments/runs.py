@@ -1,0 +1,154 @@
+"""One run of a comparison: build env, restriction and teacher from a config, train, evaluate."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import asdict, dataclass
+
+import gymnasium as gym
+import numpy as np
+
+import rlimm.envs  # noqa: F401  (registers the environments)
+from rlimm.agents.reinforce import REINFORCE
+from rlimm.agents.teachers import TabularTeacher, pomdp_teacher
+from rlimm.coefficients import paper_grid_ratio, ratio_to_lambda
+from rlimm.envs.restriction import FactoredRestriction
+from rlimm.errors import RlimmError
+from rlimm.experiments.config import CompareConfig, EnvConfig, TeacherConfig
+
+_ALGOS = {"reinforce": REINFORCE}
+
+
+def algo_class(name: str) -> type:
+    try:
+        return _ALGOS[name]
+    except KeyError:
+        raise RlimmError(f"unknown algorithm '{name}'; accepted: {', '.join(_ALGOS)}") from None
+
+
+def make_env(env_config: EnvConfig, episode_steps: int | None = None) -> gym.Env:
+    """The configured environment, with a time limit of ``episode_steps`` if given."""
+    try:
+        return gym.make(env_config.id, max_episode_steps=episode_steps, **env_config.kwargs)
+    except gym.error.Error as err:
+        raise RlimmError(f"cannot make environment '{env_config.id}': {err}") from None
+    except TypeError as err:
+        raise RlimmError(f"bad env.kwargs for '{env_config.id}': {err}") from None
+
+
+def make_restriction(config: CompareConfig, env: gym.Env) -> FactoredRestriction:
+    return FactoredRestriction.for_env(env, config.restriction.visible)
+
+
+@functools.lru_cache(maxsize=8)
+def _teacher_cached(env_json: str, visible: tuple[str, ...], teacher_json: str) -> TabularTeacher:
+    env = make_env(EnvConfig.model_validate_json(env_json))
+    t = TeacherConfig.model_validate_json(teacher_json)
+    restriction = FactoredRestriction.for_env(env, visible)
+    return pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount)
+
+
+def make_teacher(config: CompareConfig) -> TabularTeacher:
+    """The exact restricted teacher of the configured environment (solved once per process)."""
+    return _teacher_cached(
+        config.env.model_dump_json(),
+        tuple(config.restriction.visible),
+        config.teacher.model_dump_json(),
+    )
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the comparison matrix."""
+
+    method: str
+    budget: int
+    seed: int
+    lambda_ratio: float
+
+    def key(self) -> tuple[str, int, int, str]:
+        return (self.method, self.budget, self.seed, f"{self.lambda_ratio:.4f}")
+
+
+def lambda_ratio_for(
+    config: CompareConfig, method: str, updates: int, ratio: float | None
+) -> float:
+    """The λ-ratio of a run: 0 for ``none``, else the given ratio or the paper's rule."""
+    if method == "none":
+        return 0.0
+    return paper_grid_ratio(updates) if ratio is None else ratio
+
+
+def steps_per_update(config: CompareConfig) -> int:
+    return int(config.algo.kwargs.get("n_steps", 50))
+
+
+def updates_and_timesteps(config: CompareConfig, budget: int) -> tuple[int, int]:
+    per = steps_per_update(config)
+    if config.budget_unit == "updates":
+        return budget, budget * per
+    return max(budget // per, 1), budget
+
+
+def evaluate(
+    model, env: gym.Env, episodes: int, steps: int, seed: int, deterministic: bool
+) -> np.ndarray:  # noqa: ANN001
+    """Undiscounted return of each of ``episodes`` rollouts of at most ``steps`` steps."""
+    returns = np.zeros(episodes)
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed if ep == 0 else None)
+        for _ in range(steps):
+            action, _ = model.predict(obs, deterministic=deterministic)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            returns[ep] += float(reward)
+            if terminated or truncated:
+                break
+    return returns
+
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse the training seed's start states
+
+
+def run_one(config: CompareConfig, spec: RunSpec, tensorboard_log: str | None = None) -> dict:
+    """Train one agent and evaluate it; returns one row of ``results.csv``."""
+    start = time.perf_counter()
+    updates, timesteps = updates_and_timesteps(config, spec.budget)
+    episode_steps = config.env.episode_steps
+    env = make_env(config.env, episode_steps)
+    restriction = make_restriction(config, env)
+    teacher = make_teacher(config) if spec.method != "none" else None
+    model = algo_class(config.algo.name)(
+        "MlpPolicy",
+        env,
+        regularizer=spec.method,
+        teacher=teacher,
+        restriction=restriction,
+        teacher_coef=ratio_to_lambda(spec.lambda_ratio),
+        seed=spec.seed,
+        tensorboard_log=tensorboard_log,
+        **config.algo.kwargs,
+    )
+    model.learn(
+        timesteps, tb_log_name=f"{config.algo.name}_{spec.method}_b{spec.budget}_s{spec.seed}"
+    )
+    train_seconds = time.perf_counter() - start
+    ev = config.evaluation
+    returns = evaluate(
+        model,
+        make_env(config.env),
+        ev.episodes,
+        ev.steps,
+        spec.seed + EVAL_SEED_OFFSET,
+        ev.deterministic,
+    )
+    return {
+        **asdict(spec),
+        "algo": config.algo.name,
+        "teacher": f"{config.teacher.solver}-{config.teacher.policy}" if teacher else "",
+        "updates": updates,
+        "timesteps": timesteps,
+        "score": float(returns.mean()),
+        "score_std": float(returns.std()),
+        "train_seconds": round(train_seconds, 3),
+    }
