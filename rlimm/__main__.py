@@ -1,0 +1,5 @@
+import sys
+
+from rlimm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,136 @@
+"""Summaries of ``results.csv``: a Markdown table and a plot with 10th–90th percentile bands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+METHOD_ORDER = ["none", "naive", "imm"]
+METHOD_LABELS = {"none": "none (no teacher)", "naive": "naive (pointwise KL)", "imm": "IMM (induced KL)"}
+METHOD_COLORS = {"none": "tab:gray", "naive": "tab:orange", "imm": "tab:blue"}
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (budget, λ-ratio, method): runs, mean score, its standard error, 10th/90th percentiles."""
+    g = df.groupby(["budget", "lambda_ratio", "method"])["score"]
+    out = pd.DataFrame(
+        {
+            "runs": g.size(),
+            "mean": g.mean(),
+            "sem": g.std(ddof=1) / np.sqrt(g.size()),
+            "p10": g.quantile(0.1),
+            "p90": g.quantile(0.9),
+        }
+    ).reset_index()
+    out["method"] = pd.Categorical(out["method"], METHOD_ORDER + sorted(set(out["method"]) - set(METHOD_ORDER)))
+    return out.sort_values(["budget", "lambda_ratio", "method"]).reset_index(drop=True)
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    """Rows: budget and λ-ratio; one column per method: ``mean ± sem [p10, p90] (n)``."""
+    sweep = summary.loc[summary["method"] != "none", "lambda_ratio"].nunique() > 1
+    methods = [m for m in summary["method"].cat.categories if m in set(summary["method"])]
+    head = ["budget"] + (["λ ratio"] if sweep else []) + methods
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" for _ in head) + "|"]
+    none = summary[summary["method"] == "none"].set_index("budget")
+    keys = summary[summary["method"] != "none"][["budget", "lambda_ratio"]].drop_duplicates()
+    if keys.empty:
+        keys = summary[["budget", "lambda_ratio"]].drop_duplicates()
+    for budget, ratio in keys.itertuples(index=False):
+        cells = [str(budget)] + ([f"{ratio:.1f}"] if sweep else [])
+        for m in methods:
+            if m == "none":
+                row = none.loc[budget] if budget in none.index else None
+            else:
+                sel = summary[(summary.budget == budget) & (summary.lambda_ratio == ratio) & (summary.method == m)]
+                row = sel.iloc[0] if len(sel) else None
+            cells.append(_cell(row))
+        lines.append("| " + " | ".join(cells) + " |")
+    if not sweep:
+        ratios = summary[summary["method"] != "none"].groupby("budget")["lambda_ratio"].first()
+        if len(ratios):
+            lines.append("")
+            lines.append("λ ratio per budget: " + ", ".join(f"{b}: {r:.2f}" for b, r in ratios.items()))
+    return "\n".join(lines)
+
+
+def _cell(row: pd.Series | None) -> str:
+    if row is None:
+        return "–"
+    return f"{row['mean']:.2f} ± {row['sem']:.2f} [{row['p10']:.1f}, {row['p90']:.1f}] ({int(row['runs'])})"
+
+
+def plot(summary: pd.DataFrame, path: str | Path, title: str = "", budget_label: str = "budget") -> Path:
+    """Score against budget per method (or against λ-ratio per budget, for a sweep), with the
+    10th–90th percentile band of the per-run scores."""
+    sweep = summary.loc[summary["method"] != "none", "lambda_ratio"].nunique() > 1
+    budgets = sorted(summary["budget"].unique())
+    if sweep:
+        fig, axes = plt.subplots(1, len(budgets), figsize=(5 * len(budgets), 4), squeeze=False)
+        for ax, budget in zip(axes[0], budgets, strict=True):
+            sub = summary[summary.budget == budget]
+            for method in METHOD_ORDER:
+                m = sub[sub.method == method]
+                if m.empty:
+                    continue
+                if method == "none":
+                    row = m.iloc[0]
+                    ax.axhline(row["mean"], color=METHOD_COLORS[method], label=METHOD_LABELS[method])
+                    ax.axhspan(row["p10"], row["p90"], color=METHOD_COLORS[method], alpha=0.12)
+                    continue
+                _line(ax, m["lambda_ratio"], m, method)
+            ax.set_title(f"{budget_label} = {budget}")
+            ax.set_xlabel("λ ratio  λ/(1+λ)")
+            ax.set_ylabel("score (mean undiscounted return)")
+            ax.grid(alpha=0.3)
+        axes[0][0].legend(loc="lower left", fontsize=8)
+    else:
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        for method in METHOD_ORDER:
+            m = summary[summary.method == method].sort_values("budget")
+            if not m.empty:
+                _line(ax, m["budget"], m, method)
+        ax.set_xlabel(budget_label)
+        ax.set_ylabel("score (mean undiscounted return)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=9)
+    if title:
+        fig.suptitle(title + "\nmean over seeds, band = 10th–90th percentile of per-run scores", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _line(ax: plt.Axes, x: pd.Series, rows: pd.DataFrame, method: str) -> None:
+    color = METHOD_COLORS.get(method)
+    ax.plot(x, rows["mean"], marker="o", color=color, label=METHOD_LABELS.get(method, method))
+    ax.fill_between(x, rows["p10"], rows["p90"], color=color, alpha=0.15)
+
+
+def write_report(results: str | Path, title: str = "", budget_label: str = "budget") -> tuple[Path, Path, str]:
+    """Write ``summary.md`` and ``plot.png`` next to ``results.csv``; return their paths and the table."""
+    results = Path(results)
+    summary = summarize(load_results(results))
+    table = markdown_table(summary)
+    md = results.with_name("summary.md")
+    md.write_text(
+        (f"# {title}\n\n" if title else "")
+        + "Score = mean undiscounted return of the evaluation rollouts of a run; cells: mean over seeds "
+        "± standard error [10th, 90th percentile of per-run scores] (runs).\n\n"
+        + table
+        + "\n"
+    )
+    png = plot(summary, results.with_name("plot.png"), title, budget_label)
+    return md, png, table

@@ -1,0 +1,192 @@
+"""The comparison matrix: expand, run in worker processes, write results as they finish, resume.
+
+``results.csv`` gets one complete line per finished run, written (and flushed) by the parent process
+as soon as a worker returns it, so an interrupted comparison loses no finished run; rerunning the
+same command skips every run already in the file and drops a torn last line, if any.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing as mp
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rlimm.errors import RlimmError
+from rlimm.experiments.config import CompareConfig
+from rlimm.experiments.runs import (
+    RunSpec,
+    algo_class,
+    lambda_ratio_for,
+    make_env,
+    make_restriction,
+    make_teacher,
+    run_one,
+    updates_and_timesteps,
+)
+
+COLUMNS = [
+    "method",
+    "algo",
+    "budget",
+    "seed",
+    "lambda_ratio",
+    "score",
+    "score_std",
+    "teacher",
+    "updates",
+    "timesteps",
+    "train_seconds",
+]
+# The parts of a config that define what a result means; a results folder is tied to them.
+IDENTITY_KEYS = ("env", "restriction", "teacher", "algo", "budget_unit", "evaluation")
+
+
+def expand(config: CompareConfig) -> list[RunSpec]:
+    """Every run of the comparison; ``none`` runs once per (budget, seed) whatever the λ sweep."""
+    ratios = config.lambda_ratios()
+    specs: dict[tuple, RunSpec] = {}
+    for budget in config.budgets:
+        updates, _ = updates_and_timesteps(config, budget)
+        for method in config.methods:
+            for ratio in ratios or [None]:
+                r = lambda_ratio_for(config, method, updates, ratio)
+                for seed in range(config.seed_offset, config.seed_offset + config.seeds):
+                    spec = RunSpec(method, budget, seed, r)
+                    specs.setdefault(spec.key(), spec)
+    return list(specs.values())
+
+
+def preflight(config: CompareConfig) -> None:
+    """Build everything a run needs once, so bad input fails before anything is written."""
+    env = make_env(config.env, config.env.episode_steps)
+    restriction = make_restriction(config, env)
+    teacher = make_teacher(config) if set(config.methods) - {"none"} else None
+    algo_class(config.algo.name)(
+        "MlpPolicy",
+        env,
+        regularizer="imm" if teacher else "none",
+        teacher=teacher,
+        restriction=restriction,
+        teacher_coef=0.0,
+        **config.algo.kwargs,
+    )
+    expand(config)
+
+
+def read_results(path: Path) -> tuple[list[dict], bool]:
+    """Complete rows of a results file, and whether anything torn had to be dropped."""
+    if not path.exists():
+        return [], False
+    rows, torn = [], False
+    with path.open(newline="") as f:
+        lines = f.read().splitlines()
+    if not lines:
+        return [], False
+    header = next(csv.reader([lines[0]]))
+    if header != COLUMNS:
+        raise RlimmError(f"{path} has columns {header}, expected {COLUMNS}; use another --out")
+    for row in csv.reader(lines[1:]):
+        try:
+            rec = dict(zip(COLUMNS, row, strict=True))
+            float(rec["score"])
+            float(rec["train_seconds"])
+        except (ValueError, KeyError):
+            torn = True
+            continue
+        rows.append(rec)
+    return rows, torn
+
+
+def _row_key(row: dict) -> tuple:
+    return (row["method"], int(row["budget"]), int(row["seed"]), f"{float(row['lambda_ratio']):.4f}")
+
+
+def _check_identity(out: Path, config: CompareConfig) -> None:
+    stamp = out / "config.json"
+    identity = json.loads(config.model_dump_json(include=set(IDENTITY_KEYS)))
+    if stamp.exists():
+        saved = json.loads(stamp.read_text())
+        if saved != identity:
+            changed = sorted(k for k in IDENTITY_KEYS if saved.get(k) != identity.get(k))
+            raise RlimmError(
+                f"{out} holds results of a different experiment (differs in: {', '.join(changed)}); "
+                "use another --out"
+            )
+    else:
+        stamp.write_text(json.dumps(identity, indent=2) + "\n")
+
+
+def _init_worker() -> None:
+    import torch
+
+    # Each worker runs tiny networks: one thread each beats oversubscribing the cores.
+    torch.set_num_threads(1)
+
+
+def _work(args: tuple[str, RunSpec, str | None]) -> dict:
+    config_json, spec, tb = args
+    return run_one(CompareConfig.model_validate_json(config_json), spec, tb)
+
+
+def _results(
+    config: CompareConfig, todo: list[RunSpec], jobs: int, tb: str | None
+) -> Iterator[dict]:
+    payload = [(config.model_dump_json(), spec, tb) for spec in todo]
+    if jobs == 1:
+        _init_worker()
+        yield from map(_work, payload)
+        return
+    ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
+    with ctx.Pool(jobs, initializer=_init_worker) as pool:
+        yield from pool.imap_unordered(_work, payload)
+
+
+def run_matrix(
+    config: CompareConfig,
+    out: str | Path,
+    jobs: int | None = None,
+    progress: bool = True,
+    tensorboard: bool = False,
+) -> Path:
+    """Run (or finish) a comparison into ``out``; returns the path of ``results.csv``."""
+    jobs = jobs if jobs is not None else os.cpu_count() or 1
+    if jobs < 1:
+        raise RlimmError(f"--jobs must be at least 1, got {jobs}")
+    preflight(config)
+    out = Path(out)
+    results = out / "results.csv"
+    if out.exists() and not out.is_dir():
+        raise RlimmError(f"--out {out} exists and is not a folder")
+    done, torn = read_results(results)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_identity(out, config)
+    if torn or not results.exists():
+        _write_rows(results, done, mode="w")
+    finished = {_row_key(r) for r in done}
+    todo = [s for s in expand(config) if s.key() not in finished]
+    # Longest runs first: better balance across workers.
+    todo.sort(key=lambda s: -s.budget)
+    tb = str(out / "tensorboard") if tensorboard else None
+    bar = tqdm(total=len(todo), desc=config.name, unit="run", disable=not progress)
+    with results.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        for row in _results(config, todo, jobs, tb):
+            writer.writerow({k: row[k] for k in COLUMNS})
+            f.flush()
+            bar.update()
+    bar.close()
+    return results
+
+
+def _write_rows(path: Path, rows: Iterable[dict], mode: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open(mode, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up the environment and run the whole test suite (a few minutes on 2 CPU cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export RLIMM_DATA_DIR="${RLIMM_DATA_DIR:-$(cd .. && pwd)/shared/data}"
+.venv/bin/python -m pytest -q "$@"

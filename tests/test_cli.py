@@ -1,0 +1,131 @@
+"""`rlimm compare` end to end through the real entry point: outputs, resume, and bad input."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlimm.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "configs" / "grid_quick.yaml"
+TINY = ["--seeds", "2", "--budgets", "2", "3", "--jobs", "1", "--no-progress"]
+
+
+def rlimm(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "rlimm", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        timeout=300,
+    )
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_compare_writes_results_table_and_plot_and_resumes(tmp_path):
+    out = tmp_path / "cmp"
+    res = rlimm("compare", QUICK, "--out", out, *TINY)
+    assert res.returncode == 0, res.stderr
+    first = rows(out / "results.csv")
+    # 3 methods × 2 budgets × 2 seeds, λ by the paper's rule (0.2 at these budgets), none at 0.
+    assert len(first) == 12
+    assert {r["method"] for r in first} == {"none", "naive", "imm"}
+    assert {float(r["lambda_ratio"]) for r in first if r["method"] != "none"} == {0.2}
+    assert {float(r["lambda_ratio"]) for r in first if r["method"] == "none"} == {0.0}
+    for col in ["method", "algo", "budget", "seed", "lambda_ratio", "score"]:
+        assert col in first[0]
+    assert (out / "summary.md").read_text().count("|") > 10
+    assert (out / "plot.png").stat().st_size > 10_000
+    assert "| budget | none | naive | imm |" in res.stdout
+
+    # Interrupted run: the last row is lost and a torn line is left behind.
+    lines = (out / "results.csv").read_text().splitlines()
+    (out / "results.csv").write_text("\n".join(lines[:-3]) + "\n" + lines[-3][:15])
+    res = rlimm("compare", QUICK, "--out", out, *TINY)
+    assert res.returncode == 0, res.stderr
+    resumed = rows(out / "results.csv")
+    key = lambda r: (r["method"], r["budget"], r["seed"], r["lambda_ratio"])  # noqa: E731
+    assert sorted(map(key, resumed)) == sorted(map(key, first))
+    # Finished runs are kept as they were, and rerun ones reproduce exactly (same seed).
+    score = {key(r): r["score"] for r in first}
+    assert all(score[key(r)] == r["score"] for r in resumed)
+
+    # Nothing left to do: the file does not change.
+    before = (out / "results.csv").read_text()
+    assert rlimm("compare", QUICK, "--out", out, *TINY).returncode == 0
+    assert (out / "results.csv").read_text() == before
+
+
+def write_config(tmp_path, **changes):
+    data = yaml.safe_load(QUICK.read_text())
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda t: [t / "missing.yaml"], "config file not found"),
+        (lambda t: [_write(t, "name: [unclosed\n")], "malformed YAML"),
+        (lambda t: [write_config(t, colour="blue")], "'colour': unknown key"),
+        (lambda t: [write_config(t, **{"algo.kwargs": {"n_step": 50}})], "unknown reinforce argument 'n_step'"),
+        (lambda t: [write_config(t, methods=["none", "kd"])], "'methods.1'"),
+        (lambda t: [write_config(t, **{"algo.name": "sac"})], "'algo.name'"),
+        (lambda t: [write_config(t, **{"env.id": "NoSuchEnv-v9"})], "NoSuchEnv-v9"),
+        (lambda t: [write_config(t, **{"restriction.visible": ["z"]})], "'z'"),
+        (lambda t: [write_config(t, lambda_ratio=1.0)], "lambda ratio must lie in [0, 1)"),
+        (lambda t: [QUICK, "--lambda-ratios", "-0.1"], "lambda ratio must lie in [0, 1)"),
+        (lambda t: [QUICK, "--jobs", "0"], "--jobs must be at least 1"),
+        (lambda t: [write_config(t, budgets=[0])], "'budgets'"),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, make_args, message):
+    # In-process through the CLI's main(); the real entry point is exercised below and above.
+    out = tmp_path / "out"
+    code = main(["compare", *map(str, make_args(tmp_path)), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("rlimm: error:"), err
+    assert message in err[0]
+    assert not out.exists()
+
+
+def test_bad_input_through_the_console_script(tmp_path):
+    out = tmp_path / "out"
+    res = rlimm("compare", write_config(tmp_path, methods=["none", "kd"]), "--out", out)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "rlimm: error:" in res.stderr and "kd" in res.stderr
+    assert not out.exists()
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_results_folder_of_another_experiment_is_refused(tmp_path):
+    out = tmp_path / "cmp"
+    assert rlimm("compare", QUICK, "--out", out, "--seeds", "1", "--budgets", "1", "--methods", "none",
+                 "--jobs", "1", "--no-progress").returncode == 0
+    other = write_config(tmp_path, **{"teacher.solver": "qmdp"})
+    res = rlimm("compare", other, "--out", out, "--seeds", "1", "--budgets", "1", "--jobs", "1", "--no-progress")
+    assert res.returncode == 2
+    assert "different experiment" in res.stderr and "teacher" in res.stderr
