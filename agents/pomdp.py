@@ -33,6 +33,8 @@ class TabularPOMDP:
             raise RlimmError(f"rewards must be (S, A) = {(n_states, n_actions)}, got {r.shape}")
         if o.ndim != 3 or o.shape[:2] != (n_actions, n_states):
             raise RlimmError(f"observations must be (A, S, O), got {o.shape}")
+        if (t < 0).any() or (o < 0).any():
+            raise RlimmError("transition and observation probabilities must be non-negative")
         if not np.allclose(t.sum(-1), 1.0) or not np.allclose(o.sum(-1), 1.0):
             raise RlimmError("transition and observation rows must each sum to one")
         if not (0.0 <= self.discount < 1.0):

@@ -133,9 +133,7 @@ class TeacherRegularizer:
             loss = lam * imm
         elif use_naive:
             loss = lam * naive
-        return RegularizerOutput(
-            loss, lam, float("nan") if imm is None else imm.item(), naive.item()
-        )
+        return RegularizerOutput(loss, lam, float("nan") if imm is None else imm.item(), naive.item())
 
     def _imm_kl(
         self, policy: torch.nn.Module, contexts: torch.Tensor, teacher_probs: torch.Tensor

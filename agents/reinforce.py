@@ -35,9 +35,7 @@ class ActorOnlyPolicy(ActorCriticPolicy):
     reward-to-go as the advantage, and time-limit bootstrapping adds nothing.
     """
 
-    def forward(
-        self, obs: th.Tensor, deterministic: bool = False
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         if not isinstance(self.action_space, spaces.Discrete):
             distribution = self.get_distribution(obs)
             actions = distribution.get_actions(deterministic=deterministic)

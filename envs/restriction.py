@@ -39,7 +39,7 @@ class PartitionRestriction:
         if context_of.ndim != 1 or not np.issubdtype(context_of.dtype, np.integer):
             raise RlimmError("context_of must be a 1-D integer array, one context per observation")
         n_contexts = int(context_of.max()) + 1
-        counts = np.bincount(context_of, minlength=n_contexts)
+        counts = np.bincount(context_of.clip(min=0), minlength=n_contexts)
         if context_of.min() < 0 or (counts == 0).any():
             raise RlimmError(f"contexts must be 0..{n_contexts - 1} and each must occur")
         weights = np.ones(len(context_of)) if belief is None else np.asarray(belief, float)
@@ -87,9 +87,7 @@ class PartitionRestriction:
     def check_space(self, observation_space: gym.Space) -> None:
         """Raise unless ``observation_space`` is the ``Discrete(S)`` this restriction partitions."""
         if not isinstance(observation_space, spaces.Discrete):
-            raise RlimmError(
-                f"this restriction needs a Discrete observation space, got {observation_space}"
-            )
+            raise RlimmError(f"this restriction needs a Discrete observation space, got {observation_space}")
         if int(observation_space.n) != self.n_observations:
             raise RlimmError(
                 f"restriction covers {self.n_observations} observations but the environment has "
@@ -124,9 +122,7 @@ class FactoredRestriction(PartitionRestriction):
         sizes = [int(factors[n]) for n in names]
         coords = np.unravel_index(np.arange(int(np.prod(sizes))), sizes)
         vis_idx = [names.index(v) for v in visible]
-        context_of = np.ravel_multi_index(
-            tuple(coords[i] for i in vis_idx), [sizes[i] for i in vis_idx]
-        )
+        context_of = np.ravel_multi_index(tuple(coords[i] for i in vis_idx), [sizes[i] for i in vis_idx])
         super().__init__(context_of.astype(np.int64))
         self.factors = dict(factors)
         self.visible_fields = visible
@@ -147,6 +143,4 @@ class FactoredRestriction(PartitionRestriction):
 
     def describe(self) -> str:
         hidden = [n for n in self.factors if n not in self.visible_fields]
-        return (
-            f"visible {'+'.join(self.visible_fields)}, hidden {'+'.join(hidden)} (uniform belief)"
-        )
+        return f"visible {'+'.join(self.visible_fields)}, hidden {'+'.join(hidden)} (uniform belief)"

@@ -90,9 +90,7 @@ class ToroidalGridEnv(gym.Env):
             return None
         rows = []
         for y in range(self.height):
-            rows.append(
-                " ".join("A" if (y, x) == (self._y, self._x) else "." for x in range(self.width))
-            )
+            rows.append(" ".join("A" if (y, x) == (self._y, self._x) else "." for x in range(self.width)))
         return "\n".join(rows)
 
     def tabular_model(self) -> tuple[np.ndarray, np.ndarray]:

@@ -50,8 +50,9 @@ def _compare(args: argparse.Namespace) -> int:
         "lambda_ratio": args.lambda_ratios,
     }
     config = load_config(args.config, overrides)
-    results = run_matrix(config, args.out, args.jobs, progress=not args.no_progress,
-                         tensorboard=args.tensorboard)
+    results = run_matrix(
+        config, args.out, args.jobs, progress=not args.no_progress, tensorboard=args.tensorboard
+    )
     md, png, table = write_report(results, config.name, config.budget_unit)
     print(table)
     print(f"\nwrote {results}, {md}, {png}")
@@ -76,8 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rlimm: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("rlimm: interrupted; finished runs are saved, rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            "rlimm: interrupted; finished runs are saved, rerun the same command to resume", file=sys.stderr
+        )
         return 130
 
 

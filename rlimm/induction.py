@@ -25,16 +25,13 @@ def induced_log_probs(logits: torch.Tensor, belief: torch.Tensor | None = None) 
     :return: ``log Q̄(y | x̄)`` of shape ``(batch, n_classes)``.
     """
     if logits.dim() != 3:
-        raise ValueError(
-            f"logits must be (batch, n_hidden, n_classes), got shape {tuple(logits.shape)}"
-        )
+        raise ValueError(f"logits must be (batch, n_hidden, n_classes), got shape {tuple(logits.shape)}")
     log_q = torch.log_softmax(logits, dim=-1)
     if belief is None:
         return torch.logsumexp(log_q, dim=1) - math.log(logits.shape[1])
     if belief.shape != logits.shape[:2]:
         raise ValueError(
-            f"belief must have shape {tuple(logits.shape[:2])} (batch, n_hidden), "
-            f"got {tuple(belief.shape)}"
+            f"belief must have shape {tuple(logits.shape[:2])} (batch, n_hidden), got {tuple(belief.shape)}"
         )
     # log(0) = -inf is fine here: logsumexp ignores hidden values the belief rules out.
     return torch.logsumexp(log_q + torch.log(belief).unsqueeze(-1), dim=1)
@@ -42,6 +39,16 @@ def induced_log_probs(logits: torch.Tensor, belief: torch.Tensor | None = None) 
 
 def induced_probs(probs: torch.Tensor, belief: torch.Tensor | None = None) -> torch.Tensor:
     """The induced model from full-model probabilities ``(batch, n_hidden, n_classes)``."""
+    _check_shapes(probs, belief, "probs")
     if belief is None:
         return probs.mean(dim=1)
     return torch.einsum("bh,bhc->bc", belief, probs)
+
+
+def _check_shapes(values: torch.Tensor, belief: torch.Tensor | None, name: str) -> None:
+    if values.dim() != 3:
+        raise ValueError(f"{name} must be (batch, n_hidden, n_classes), got shape {tuple(values.shape)}")
+    if belief is not None and belief.shape != values.shape[:2]:
+        raise ValueError(
+            f"belief must have shape {tuple(values.shape[:2])} (batch, n_hidden), got {tuple(belief.shape)}"
+        )

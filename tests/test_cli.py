@@ -85,7 +85,10 @@ def write_config(tmp_path, **changes):
         (lambda t: [t / "missing.yaml"], "config file not found"),
         (lambda t: [_write(t, "name: [unclosed\n")], "malformed YAML"),
         (lambda t: [write_config(t, colour="blue")], "'colour': unknown key"),
-        (lambda t: [write_config(t, **{"algo.kwargs": {"n_step": 50}})], "unknown reinforce argument 'n_step'"),
+        (
+            lambda t: [write_config(t, **{"algo.kwargs": {"n_step": 50}})],
+            "unknown reinforce argument 'n_step'",
+        ),
         (lambda t: [write_config(t, methods=["none", "kd"])], "'methods.1'"),
         (lambda t: [write_config(t, **{"algo.name": "sac"})], "'algo.name'"),
         (lambda t: [write_config(t, **{"env.id": "NoSuchEnv-v9"})], "NoSuchEnv-v9"),
@@ -123,9 +126,27 @@ def _write(tmp_path, text):
 
 def test_results_folder_of_another_experiment_is_refused(tmp_path):
     out = tmp_path / "cmp"
-    assert rlimm("compare", QUICK, "--out", out, "--seeds", "1", "--budgets", "1", "--methods", "none",
-                 "--jobs", "1", "--no-progress").returncode == 0
+    assert (
+        rlimm(
+            "compare",
+            QUICK,
+            "--out",
+            out,
+            "--seeds",
+            "1",
+            "--budgets",
+            "1",
+            "--methods",
+            "none",
+            "--jobs",
+            "1",
+            "--no-progress",
+        ).returncode
+        == 0
+    )
     other = write_config(tmp_path, **{"teacher.solver": "qmdp"})
-    res = rlimm("compare", other, "--out", out, "--seeds", "1", "--budgets", "1", "--jobs", "1", "--no-progress")
+    res = rlimm(
+        "compare", other, "--out", out, "--seeds", "1", "--budgets", "1", "--jobs", "1", "--no-progress"
+    )
     assert res.returncode == 2
     assert "different experiment" in res.stderr and "teacher" in res.stderr

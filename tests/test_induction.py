@@ -107,10 +107,6 @@ def test_belief_of_wrong_shape_raises(belief_shape):
         induced_log_probs(torch.zeros(2, 3, 4), torch.full(belief_shape, 0.5))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: induced_probs does not validate shapes (einsum RuntimeError / silent 2-D)",
-)
 def test_induced_probs_shape_errors_raise_value_error():
     with pytest.raises(ValueError):
         induced_probs(torch.full((2, 3, 2), 0.5), torch.full((2, 2), 0.5))

@@ -70,6 +70,13 @@ def test_transition_rows_not_summing_to_one_raise():
         TabularPOMDP(t, r, o, 0.9)
 
 
+def test_negative_probabilities_raise_even_if_rows_sum_to_one():
+    t, r, o = _valid_arrays()
+    t[0, 0] = [1.5, -0.5, 0.0]
+    with pytest.raises(RlimmError, match="non-negative"):
+        TabularPOMDP(t, r, o, 0.9)
+
+
 def test_observation_rows_not_summing_to_one_raise():
     t, r, o = _valid_arrays()
     o[0, 1] = [0.7, 0.7]

@@ -4,12 +4,12 @@ save/load with a teacher, and refusal of mismatched teachers."""
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
-from stable_baselines3.common.save_util import load_from_zip_file
-
 import rlimm.envs as E
+import torch
 from rlimm.agents.reinforce import REINFORCE
 from rlimm.agents.teachers import TabularTeacher, pomdp_teacher
+from stable_baselines3.common.save_util import load_from_zip_file
+
 from rlimm.coefficients import Linear
 from rlimm.errors import RlimmError
 
@@ -103,7 +103,9 @@ def test_imm_term_is_exact_induction_with_one_batched_forward(setting):
     assert out.imm_kl == pytest.approx(kl, rel=1e-5)
     assert out.loss.item() == pytest.approx(kl, rel=1e-5)
     # The naive diagnostic is the pointwise KL at the visited states.
-    naive = np.where(p > 0, p * (np.log(np.where(p > 0, p, 1)) - np.log(all_probs[obs.numpy().astype(int).ravel()])), 0)
+    naive = np.where(
+        p > 0, p * (np.log(np.where(p > 0, p, 1)) - np.log(all_probs[obs.numpy().astype(int).ravel()])), 0
+    )
     assert out.naive_kl == pytest.approx(naive.sum(1).mean(), rel=1e-5)
 
 
@@ -168,3 +170,25 @@ def test_bad_arguments(setting, kwargs, match):
     env, restriction, _ = setting
     with pytest.raises(RlimmError, match=match):
         REINFORCE("MlpPolicy", env, restriction=restriction, **kwargs)
+
+
+def test_tensorboard_gets_the_documented_keys(setting, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model = make(setting, "imm", coef=0.5, tensorboard_log=str(tmp_path))
+    model.learn(200, tb_log_name="reinforce_imm")  # train/ values appear one dump later (SB3's lag)
+    (run,) = tmp_path.iterdir()
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    keys = set(acc.Tags()["scalars"])
+    for key in [
+        "train/policy_gradient_loss",
+        "train/regularizer_loss",
+        "train/lambda",
+        "train/imm_kl",
+        "train/naive_kl",
+        "train/loss",
+        "rollout/ep_rew_mean",
+    ]:
+        assert key in keys, sorted(keys)
+    assert acc.Scalars("train/lambda")[-1].value == pytest.approx(0.5)

@@ -123,11 +123,6 @@ def test_partition_validation(context_of, belief):
         PartitionRestriction(context_of, belief)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: a negative context reaches np.bincount first and raises numpy's own "
-    "ValueError ('list' argument must have no negative elements) instead of RlimmError",
-)
 def test_negative_context_raises_rlimm_error():
     with pytest.raises(RlimmError, match="contexts must be"):
         PartitionRestriction(np.array([-1, 0, 1]))

@@ -72,9 +72,7 @@ class AlgoConfig(_Strict):
         accepted = sorted(set(params) - reserved - {"self", "_init_setup_model"})
         for key in self.kwargs:
             if key not in accepted:
-                raise ValueError(
-                    f"unknown {self.name} argument '{key}'; accepted: {', '.join(accepted)}"
-                )
+                raise ValueError(f"unknown {self.name} argument '{key}'; accepted: {', '.join(accepted)}")
         return self
 
 
@@ -139,9 +137,7 @@ class CompareConfig(_Strict):
         """The ratios to sweep, or ``None`` for the paper's data-size rule."""
         if self.lambda_ratio == "paper_grid":
             return None
-        return (
-            list(self.lambda_ratio) if isinstance(self.lambda_ratio, list) else [self.lambda_ratio]
-        )
+        return list(self.lambda_ratio) if isinstance(self.lambda_ratio, list) else [self.lambda_ratio]
 
 
 def _format_error(err: ValidationError) -> str:
@@ -186,9 +182,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(
-            f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}"
-        ) from None
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}") from None
     if isinstance(data, dict) and overrides:
         data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
     return parse_config(data, str(path))

@@ -32,13 +32,21 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             "p90": g.quantile(0.9),
         }
     ).reset_index()
-    out["method"] = pd.Categorical(out["method"], METHOD_ORDER + sorted(set(out["method"]) - set(METHOD_ORDER)))
+    out["method"] = pd.Categorical(
+        out["method"], METHOD_ORDER + sorted(set(out["method"]) - set(METHOD_ORDER))
+    )
     return out.sort_values(["budget", "lambda_ratio", "method"]).reset_index(drop=True)
+
+
+def is_sweep(summary: pd.DataFrame) -> bool:
+    """Whether some budget was run at several λ-ratios (a sweep), not one ratio per budget."""
+    reg = summary[summary["method"] != "none"]
+    return bool(len(reg)) and bool((reg.groupby("budget")["lambda_ratio"].nunique() > 1).any())
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
     """Rows: budget and λ-ratio; one column per method: ``mean ± sem [p10, p90] (n)``."""
-    sweep = summary.loc[summary["method"] != "none", "lambda_ratio"].nunique() > 1
+    sweep = is_sweep(summary)
     methods = [m for m in summary["method"].cat.categories if m in set(summary["method"])]
     head = ["budget"] + (["λ ratio"] if sweep else []) + methods
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" for _ in head) + "|"]
@@ -52,7 +60,9 @@ def markdown_table(summary: pd.DataFrame) -> str:
             if m == "none":
                 row = none.loc[budget] if budget in none.index else None
             else:
-                sel = summary[(summary.budget == budget) & (summary.lambda_ratio == ratio) & (summary.method == m)]
+                sel = summary[
+                    (summary.budget == budget) & (summary.lambda_ratio == ratio) & (summary.method == m)
+                ]
                 row = sel.iloc[0] if len(sel) else None
             cells.append(_cell(row))
         lines.append("| " + " | ".join(cells) + " |")
@@ -73,7 +83,7 @@ def _cell(row: pd.Series | None) -> str:
 def plot(summary: pd.DataFrame, path: str | Path, title: str = "", budget_label: str = "budget") -> Path:
     """Score against budget per method (or against λ-ratio per budget, for a sweep), with the
     10th–90th percentile band of the per-run scores."""
-    sweep = summary.loc[summary["method"] != "none", "lambda_ratio"].nunique() > 1
+    sweep = is_sweep(summary)
     budgets = sorted(summary["budget"].unique())
     if sweep:
         fig, axes = plt.subplots(1, len(budgets), figsize=(5 * len(budgets), 4), squeeze=False)
@@ -119,7 +129,9 @@ def _line(ax: plt.Axes, x: pd.Series, rows: pd.DataFrame, method: str) -> None:
     ax.fill_between(x, rows["p10"], rows["p90"], color=color, alpha=0.15)
 
 
-def write_report(results: str | Path, title: str = "", budget_label: str = "budget") -> tuple[Path, Path, str]:
+def write_report(
+    results: str | Path, title: str = "", budget_label: str = "budget"
+) -> tuple[Path, Path, str]:
     """Write ``summary.md`` and ``plot.png`` next to ``results.csv``; return their paths and the table."""
     results = Path(results)
     summary = summarize(load_results(results))
@@ -128,9 +140,7 @@ def write_report(results: str | Path, title: str = "", budget_label: str = "budg
     md.write_text(
         (f"# {title}\n\n" if title else "")
         + "Score = mean undiscounted return of the evaluation rollouts of a run; cells: mean over seeds "
-        "± standard error [10th, 90th percentile of per-run scores] (runs).\n\n"
-        + table
-        + "\n"
+        "± standard error [10th, 90th percentile of per-run scores] (runs).\n\n" + table + "\n"
     )
     png = plot(summary, results.with_name("plot.png"), title, budget_label)
     return md, png, table

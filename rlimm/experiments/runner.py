@@ -133,9 +133,7 @@ def _work(args: tuple[str, RunSpec, str | None]) -> dict:
     return run_one(CompareConfig.model_validate_json(config_json), spec, tb)
 
 
-def _results(
-    config: CompareConfig, todo: list[RunSpec], jobs: int, tb: str | None
-) -> Iterator[dict]:
+def _results(config: CompareConfig, todo: list[RunSpec], jobs: int, tb: str | None) -> Iterator[dict]:
     payload = [(config.model_dump_json(), spec, tb) for spec in todo]
     if jobs == 1:
         _init_worker()

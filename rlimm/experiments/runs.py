@@ -71,9 +71,7 @@ class RunSpec:
         return (self.method, self.budget, self.seed, f"{self.lambda_ratio:.4f}")
 
 
-def lambda_ratio_for(
-    config: CompareConfig, method: str, updates: int, ratio: float | None
-) -> float:
+def lambda_ratio_for(config: CompareConfig, method: str, updates: int, ratio: float | None) -> float:
     """The λ-ratio of a run: 0 for ``none``, else the given ratio or the paper's rule."""
     if method == "none":
         return 0.0
@@ -91,9 +89,7 @@ def updates_and_timesteps(config: CompareConfig, budget: int) -> tuple[int, int]
     return max(budget // per, 1), budget
 
 
-def evaluate(
-    model, env: gym.Env, episodes: int, steps: int, seed: int, deterministic: bool
-) -> np.ndarray:  # noqa: ANN001
+def evaluate(model, env: gym.Env, episodes: int, steps: int, seed: int, deterministic: bool) -> np.ndarray:  # noqa: ANN001
     """Undiscounted return of each of ``episodes`` rollouts of at most ``steps`` steps."""
     returns = np.zeros(episodes)
     for ep in range(episodes):
@@ -129,9 +125,7 @@ def run_one(config: CompareConfig, spec: RunSpec, tensorboard_log: str | None = 
         tensorboard_log=tensorboard_log,
         **config.algo.kwargs,
     )
-    model.learn(
-        timesteps, tb_log_name=f"{config.algo.name}_{spec.method}_b{spec.budget}_s{spec.seed}"
-    )
+    model.learn(timesteps, tb_log_name=f"{config.algo.name}_{spec.method}_b{spec.budget}_s{spec.seed}")
     train_seconds = time.perf_counter() - start
     ev = config.evaluation
     returns = evaluate(
