@@ -6,9 +6,9 @@ current policy, weights each log-probability by the discounted reward-to-go *wit
 (no baseline, no bootstrap where the rollout is cut), and takes one optimiser step on
 ``-(log π(a|s) · G_t).mean() + λ · regulariser``.
 
-To reproduce the paper exactly, wrap the continuing grid in a time limit equal to ``n_steps`` so each
-update uses one fresh trajectory from a uniform start (:func:`rlimm.experiments.grid.make_train_env`
-does this).
+To reproduce the paper exactly, wrap the continuing grid in a time limit equal to ``n_steps``
+(``gym.make(id, max_episode_steps=50)``; the configs' ``env.episode_steps``) so that each update uses
+one fresh trajectory from a uniform start.
 """
 
 from __future__ import annotations

@@ -129,18 +129,70 @@ def _line(ax: plt.Axes, x: pd.Series, rows: pd.DataFrame, method: str) -> None:
     ax.fill_between(x, rows["p10"], rows["p90"], color=color, alpha=0.15)
 
 
+PAIRS = (("imm", "none"), ("naive", "none"), ("imm", "naive"))
+
+
+def paired_differences(df: pd.DataFrame) -> pd.DataFrame:
+    """Per budget and λ-ratio, for each pair (a, b) in :data:`PAIRS`: the mean over seeds of
+    ``score(a) − score(b)`` for runs with the same seed (same initial network and first rollout), and
+    a 95% interval (± 1.96 standard errors of the paired differences)."""
+    rows = []
+    for a, b in PAIRS:
+        runs_a = df[df.method == a]
+        for (budget, ratio), g in runs_a.groupby(["budget", "lambda_ratio"]):
+            other = df[(df.method == b) & (df.budget == budget)]
+            if b != "none":
+                other = other[other.lambda_ratio == ratio]
+            merged = g.merge(other, on="seed", suffixes=("_a", "_b"))
+            if len(merged) < 2:
+                continue
+            diff = (merged["score_a"] - merged["score_b"]).to_numpy()
+            half = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
+            rows.append(
+                (budget, ratio, f"{a} − {b}", len(diff), diff.mean(), diff.mean() - half, diff.mean() + half)
+            )
+    cols = ["budget", "lambda_ratio", "comparison", "pairs", "mean", "low", "high"]
+    return pd.DataFrame(rows, columns=cols).sort_values(["budget", "lambda_ratio"], kind="stable")
+
+
+def differences_table(diffs: pd.DataFrame) -> str:
+    """Markdown: paired difference to ``none`` per budget, λ-ratio and method."""
+    if diffs.empty:
+        return ""
+    lines = [
+        "| budget | λ ratio | comparison | pairs | mean difference [95% CI] |",
+        "|---:|---:|---|---:|---:|",
+    ]
+    for r in diffs.itertuples(index=False):
+        lines.append(
+            f"| {r.budget} | {r.lambda_ratio:.1f} | {r.comparison} | {r.pairs} | "
+            f"{r.mean:+.2f} [{r.low:+.2f}, {r.high:+.2f}] |"
+        )
+    return "\n".join(lines)
+
+
 def write_report(
     results: str | Path, title: str = "", budget_label: str = "budget"
 ) -> tuple[Path, Path, str]:
     """Write ``summary.md`` and ``plot.png`` next to ``results.csv``; return their paths and the table."""
     results = Path(results)
-    summary = summarize(load_results(results))
+    df = load_results(results)
+    summary = summarize(df)
     table = markdown_table(summary)
+    diffs = differences_table(paired_differences(df))
     md = results.with_name("summary.md")
     md.write_text(
         (f"# {title}\n\n" if title else "")
         + "Score = mean undiscounted return of the evaluation rollouts of a run; cells: mean over seeds "
-        "± standard error [10th, 90th percentile of per-run scores] (runs).\n\n" + table + "\n"
+        "± standard error [10th, 90th percentile of per-run scores] (runs).\n\n"
+        + table
+        + "\n"
+        + (
+            "\nPaired by seed (same budget and λ ratio; `none` has no λ): 95% interval = mean ± 1.96 "
+            "standard errors of the per-seed differences.\n\n" + diffs + "\n"
+            if diffs
+            else ""
+        )
     )
     png = plot(summary, results.with_name("plot.png"), title, budget_label)
     return md, png, table

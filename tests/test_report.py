@@ -1,0 +1,50 @@
+"""Summaries: percentiles, paired differences by seed, sweep detection, and the plot file."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rlimm.experiments.report import markdown_table, paired_differences, plot, summarize
+
+
+def frame(rows):
+    return pd.DataFrame(rows, columns=["method", "budget", "seed", "lambda_ratio", "score"])
+
+
+def test_summary_and_paired_differences_by_seed():
+    rows = [("none", 10, s, 0.0, float(s)) for s in range(5)]
+    rows += [("imm", 10, s, 0.2, float(s) + 2 + 0.1 * s) for s in range(5)]
+    rows += [("naive", 10, s, 0.2, 1.0) for s in range(5)]
+    df = frame(rows)
+    summary = summarize(df)
+    none = summary[summary.method == "none"].iloc[0]
+    assert none["runs"] == 5 and none["mean"] == pytest.approx(2.0)
+    assert none["p10"] == pytest.approx(np.quantile(np.arange(5.0), 0.1))
+    diffs = paired_differences(df).set_index("comparison")
+    d = 2 + 0.1 * np.arange(5)
+    assert diffs.loc["imm − none", "mean"] == pytest.approx(d.mean())
+    half = 1.96 * d.std(ddof=1) / np.sqrt(5)
+    assert diffs.loc["imm − none", "low"] == pytest.approx(d.mean() - half)
+    assert diffs.loc["imm − naive", "mean"] == pytest.approx((np.arange(5) + d - 1).mean())
+    assert diffs.loc["imm − none", "pairs"] == 5
+
+
+def test_table_shows_one_ratio_per_budget_or_a_sweep(tmp_path):
+    per_budget = frame(
+        [("none", b, s, 0.0, 1.0) for b in (50, 200) for s in range(3)]
+        + [("imm", 50, s, 0.2, 2.0) for s in range(3)]
+        + [("imm", 200, s, 0.1, 3.0) for s in range(3)]
+    )
+    table = markdown_table(summarize(per_budget))
+    assert table.splitlines()[0] == "| budget | none | imm |"
+    assert "50: 0.20, 200: 0.10" in table
+    sweep = frame(
+        [("none", 50, s, 0.0, 1.0) for s in range(3)]
+        + [("imm", 50, s, r, 2.0 + r) for s in range(3) for r in (0.1, 0.5)]
+    )
+    table = markdown_table(summarize(sweep))
+    assert table.splitlines()[0] == "| budget | λ ratio | none | imm |"
+    assert len(table.splitlines()) == 4  # header, rule, one row per ratio
+    for df in (per_budget, sweep):
+        path = plot(summarize(df), tmp_path / "p.png", "t")
+        assert path.stat().st_size > 5_000
