@@ -15,10 +15,14 @@ compared on one TensorBoard view.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from rlimm.agents.buffers import ContextRolloutBuffer
 from rlimm.agents.teachers import TabularTeacher
 from rlimm.envs.restriction import PartitionRestriction
+from stable_baselines3.common.logger import HParam, TensorBoardOutputFormat
+from stable_baselines3.common.policies import ActorCriticPolicy
 
 from rlimm.coefficients import Coefficient, as_coefficient
 from rlimm.errors import RlimmError
@@ -93,7 +97,7 @@ class TeacherRegularizer:
     def compute(
         self,
         policy: torch.nn.Module,
-        obs: torch.Tensor,
+        contexts: torch.Tensor,
         logits: torch.Tensor,
         progress: float,
         diagnostics: bool = True,
@@ -101,8 +105,10 @@ class TeacherRegularizer:
         """Evaluate the regulariser on a batch.
 
         :param policy: the SB3 policy being trained.
-        :param obs: the batch's observations as stored in the rollout buffer (discrete indices).
-        :param logits: the policy's logits at ``obs`` (already computed by the algorithm's loss).
+        :param contexts: ``(batch,)`` visible context of each observation, recorded at collection
+            time (:class:`~rlimm.agents.buffers.ContextRolloutBuffer`).
+        :param logits: ``(batch, A)`` the policy's logits at the batch's observations (already
+            computed for the algorithm's own loss).
         :param progress: fraction of training done, for λ schedules.
         :param diagnostics: also compute the KL that is not optimised (without gradient).
         """
@@ -116,7 +122,7 @@ class TeacherRegularizer:
                 )
             return RegularizerOutput(zero, lam, float("nan"), float("nan"))
 
-        contexts = self._context_of[obs.long().reshape(-1)]
+        contexts = contexts.long().reshape(-1).to(self._teacher.device)
         teacher_probs = self._teacher[contexts]
         use_imm = self.kind == "imm" and lam > 0
         use_naive = self.kind == "naive" and lam > 0
@@ -147,13 +153,38 @@ class TeacherRegularizer:
         return kl_from_teacher(teacher_probs, log_induced).mean()
 
 
-class RegularizedMixin:
-    """What every rlimm algorithm adds to its SB3 base: the teacher arguments, the regulariser
-    built from them, and save/load that keeps the teacher out of the zip.
+def evaluate_actions_and_logits(
+    policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """:meth:`ActorCriticPolicy.evaluate_actions` that also returns the action logits, so the
+    regulariser reuses the forward pass the algorithm's loss already makes (same operations, same
+    numbers as SB3's method)."""
+    features = policy.extract_features(obs)
+    if policy.share_features_extractor:
+        latent_pi, latent_vf = policy.mlp_extractor(features)
+    else:
+        pi_features, vf_features = features
+        latent_pi = policy.mlp_extractor.forward_actor(pi_features)
+        latent_vf = policy.mlp_extractor.forward_critic(vf_features)
+    distribution = policy._get_action_dist_from_latent(latent_pi)
+    log_prob = distribution.log_prob(actions)
+    values = policy.value_net(latent_vf)
+    entropy = distribution.entropy()
+    return values, log_prob, entropy, distribution.distribution.logits
 
-    ``Algo.load(path, teacher=t)`` re-attaches a teacher (SB3's ``load`` sets keyword arguments on
-    the model before ``_setup_model``); a model loaded without one predicts normally and refuses
-    to train with an active regulariser.
+
+class RegularizedMixin:
+    """What every rlimm algorithm adds to its SB3 base (put it first in the bases):
+
+    - the constructor arguments ``regularizer``, ``teacher``, ``restriction``, ``teacher_coef``
+      (all with defaults, so SB3's ``load`` can rebuild the object);
+    - a :class:`~rlimm.agents.buffers.ContextRolloutBuffer` when there is a restriction, so the
+      teacher's view of each observation is recorded at collection time;
+    - the shared :class:`TeacherRegularizer` and its fixed TensorBoard keys (``train/…``), the
+      hyperparameters in TensorBoard's HPARAMS tab, and run folders named ``<Algo>_<regularizer>``;
+    - save/load that keeps the teacher out of the zip: ``Algo.load(path, teacher=t)`` re-attaches
+      one (SB3's ``load`` sets keyword arguments on the model before ``_setup_model``); a model
+      loaded without one predicts normally and refuses to train with an active regulariser.
     """
 
     regularizer_kind: str
@@ -176,28 +207,82 @@ class RegularizedMixin:
         self.restriction = restriction
         self.teacher_coef = teacher_coef
 
+    def _setup_model(self) -> None:
+        if self.restriction is not None:
+            custom = self.rollout_buffer_class  # type: ignore[attr-defined]
+            if custom is not None and not issubclass(custom, ContextRolloutBuffer):
+                raise RlimmError(
+                    f"rollout_buffer_class {custom.__name__} cannot record the teacher's contexts; "
+                    "leave it unset (rlimm uses ContextRolloutBuffer)"
+                )
+            self.rollout_buffer_class = ContextRolloutBuffer
+            self.rollout_buffer_kwargs = {  # type: ignore[attr-defined]
+                **self.rollout_buffer_kwargs,  # type: ignore[attr-defined]
+                "context_of": self.restriction.context_of,
+            }
+        super()._setup_model()  # type: ignore[misc]
+        self._setup_regularizer()
+
     def _setup_regularizer(self) -> None:
         teacher = getattr(self, "teacher", None)
         if teacher is not None:
             if self.restriction is None:
                 raise RlimmError("a teacher needs a restriction that says what it sees")
-            self.restriction.check_space(self.observation_space)
-            teacher.check_compatible(self.restriction, self.action_space)
+            self.restriction.check_space(self.observation_space)  # type: ignore[attr-defined]
+            teacher.check_compatible(self.restriction, self.action_space)  # type: ignore[attr-defined]
         self.regularizer = TeacherRegularizer(
-            self.regularizer_kind, teacher, self.restriction, self.teacher_coef, self.device
+            self.regularizer_kind,
+            teacher,
+            self.restriction,
+            self.teacher_coef,
+            self.device,  # type: ignore[attr-defined]
         )
 
     def _excluded_save_params(self) -> list[str]:
         # The teacher can be large or live elsewhere (another model): never pickled with the agent.
         return [*super()._excluded_save_params(), "teacher", "regularizer"]  # type: ignore[misc]
 
-    def _regularize(self, obs: torch.Tensor, logits: torch.Tensor) -> RegularizerOutput:
-        """Evaluate the regulariser and record it under the fixed ``train/`` keys."""
-        progress = 1.0 - self._current_progress_remaining  # type: ignore[attr-defined]
-        out = self.regularizer.compute(self.policy, obs, logits, progress)  # type: ignore[attr-defined]
+    def learn(self, total_timesteps: int, *args: Any, tb_log_name: str | None = None, **kwargs: Any) -> Any:
+        """SB3's ``learn``; TensorBoard runs are named ``<Algo>_<regularizer>`` unless given."""
+        name = tb_log_name or f"{type(self).__name__}_{self.regularizer_kind}"
+        return super().learn(total_timesteps, *args, tb_log_name=name, **kwargs)  # type: ignore[misc]
+
+    def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
+        out = super()._setup_learn(*args, **kwargs)  # type: ignore[misc]
+        self._record_hparams()
+        return out
+
+    def hparams(self) -> dict[str, str | float | int | bool]:
+        """The hyperparameters shown in TensorBoard's HPARAMS tab."""
+        coef = self.teacher_coef
+        lr = self.learning_rate  # type: ignore[attr-defined]
+        return {
+            "algorithm": type(self).__name__,
+            "regularizer": self.regularizer_kind,
+            "lambda": float(coef) if isinstance(coef, (int, float)) else repr(coef),
+            "teacher": getattr(self.teacher, "name", "") if getattr(self, "teacher", None) else "",
+            "restriction": self.restriction.describe() if self.restriction is not None else "",
+            "learning_rate": lr if isinstance(lr, (int, float)) else "schedule",
+            "n_steps": int(self.n_steps),  # type: ignore[attr-defined]
+            "gamma": float(self.gamma),  # type: ignore[attr-defined]
+            "seed": -1 if self.seed is None else int(self.seed),  # type: ignore[attr-defined]
+        }
+
+    def _record_hparams(self) -> None:
         logger = self.logger  # type: ignore[attr-defined]
-        logger.record("train/regularizer_loss", out.loss.item())
+        if not any(isinstance(f, TensorBoardOutputFormat) for f in logger.output_formats):
+            return
+        metrics = {"rollout/ep_rew_mean": 0.0, "train/imm_kl": 0.0, "train/naive_kl": 0.0}
+        logger.record("hparams", HParam(self.hparams(), metrics), exclude=("stdout", "log", "json", "csv"))
+
+    def _regularize(self, contexts: torch.Tensor, logits: torch.Tensor) -> RegularizerOutput:
+        """Evaluate the regulariser on a (mini)batch and record it under the fixed ``train/`` keys
+        (averaged over the minibatches of an update)."""
+        progress = 1.0 - self._current_progress_remaining  # type: ignore[attr-defined]
+        out = self.regularizer.compute(self.policy, contexts, logits, progress)  # type: ignore[attr-defined]
+        logger = self.logger  # type: ignore[attr-defined]
+        logger.record_mean("train/regularizer_loss", out.loss.item())
         logger.record("train/lambda", out.lam)
-        logger.record("train/imm_kl", out.imm_kl)
-        logger.record("train/naive_kl", out.naive_kl)
+        logger.record_mean("train/imm_kl", out.imm_kl)
+        logger.record_mean("train/naive_kl", out.naive_kl)
         return out

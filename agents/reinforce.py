@@ -150,10 +150,6 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        self._setup_regularizer()
-
     def train(self) -> None:
         """One gradient step on the whole rollout."""
         self.policy.set_training_mode(True)
@@ -173,9 +169,8 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
         entropy_loss = -entropy.mean() if entropy is not None else th.zeros(())
 
         loss = pg_loss + self.ent_coef * entropy_loss
-        if self.regularizer.teacher is not None or self.regularizer.active:
-            logits = distribution.distribution.logits
-            loss = loss + self._regularize(data.observations, logits).loss
+        if self.regularizer.teacher is not None or self.regularizer.active:  # rlimm: the teacher term
+            loss = loss + self._regularize(data.contexts, distribution.distribution.logits).loss
 
         self.policy.optimizer.zero_grad()
         loss.backward()
@@ -188,21 +183,3 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
         self.logger.record("train/entropy_loss", entropy_loss.item())
         self.logger.record("train/loss", loss.item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-
-    def learn(
-        self,
-        total_timesteps: int,
-        callback=None,
-        log_interval: int = 1,  # noqa: ANN001
-        tb_log_name: str = "REINFORCE",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> REINFORCE:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )

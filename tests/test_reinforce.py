@@ -88,10 +88,12 @@ def test_imm_term_is_exact_induction_with_one_batched_forward(setting):
         logits = model.policy.get_distribution(obs).distribution.logits
     calls = []
     hook = model.policy.action_net.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
-    out = model.regularizer.compute(model.policy, obs, logits, progress=0.0)
+    contexts = restriction.visible(obs.numpy().astype(int).ravel())
+    # The buffer recorded the teacher's view of each observation at collection time.
+    np.testing.assert_array_equal(model.rollout_buffer.contexts.ravel(), contexts)
+    out = model.regularizer.compute(model.policy, torch.as_tensor(contexts), logits, progress=0.0)
     hook.remove()
     # One forward pass for the induced policy, over the members of the contexts in the batch.
-    contexts = restriction.visible(obs.numpy().astype(int).ravel())
     assert calls == [len(np.unique(contexts)) * restriction.n_hidden]
     # Hand computation: policy over all states, averaged over each column's rows.
     with torch.no_grad():

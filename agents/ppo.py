@@ -1,0 +1,175 @@
+"""PPO with a restricted-teacher regulariser (``none``, ``naive`` or ``imm``).
+
+``train()`` is SB3's ``PPO.train`` (stable-baselines3 2.9) with two changes marked ``# rlimm:``: the
+minibatch's action logits come out of the same forward pass as the log-probabilities, and
+``λ · regulariser`` is added to the loss. The IMM term induces the policy exactly, over all hidden
+values of each minibatch state's context (never by grouping the random minibatch), so its estimate
+does not depend on the minibatch size. With ``regularizer="none"`` (or λ = 0) training is
+bit-identical to SB3's PPO.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from rlimm.agents.regularizer import RegularizedMixin, evaluate_actions_and_logits
+from rlimm.agents.teachers import TabularTeacher
+from rlimm.envs.restriction import PartitionRestriction
+from stable_baselines3 import PPO as SB3PPO
+from stable_baselines3.common.utils import explained_variance
+from torch.nn import functional as F
+
+from rlimm.coefficients import Coefficient
+
+
+class PPO(RegularizedMixin, SB3PPO):
+    """SB3's PPO plus a restricted-teacher regulariser.
+
+    :param regularizer: ``"none"``, ``"naive"`` or ``"imm"``.
+    :param teacher: the restricted teacher (required unless ``regularizer="none"``).
+    :param restriction: what the teacher sees of an observation.
+    :param teacher_coef: λ, a number or a :class:`~rlimm.coefficients.Coefficient` of progress.
+    All other parameters are those of :class:`stable_baselines3.PPO`.
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        env: Any,
+        *args: Any,
+        regularizer: str = "none",
+        teacher: TabularTeacher | None = None,
+        restriction: PartitionRestriction | None = None,
+        teacher_coef: float | Coefficient = 0.0,
+        _init_setup_model: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(policy, env, *args, _init_setup_model=False, **kwargs)
+        self._init_teacher(regularizer, teacher, restriction, teacher_coef)
+        if _init_setup_model:
+            self._setup_model()
+
+    def train(self) -> None:
+        """Update policy using the currently gathered rollout buffer."""
+        # Switch to train mode (this affects batch norm / dropout)
+        self.policy.set_training_mode(True)
+        # Update optimizer learning rate
+        self._update_learning_rate(self.policy.optimizer)
+        # Compute current clip range
+        clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+        # Optional: clip range for the value function
+        if self.clip_range_vf is not None:
+            clip_range_vf = self.clip_range_vf(self._current_progress_remaining)  # type: ignore[operator]
+
+        entropy_losses = []
+        pg_losses, value_losses = [], []
+        clip_fractions = []
+        regularize = self.regularizer.teacher is not None or self.regularizer.active  # rlimm
+
+        continue_training = True
+        # train for n_epochs epochs
+        for epoch in range(self.n_epochs):
+            approx_kl_divs = []
+            # Do a complete pass on the rollout buffer
+            for rollout_data in self.rollout_buffer.get(self.batch_size):
+                actions = rollout_data.actions
+                if isinstance(self.action_space, spaces.Discrete):
+                    # Convert discrete action from float to long
+                    actions = rollout_data.actions.long().flatten()
+
+                # rlimm: the same forward pass as evaluate_actions, keeping the logits
+                values, log_prob, entropy, logits = evaluate_actions_and_logits(
+                    self.policy, rollout_data.observations, actions
+                )
+                values = values.flatten()
+                # Normalize advantage
+                advantages = rollout_data.advantages
+                # Normalization does not make sense if mini batchsize == 1, see GH issue #325
+                if self.normalize_advantage and len(advantages) > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+                # ratio between old and new policy, should be one at the first iteration
+                ratio = th.exp(log_prob - rollout_data.old_log_prob)
+
+                # clipped surrogate loss
+                policy_loss_1 = advantages * ratio
+                policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+                policy_loss = -th.min(policy_loss_1, policy_loss_2).mean()
+
+                # Logging
+                pg_losses.append(policy_loss.item())
+                clip_fraction = th.mean((th.abs(ratio - 1) > clip_range).float()).item()
+                clip_fractions.append(clip_fraction)
+
+                if self.clip_range_vf is None:
+                    # No clipping
+                    values_pred = values
+                else:
+                    # Clip the difference between old and new value
+                    # NOTE: this depends on the reward scaling
+                    values_pred = rollout_data.old_values + th.clamp(
+                        values - rollout_data.old_values, -clip_range_vf, clip_range_vf
+                    )
+                # Value loss using the TD(gae_lambda) target
+                value_loss = F.mse_loss(rollout_data.returns, values_pred)
+                value_losses.append(value_loss.item())
+
+                # Entropy loss favor exploration
+                if entropy is None:
+                    # Approximate entropy when no analytical form
+                    entropy_loss = -th.mean(-log_prob)
+                else:
+                    entropy_loss = -th.mean(entropy)
+
+                entropy_losses.append(entropy_loss.item())
+
+                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                if regularize:  # rlimm: λ · regulariser
+                    loss = loss + self._regularize(rollout_data.contexts, logits).loss
+
+                # Calculate approximate form of reverse KL Divergence for early stopping
+                # see issue #417: https://github.com/DLR-RM/stable-baselines3/issues/417
+                with th.no_grad():
+                    log_ratio = log_prob - rollout_data.old_log_prob
+                    approx_kl_div = th.mean((th.exp(log_ratio) - 1) - log_ratio).cpu().numpy()
+                    approx_kl_divs.append(approx_kl_div)
+
+                if self.target_kl is not None and approx_kl_div > 1.5 * self.target_kl:
+                    continue_training = False
+                    if self.verbose >= 1:
+                        print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div:.2f}")
+                    break
+
+                # Optimization step
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                # Clip grad norm
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+
+            self._n_updates += 1
+            if not continue_training:
+                break
+
+        explained_var = explained_variance(
+            self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten()
+        )
+
+        # Logs
+        self.logger.record("train/entropy_loss", np.mean(entropy_losses))
+        self.logger.record("train/policy_gradient_loss", np.mean(pg_losses))
+        self.logger.record("train/value_loss", np.mean(value_losses))
+        self.logger.record("train/approx_kl", np.mean(approx_kl_divs))
+        self.logger.record("train/clip_fraction", np.mean(clip_fractions))
+        self.logger.record("train/loss", loss.item())
+        self.logger.record("train/explained_variance", explained_var)
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+        if self.clip_range_vf is not None:
+            self.logger.record("train/clip_range_vf", clip_range_vf)
