@@ -9,12 +9,15 @@ indexes it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import torch as th
 from gymnasium import spaces
 from rlimm.agents.pomdp import TabularPOMDP, fib, q_value_iteration, qmdp
 from rlimm.envs.restriction import PartitionRestriction
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from rlimm.errors import RlimmError
 
@@ -145,3 +148,82 @@ def pomdp_teacher(
     pomdp = TabularPOMDP.from_restriction(transitions, rewards, restriction.context_of, discount)
     alphas = fib(pomdp) if solver == "fib" else qmdp(pomdp)
     return alpha_teacher(alphas, restriction, mode, temperature, name)
+
+
+def policy_teacher(
+    model: BaseAlgorithm,
+    restriction: PartitionRestriction | None = None,
+    mode: str = "softmax",
+    temperature: float = 1.0,
+    name: str | None = None,
+) -> TabularTeacher:
+    """Teacher from an SB3 model that acts on the *visible part* (``Discrete(C)`` observations, e.g.
+    trained on :class:`~rlimm.envs.VisibleObservation`): its policy at every context, as a table.
+
+    Utilities are the model's action log-probabilities (Q-values for DQN): ``softmax`` with
+    temperature 1 is the model's own policy, ``argmax`` its greedy policy.
+
+    :param restriction: if given, the model's observation space must have one value per context.
+    """
+    space = model.observation_space
+    if not isinstance(space, spaces.Discrete):
+        raise RlimmError(f"a policy teacher must observe the visible part as Discrete(contexts), got {space}")
+    n = int(space.n)
+    if restriction is not None and n != restriction.n_contexts:
+        raise RlimmError(
+            f"the teacher model observes Discrete({n}) but the restriction has {restriction.n_contexts} "
+            "visible contexts"
+        )
+    obs = th.arange(n, dtype=th.float32, device=model.device)
+    with th.no_grad():
+        if hasattr(model.policy, "get_distribution"):
+            utilities = model.policy.get_distribution(obs).distribution.logits
+        elif hasattr(model.policy, "q_net"):
+            utilities = model.policy.q_net(obs)
+        else:
+            raise RlimmError(f"cannot read a policy from {type(model).__name__}")
+    table = utilities_to_policy(utilities.cpu().double().numpy(), mode, temperature)
+    return TabularTeacher(table, name or f"{type(model).__name__.lower()}-{mode}")
+
+
+def load_model(path: str | Path) -> BaseAlgorithm:
+    """Load any saved SB3 model whose policy gives actions (on-policy algorithms, REINFORCE, DQN)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RlimmError(f"teacher model file not found: {path}")
+    from stable_baselines3 import DQN, PPO
+
+    errors = []
+    # PPO's loader rebuilds any actor-critic policy (A2C's, REINFORCE's): only the policy is used.
+    for cls in (PPO, DQN):
+        try:
+            return cls.load(path, device="cpu")
+        except Exception as err:  # noqa: BLE001 - try the next loader, report all if none fits
+            errors.append(f"{cls.__name__}: {type(err).__name__}")
+    raise RlimmError(f"cannot load {path} as an SB3 model ({'; '.join(errors)})")
+
+
+def train_restricted_teacher(
+    env: gym.Env,
+    restriction: PartitionRestriction,
+    algo: str = "ppo",
+    total_timesteps: int = 20_000,
+    seed: int = 0,
+    mode: str = "softmax",
+    temperature: float = 1.0,
+    algo_kwargs: dict | None = None,
+) -> tuple[TabularTeacher, BaseAlgorithm]:
+    """Train an SB3 policy on the restricted view of ``env`` (only the visible part observed) and
+    return it as a teacher, with the trained model.
+
+    :param algo: ``ppo``, ``a2c`` or ``dqn`` (plain SB3 algorithms).
+    """
+    from rlimm.envs.wrappers import VisibleObservation
+    from stable_baselines3 import A2C, DQN, PPO
+
+    classes = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+    if algo not in classes:
+        raise RlimmError(f"unknown teacher algorithm '{algo}'; accepted: {', '.join(classes)}")
+    model = classes[algo]("MlpPolicy", VisibleObservation(env, restriction), seed=seed, **(algo_kwargs or {}))
+    model.learn(total_timesteps)
+    return policy_teacher(model, restriction, mode, temperature, f"trained-{algo}-{mode}"), model

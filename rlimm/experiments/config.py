@@ -41,35 +41,71 @@ class RestrictionConfig(_Strict):
 
 
 class TeacherConfig(_Strict):
-    """The restricted teacher, solved exactly for the training environment."""
+    """The restricted teacher.
 
-    solver: Literal["fib", "qmdp", "induced_optimal"] = "fib"
+    ``fib``, ``qmdp`` and ``induced_optimal`` are solved exactly for the training environment;
+    ``trained`` trains an SB3 policy (``algo``, ``timesteps``, ``kwargs``) on the visible part only;
+    ``model`` loads a saved SB3 model (``path``) that acts on the visible part.
+    """
+
+    solver: Literal["fib", "qmdp", "induced_optimal", "trained", "model"] = "fib"
     policy: Literal["argmax", "softmax"] = "argmax"
     temperature: float = Field(default=1.0, gt=0)
     discount: float = Field(default=0.9, ge=0, lt=1)
+    path: str | None = None
+    algo: Literal["ppo", "a2c", "dqn"] = "ppo"
+    timesteps: int = Field(default=20_000, gt=0)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TeacherConfig:
+        only = {
+            "path": "model",
+            "algo": "trained",
+            "timesteps": "trained",
+            "kwargs": "trained",
+            "seed": "trained",
+            "discount": "exact",
+        }
+        exact = ("fib", "qmdp", "induced_optimal")
+        for key, owner in only.items():
+            applies = self.solver in exact if owner == "exact" else self.solver == owner
+            if key in self.model_fields_set and not applies:
+                raise ValueError(f"'{key}' does not apply to solver '{self.solver}'")
+        if self.solver == "model" and not self.path:
+            raise ValueError("solver 'model' needs 'path', the saved SB3 model acting on the visible part")
+        return self
+
+
+ALGO_RESERVED = {"policy", "env", "regularizer", "teacher", "restriction", "teacher_coef", "seed"}
+
+
+def accepted_algo_kwargs(cls: type) -> list[str]:
+    """Constructor arguments of an rlimm algorithm, including those of its SB3 base class."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return sorted(names - ALGO_RESERVED - {"self", "_init_setup_model"})
 
 
 class AlgoConfig(_Strict):
     """The learning algorithm and its constructor keyword arguments."""
 
-    name: Literal["reinforce"] = "reinforce"
+    name: Literal["reinforce", "ppo", "a2c"] = "reinforce"
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_kwargs(self) -> AlgoConfig:
         from rlimm.experiments.runs import algo_class
 
-        params = inspect.signature(algo_class(self.name)).parameters
-        reserved = {
-            "policy",
-            "env",
-            "regularizer",
-            "teacher",
-            "restriction",
-            "teacher_coef",
-            "seed",
-        }
-        accepted = sorted(set(params) - reserved - {"self", "_init_setup_model"})
+        accepted = accepted_algo_kwargs(algo_class(self.name))
         for key in self.kwargs:
             if key not in accepted:
                 raise ValueError(f"unknown {self.name} argument '{key}'; accepted: {', '.join(accepted)}")

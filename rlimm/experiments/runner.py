@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from rlimm.agents.teachers import TabularTeacher
 from rlimm.errors import RlimmError
 from rlimm.experiments.config import CompareConfig
 from rlimm.experiments.runs import (
@@ -61,8 +62,9 @@ def expand(config: CompareConfig) -> list[RunSpec]:
     return list(specs.values())
 
 
-def preflight(config: CompareConfig) -> None:
-    """Build everything a run needs once, so bad input fails before anything is written."""
+def preflight(config: CompareConfig) -> TabularTeacher | None:
+    """Build everything a run needs once, so bad input fails before anything is written; returns
+    the teacher (``None`` when only ``none`` runs)."""
     env = make_env(config.env, config.env.episode_steps)
     restriction = make_restriction(config, env)
     teacher = make_teacher(config) if set(config.methods) - {"none"} else None
@@ -76,6 +78,7 @@ def preflight(config: CompareConfig) -> None:
         **config.algo.kwargs,
     )
     expand(config)
+    return teacher
 
 
 def read_results(path: Path) -> tuple[list[dict], bool]:
@@ -128,13 +131,14 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _work(args: tuple[str, RunSpec, str | None]) -> dict:
-    config_json, spec, tb = args
-    return run_one(CompareConfig.model_validate_json(config_json), spec, tb)
+def _work(args: tuple[CompareConfig, RunSpec, str | None, TabularTeacher | None]) -> dict:
+    return run_one(*args)
 
 
-def _results(config: CompareConfig, todo: list[RunSpec], jobs: int, tb: str | None) -> Iterator[dict]:
-    payload = [(config.model_dump_json(), spec, tb) for spec in todo]
+def _results(
+    config: CompareConfig, todo: list[RunSpec], jobs: int, tb: str | None, teacher: TabularTeacher | None
+) -> Iterator[dict]:
+    payload = [(config, spec, tb, teacher) for spec in todo]
     if jobs == 1:
         _init_worker()
         yield from map(_work, payload)
@@ -155,7 +159,7 @@ def run_matrix(
     jobs = jobs if jobs is not None else os.cpu_count() or 1
     if jobs < 1:
         raise RlimmError(f"--jobs must be at least 1, got {jobs}")
-    preflight(config)
+    teacher = preflight(config)
     out = Path(out)
     results = out / "results.csv"
     if out.exists() and not out.is_dir():
@@ -173,7 +177,7 @@ def run_matrix(
     bar = tqdm(total=len(todo), desc=config.name, unit="run", disable=not progress)
     with results.open("a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        for row in _results(config, todo, jobs, tb):
+        for row in _results(config, todo, jobs, tb, teacher):
             writer.writerow({k: row[k] for k in COLUMNS})
             f.flush()
             bar.update()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import inspect
 import time
 from dataclasses import asdict, dataclass
 
@@ -10,14 +10,22 @@ import gymnasium as gym
 import numpy as np
 
 import rlimm.envs  # noqa: F401  (registers the environments)
+from rlimm.agents.a2c import A2C
+from rlimm.agents.ppo import PPO
 from rlimm.agents.reinforce import REINFORCE
-from rlimm.agents.teachers import TabularTeacher, pomdp_teacher
+from rlimm.agents.teachers import (
+    TabularTeacher,
+    load_model,
+    policy_teacher,
+    pomdp_teacher,
+    train_restricted_teacher,
+)
 from rlimm.coefficients import paper_grid_ratio, ratio_to_lambda
 from rlimm.envs.restriction import FactoredRestriction
 from rlimm.errors import RlimmError
-from rlimm.experiments.config import CompareConfig, EnvConfig, TeacherConfig
+from rlimm.experiments.config import CompareConfig, EnvConfig
 
-_ALGOS = {"reinforce": REINFORCE}
+_ALGOS = {"reinforce": REINFORCE, "ppo": PPO, "a2c": A2C}
 
 
 def algo_class(name: str) -> type:
@@ -41,21 +49,26 @@ def make_restriction(config: CompareConfig, env: gym.Env) -> FactoredRestriction
     return FactoredRestriction.for_env(env, config.restriction.visible)
 
 
-@functools.lru_cache(maxsize=8)
-def _teacher_cached(env_json: str, visible: tuple[str, ...], teacher_json: str) -> TabularTeacher:
-    env = make_env(EnvConfig.model_validate_json(env_json))
-    t = TeacherConfig.model_validate_json(teacher_json)
-    restriction = FactoredRestriction.for_env(env, visible)
-    return pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount)
-
-
 def make_teacher(config: CompareConfig) -> TabularTeacher:
-    """The exact restricted teacher of the configured environment (solved once per process)."""
-    return _teacher_cached(
-        config.env.model_dump_json(),
-        tuple(config.restriction.visible),
-        config.teacher.model_dump_json(),
-    )
+    """The configured restricted teacher: solved exactly, trained on the visible part, or loaded.
+
+    The runner builds it once, in the parent process, and hands the table to every run.
+    """
+    t = config.teacher
+    env = make_env(config.env, config.env.episode_steps)
+    restriction = make_restriction(config, env)
+    if t.solver == "model":
+        teacher = policy_teacher(
+            load_model(t.path), restriction, t.policy, t.temperature, f"model-{t.policy}"
+        )
+    elif t.solver == "trained":
+        teacher, _ = train_restricted_teacher(
+            env, restriction, t.algo, t.timesteps, t.seed, t.policy, t.temperature, t.kwargs
+        )
+    else:
+        teacher = pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount)
+    teacher.check_compatible(restriction, env.action_space)
+    return teacher
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,15 @@ def lambda_ratio_for(config: CompareConfig, method: str, updates: int, ratio: fl
 
 
 def steps_per_update(config: CompareConfig) -> int:
-    return int(config.algo.kwargs.get("n_steps", 50))
+    """Environment steps per update: ``n_steps`` from the config or the algorithm's default."""
+    if "n_steps" in config.algo.kwargs:
+        return int(config.algo.kwargs["n_steps"])
+    for klass in algo_class(config.algo.name).__mro__:
+        init = klass.__dict__.get("__init__")
+        param = inspect.signature(init).parameters.get("n_steps") if init else None
+        if param is not None and param.default is not inspect.Parameter.empty:
+            return int(param.default)
+    raise RlimmError(f"cannot tell how many steps an update of {config.algo.name} takes")
 
 
 def updates_and_timesteps(config: CompareConfig, budget: int) -> tuple[int, int]:
@@ -106,14 +127,25 @@ def evaluate(model, env: gym.Env, episodes: int, steps: int, seed: int, determin
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse the training seed's start states
 
 
-def run_one(config: CompareConfig, spec: RunSpec, tensorboard_log: str | None = None) -> dict:
-    """Train one agent and evaluate it; returns one row of ``results.csv``."""
+def run_one(
+    config: CompareConfig,
+    spec: RunSpec,
+    tensorboard_log: str | None = None,
+    teacher: TabularTeacher | None = None,
+) -> dict:
+    """Train one agent and evaluate it; returns one row of ``results.csv``.
+
+    :param teacher: the restricted teacher (built from the config when ``None`` and needed).
+    """
     start = time.perf_counter()
     updates, timesteps = updates_and_timesteps(config, spec.budget)
     episode_steps = config.env.episode_steps
     env = make_env(config.env, episode_steps)
     restriction = make_restriction(config, env)
-    teacher = make_teacher(config) if spec.method != "none" else None
+    if spec.method == "none":
+        teacher = None
+    elif teacher is None:
+        teacher = make_teacher(config)
     model = algo_class(config.algo.name)(
         "MlpPolicy",
         env,

@@ -1,0 +1,171 @@
+"""The logistic-regression experiment's configuration: YAML validated by pydantic.
+
+Same rules as :mod:`rlimm.experiments.config`: unknown keys, wrong types and impossible values are
+refused with the key's dotted name and what is accepted (:class:`rlimm.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rlimm.coefficients import check_ratio
+from rlimm.errors import ConfigError, RlimmError
+from rlimm.experiments.config import _format_error
+from rlimm.logreg.train import METHODS, TrainSettings
+
+Method = Literal["baseline", "imm", "noising", "interpolation"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _distinct_positive(value: list[int]) -> list[int]:
+    if not value:
+        raise ValueError("give at least one value")
+    if len(set(value)) != len(value):
+        raise ValueError(f"entries must be distinct, got {value}")
+    if any(v <= 0 for v in value):
+        raise ValueError(f"entries must be positive, got {value}")
+    return sorted(value)
+
+
+def _distinct_ratios(value: list[float]) -> list[float]:
+    if not value:
+        raise ValueError("give at least one ratio")
+    for v in value:
+        try:
+            check_ratio(v)
+        except RlimmError as err:
+            raise ValueError(str(err)) from None
+    if len(set(value)) != len(value):
+        raise ValueError(f"entries must be distinct, got {value}")
+    return sorted(value)
+
+
+class ModelConfig(_Strict):
+    """The true model P(y=1|x) = σ(bias + weights·x), x uniform in [-1, 1]³; x1 is the visible feature."""
+
+    weights: tuple[float, float, float] = (4.0, 4.0, 4.0)
+    bias: float = 0.0
+
+
+class TrainConfig(_Strict):
+    """Full-batch SGD with momentum from θ = 0; the learning rate is divided by (1 + λ)."""
+
+    steps: int = Field(default=200, gt=0)
+    lr: float = Field(default=1.0, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    #: At most this many training contexts enter the IMM term per step (a sliding window); every
+    #: context is always averaged over all n hidden parts of the sample.
+    imm_contexts: int = Field(default=32, gt=0)
+
+    def settings(self) -> TrainSettings:
+        return TrainSettings(self.steps, self.lr, self.momentum, self.imm_contexts)
+
+
+class SweepConfig(_Strict):
+    """λ sweep: every regularised method at every ratio, at a few dataset sizes."""
+
+    sizes: list[int]
+    lambda_ratios: list[float]
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, value: list[int]) -> list[int]:
+        return _distinct_positive(value)
+
+    @field_validator("lambda_ratios")
+    @classmethod
+    def _ratios(cls, value: list[float]) -> list[float]:
+        return _distinct_ratios(value)
+
+
+class TeacherQualityConfig(_Strict):
+    """Teachers of lower quality: one-feature logistic fits to restricted samples of these sizes."""
+
+    sizes: list[int]
+    restricted_samples: list[int]
+
+    @field_validator("sizes", "restricted_samples")
+    @classmethod
+    def _sizes(cls, value: list[int]) -> list[int]:
+        return _distinct_positive(value)
+
+
+class LogregConfig(_Strict):
+    """The whole experiment: accuracy against dataset size, the λ sweep, the teacher-quality variants."""
+
+    name: str
+    #: Seed of everything random (training sets, test set, restricted samples).
+    seed: int = Field(default=0, ge=0)
+    #: Independent training sets per dataset size; run r's training set of size n is the first n
+    #: examples of its own stream, so sizes are nested within a run.
+    runs: int = Field(default=300, ge=2)
+    sizes: list[int]
+    methods: list[Method] = Field(default_factory=lambda: list(METHODS))
+    #: λ of the regularised methods as the ratio λ/(1+λ) (also the mixing weight of interpolation).
+    lambda_ratio: float = 0.5
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    #: Test points drawn from the true distribution (labels integrated out exactly).
+    test_size: int = Field(default=20000, gt=0)
+    #: Gauss–Legendre nodes per hidden dimension for the exact restricted model.
+    quadrature_nodes: int = Field(default=64, ge=4)
+    sweep: SweepConfig | None = None
+    teacher_quality: TeacherQualityConfig | None = None
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, value: list[int]) -> list[int]:
+        return _distinct_positive(value)
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        if "baseline" not in value:
+            raise ValueError("must include baseline (every comparison is against it)")
+        if len(set(value)) != len(value):
+            raise ValueError(f"entries must be distinct, got {value}")
+        return [m for m in METHODS if m in value]
+
+    @field_validator("lambda_ratio")
+    @classmethod
+    def _ratio(cls, value: float) -> float:
+        try:
+            return check_ratio(value)
+        except RlimmError as err:
+            raise ValueError(str(err)) from None
+
+
+def parse_config(data: Any, source: str = "<config>") -> LogregConfig:
+    """Validate a mapping as a :class:`LogregConfig`, raising :class:`ConfigError`."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of keys "
+            f"({', '.join(LogregConfig.model_fields)}), got {type(data).__name__}"
+        )
+    try:
+        return LogregConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_format_error(err)}") from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LogregConfig:
+    """Read a YAML config, merge top-level ``overrides`` (``None`` values are skipped), validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}") from None
+    if isinstance(data, dict) and overrides:
+        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return parse_config(data, str(path))

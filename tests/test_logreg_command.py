@@ -1,0 +1,136 @@
+"""`rlimm logreg` end to end on a tiny config, and bad input refused with a message naming the key."""
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlimm.errors import ConfigError, RlimmError
+from rlimm.logreg.command import add_parser
+from rlimm.logreg.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "configs" / "logreg_quick.yaml"
+FULL = ROOT / "configs" / "logreg.yaml"
+
+
+def run(*argv):
+    parser = argparse.ArgumentParser(prog="rlimm")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args([str(a) for a in argv])
+    return args.func(args)
+
+
+def test_logreg_writes_csv_markdown_and_plots(tmp_path, capsys):
+    out = tmp_path / "lr"
+    assert run("logreg", QUICK, "--out", out, "--runs", "6", "--quiet") == 0
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["part", "n", "run", "method", "lambda_ratio", "teacher", "accuracy"]
+    assert {r["run"] for r in rows} == {str(i) for i in range(6)}
+    assert {r["part"] for r in rows} == {"size", "sweep", "teacher"}
+    size = [r for r in rows if r["part"] == "size"]
+    # 3 sizes x 4 methods x 6 runs
+    assert len(size) == 72 and {r["method"] for r in size} == {"baseline", "imm", "noising", "interpolation"}
+    assert all(0.3 < float(r["accuracy"]) < 0.9 for r in rows)
+    sweep_ratios = {float(r["lambda_ratio"]) for r in rows if r["part"] == "sweep" and r["method"] == "imm"}
+    assert sweep_ratios == {0.2, 0.8}
+
+    setting = json.loads((out / "setting.json").read_text())
+    assert 0.85 < setting["bayes_accuracy"] < 0.9 and 0.65 < setting["restricted_accuracy"] < 0.72
+    assert setting["config"]["runs"] == 6
+
+    summary = (out / "summary.md").read_text()
+    for heading in (
+        "Accuracy against training set size",
+        "Paired differences",
+        "λ sweep",
+        "Population",
+        "Teacher",
+    ):
+        assert heading in summary
+    assert "| n | baseline | imm | noising | interpolation |" in summary
+    assert "| n | baseline | imm | noising | interpolation |" in capsys.readouterr().out
+    for name in ("logreg_size.png", "logreg_lambda.png", "logreg_teacher.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / name).stat().st_size > 10_000
+    assert (out / "population.csv").read_text().startswith("method,lambda_ratio")
+
+
+def test_the_shipped_configs_are_valid():
+    full = load_config(FULL)
+    assert full.runs == 300 and len(full.sizes) >= 8 and min(full.sizes) <= 5 and max(full.sizes) >= 1000
+    assert full.sweep and full.teacher_quality
+    load_config(QUICK)
+
+
+def _config(tmp_path, **changes):
+    data = yaml.safe_load(QUICK.read_text())
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"train.stpes": 10}, "'train.stpes': unknown key"),
+        ({"lambda_ratio": 1.0}, "'lambda_ratio': lambda ratio must lie in [0, 1)"),
+        ({"sizes": [4, 0]}, "'sizes': entries must be positive"),
+        ({"sizes": [4, 4]}, "'sizes': entries must be distinct"),
+        ({"sweep.lambda_ratios": [0.5, -0.1]}, "'sweep.lambda_ratios': lambda ratio must lie in [0, 1)"),
+        (
+            {"teacher_quality.restricted_samples": []},
+            "'teacher_quality.restricted_samples': give at least one",
+        ),
+        ({"methods": ["imm", "noising"]}, "'methods': must include baseline"),
+        ({"methods": ["baseline", "kd"]}, "'methods.1'"),
+        ({"model.weights": [1.0, 2.0]}, "'model.weights"),
+        ({"train.momentum": 1.0}, "'train.momentum'"),
+        ({"runs": 1}, "'runs'"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, change, message):
+    with pytest.raises(ConfigError) as err:
+        run("logreg", _config(tmp_path, **change), "--out", tmp_path / "out", "--quiet")
+    assert message in str(err.value)
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_bad_files_and_options(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        run("logreg", tmp_path / "missing.yaml", "--out", tmp_path / "o")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="malformed YAML at line"):
+        run("logreg", bad, "--out", tmp_path / "o")
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        run("logreg", bad, "--out", tmp_path / "o")
+    with pytest.raises(ConfigError, match="'runs'"):
+        run("logreg", QUICK, "--out", tmp_path / "o", "--runs", "0")
+    with pytest.raises(RlimmError, match="--threads"):
+        run("logreg", QUICK, "--out", tmp_path / "o", "--threads", "0")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RlimmError, match="must be a folder"):
+        run("logreg", QUICK, "--out", tmp_path / "file")
+
+
+def test_rlimm_cli_reports_config_errors_in_one_line(tmp_path, capsys):
+    from rlimm.cli import build_parser, main
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    if "logreg" not in sub.choices:
+        pytest.skip("`logreg` is not wired into rlimm.cli yet")
+    assert main(["logreg", str(_config(tmp_path, **{"train.stpes": 1})), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rlimm: error: ") and "'train.stpes': unknown key" in err[0]
