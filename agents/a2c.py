@@ -11,14 +11,14 @@ from typing import Any
 
 import torch as th
 from gymnasium import spaces
-from rlimm.agents.regularizer import RegularizedMixin, evaluate_actions_and_logits
-from rlimm.agents.teachers import TabularTeacher
-from rlimm.envs.restriction import PartitionRestriction
 from stable_baselines3 import A2C as SB3A2C
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
+from rlimm.agents.regularizer import RegularizedMixin, evaluate_actions_and_logits
+from rlimm.agents.teachers import TabularTeacher
 from rlimm.coefficients import Coefficient
+from rlimm.envs.restriction import PartitionRestriction
 
 
 class A2C(RegularizedMixin, SB3A2C):

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from rlimm.agents.buffers import ContextRolloutBuffer
-from rlimm.agents.teachers import TabularTeacher
-from rlimm.envs.restriction import PartitionRestriction
 from stable_baselines3.common.logger import HParam, TensorBoardOutputFormat
 from stable_baselines3.common.policies import ActorCriticPolicy
 
+from rlimm.agents.buffers import ContextRolloutBuffer
+from rlimm.agents.teachers import TabularTeacher
 from rlimm.coefficients import Coefficient, as_coefficient
+from rlimm.envs.restriction import PartitionRestriction
 from rlimm.errors import RlimmError
 from rlimm.induction import induced_log_probs
 from rlimm.losses import kl_from_teacher

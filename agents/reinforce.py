@@ -17,15 +17,15 @@ from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
-from rlimm.agents.regularizer import RegularizedMixin
-from rlimm.agents.teachers import TabularTeacher
-from rlimm.envs.restriction import PartitionRestriction
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from torch import nn
 
+from rlimm.agents.regularizer import RegularizedMixin
+from rlimm.agents.teachers import TabularTeacher
 from rlimm.coefficients import Coefficient
+from rlimm.envs.restriction import PartitionRestriction
 
 
 class ActorOnlyPolicy(ActorCriticPolicy):

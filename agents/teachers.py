@@ -15,10 +15,10 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from rlimm.agents.pomdp import TabularPOMDP, fib, q_value_iteration, qmdp
-from rlimm.envs.restriction import PartitionRestriction
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from rlimm.agents.pomdp import TabularPOMDP, fib, q_value_iteration, qmdp
+from rlimm.envs.restriction import PartitionRestriction
 from rlimm.errors import RlimmError
 
 POLICY_MODES = ("argmax", "softmax")
@@ -218,8 +218,9 @@ def train_restricted_teacher(
 
     :param algo: ``ppo``, ``a2c`` or ``dqn`` (plain SB3 algorithms).
     """
-    from rlimm.envs.wrappers import VisibleObservation
     from stable_baselines3 import A2C, DQN, PPO
+
+    from rlimm.envs.wrappers import VisibleObservation
 
     classes = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
     if algo not in classes:

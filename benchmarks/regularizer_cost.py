@@ -1,10 +1,14 @@
-"""Per-update cost of the IMM and naive regularisers relative to plain REINFORCE on the paper's grid.
+"""Cost of the IMM and naive regularisers relative to the plain algorithm on the paper's grid.
 
-The three variants are timed side by side in one process, interleaved over repetitions so that
-machine load affects them alike; the script prints the median milliseconds per update (collection
-of the 50-step trajectory + one gradient step) and the ratios to ``none``. Goal: ≤ 1.3×.
+The three variants (none, naive, imm) are timed side by side in one process, interleaved over
+repetitions so that machine load affects them alike. For each it prints the median wall time per
+update, the environment steps per second, and the ratio to ``none``.
 
-    .venv/bin/python benchmarks/regularizer_cost.py [--updates 200] [--repeats 5]
+Goals: REINFORCE per-update cost of imm and naive ≤ 1.3× none (issue 2); PPO-IMM throughput
+≥ 0.75× plain PPO (issue 3). Hyperparameters are those of configs/grid_<algo>.yaml.
+
+    .venv/bin/python benchmarks/regularizer_cost.py --algo reinforce --timesteps 10000 --repeats 5
+    .venv/bin/python benchmarks/regularizer_cost.py --algo ppo --timesteps 4000 --repeats 3
 """
 
 from __future__ import annotations
@@ -12,47 +16,60 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
-import gymnasium as gym
-import rlimm.envs as E
 import torch
-from rlimm.agents.reinforce import REINFORCE
-from rlimm.agents.teachers import pomdp_teacher
+
+from rlimm.coefficients import ratio_to_lambda
+from rlimm.experiments.config import load_config
+from rlimm.experiments.runs import algo_class, make_env, make_restriction, make_teacher, steps_per_update
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=200)
+    parser.add_argument("--algo", choices=["reinforce", "ppo", "a2c"], default="reinforce")
+    parser.add_argument("--timesteps", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    probe = gym.make(E.GRID_ID)
-    restriction = E.FactoredRestriction.for_env(probe, ["x"])
-    teacher = pomdp_teacher(probe, restriction, "fib")
-    times: dict[str, list[float]] = {"none": [], "naive": [], "imm": []}
+    name = "paper" if args.algo == "reinforce" else args.algo
+    config = load_config(CONFIGS / f"grid_{name}.yaml")
+    teacher = make_teacher(config)
+    per_update = steps_per_update(config)
+    seconds: dict[str, list[float]] = {"none": [], "naive": [], "imm": []}
     for rep in range(args.repeats):
-        for kind in times:
-            model = REINFORCE(
+        for kind in seconds:
+            env = make_env(config.env, config.env.episode_steps)
+            model = algo_class(config.algo.name)(
                 "MlpPolicy",
-                gym.make(E.GRID_ID, max_episode_steps=50),
+                env,
                 regularizer=kind,
                 teacher=None if kind == "none" else teacher,
-                restriction=restriction,
-                teacher_coef=0.25,
+                restriction=make_restriction(config, env),
+                teacher_coef=ratio_to_lambda(0.2),
                 seed=rep,
+                **config.algo.kwargs,
             )
             start = time.perf_counter()
-            model.learn(args.updates * 50)
-            times[kind].append((time.perf_counter() - start) / args.updates * 1000)
+            model.learn(args.timesteps)
+            seconds[kind].append(time.perf_counter() - start)
 
-    base = statistics.median(times["none"])
-    print(f"REINFORCE on the 11x11 grid, {args.updates} updates x {args.repeats} repeats, 1 thread")
-    print(f"{'regularizer':<12}{'ms/update':>12}{'ratio to none':>16}")
-    for kind, values in times.items():
+    updates = args.timesteps / per_update
+    base = statistics.median(seconds["none"])
+    print(
+        f"{config.algo.name} on the 11x11 grid ({config.name}.yaml settings), {args.timesteps} steps "
+        f"= {updates:.0f} updates, {args.repeats} interleaved repeats, 1 thread"
+    )
+    print(f"{'regularizer':<12}{'ms/update':>11}{'steps/s':>10}{'time ratio':>12}{'throughput ratio':>18}")
+    for kind, values in seconds.items():
         med = statistics.median(values)
-        print(f"{kind:<12}{med:>12.2f}{med / base:>15.2f}x")
-    print("goal: imm and naive <= 1.30x")
+        print(
+            f"{kind:<12}{med / updates * 1000:>11.2f}{args.timesteps / med:>10.0f}{med / base:>11.2f}x"
+            f"{base / med:>17.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -97,6 +97,12 @@ def write_config(tmp_path, **changes):
         (lambda t: [QUICK, "--lambda-ratios", "-0.1"], "lambda ratio must lie in [0, 1)"),
         (lambda t: [QUICK, "--jobs", "0"], "--jobs must be at least 1"),
         (lambda t: [write_config(t, budgets=[0])], "'budgets'"),
+        (lambda t: [write_config(t, teacher={"solver": "model", "path": str(t / "nope.zip")})], "not found"),
+        (lambda t: [write_config(t, teacher={"solver": "fib", "path": "x.zip"})], "'path' does not apply"),
+        (
+            lambda t: [write_config(t, teacher={"solver": "model", "path": _full_state_model(t)})],
+            "observes Discrete(121) but the restriction has 11",
+        ),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, make_args, message):
@@ -116,6 +122,18 @@ def test_bad_input_through_the_console_script(tmp_path):
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and "rlimm: error:" in res.stderr and "kd" in res.stderr
     assert not out.exists()
+
+
+def _full_state_model(tmp_path):
+    # A model of the *full* grid cannot serve as a restricted teacher of the column.
+    import gymnasium as gym
+    import stable_baselines3 as sb3
+
+    import rlimm.envs as E
+
+    path = tmp_path / "full.zip"
+    sb3.A2C("MlpPolicy", gym.make(E.GRID_ID), n_steps=4).save(path)
+    return str(path)
 
 
 def _write(tmp_path, text):

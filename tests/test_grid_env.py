@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
+
 from rlimm.envs import ACTION_NAMES, GRID_ID, ToroidalGridEnv
 from rlimm.envs.toroidal_grid import DOWN, LEFT, RIGHT, UP
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 import rlimm.envs
 from rlimm.agents.pomdp import TabularPOMDP, fib, q_value_iteration, qmdp
 from rlimm.agents.teachers import alpha_teacher
-
 from rlimm.errors import RlimmError
 
 DATA_DIR = Path(os.environ.get("RLIMM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))

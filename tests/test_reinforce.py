@@ -4,12 +4,12 @@ save/load with a teacher, and refusal of mismatched teachers."""
 import gymnasium as gym
 import numpy as np
 import pytest
-import rlimm.envs as E
 import torch
-from rlimm.agents.reinforce import REINFORCE
-from rlimm.agents.teachers import TabularTeacher, pomdp_teacher
 from stable_baselines3.common.save_util import load_from_zip_file
 
+import rlimm.envs as E
+from rlimm.agents.reinforce import REINFORCE
+from rlimm.agents.teachers import TabularTeacher, pomdp_teacher
 from rlimm.coefficients import Linear
 from rlimm.errors import RlimmError
 

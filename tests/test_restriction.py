@@ -3,11 +3,11 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-import rlimm.envs
 from gymnasium import spaces
+
+import rlimm.envs
 from rlimm.envs import GRID_ID, VisibleObservation
 from rlimm.envs.restriction import FactoredRestriction, PartitionRestriction
-
 from rlimm.errors import RlimmError
 
 FACTORS = {"y": 3, "x": 4}  # obs = y·4 + x, 12 observations

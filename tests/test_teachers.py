@@ -5,8 +5,9 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
-import rlimm.envs
 from gymnasium import spaces
+
+import rlimm.envs
 from rlimm.agents.pomdp import TabularPOMDP, fib, q_value_iteration
 from rlimm.agents.teachers import (
     TabularTeacher,
@@ -17,7 +18,6 @@ from rlimm.agents.teachers import (
 )
 from rlimm.envs import GRID_ID, FactoredRestriction
 from rlimm.envs.toroidal_grid import DOWN, LEFT, RIGHT, UP
-
 from rlimm.errors import RlimmError
 
 # --------------------------------------------------------------------------- utilities_to_policy
