@@ -108,7 +108,8 @@ def main() -> None:
     full = full_figure(config)
     naive_after = one_naive_run(config)
     naive = (naive_before + naive_after) / 2
-    print(f"logistic-regression figure of {args.config}, {config.runs} runs, {args.threads} thread(s)")
+    name = Path(args.config).name
+    print(f"logistic-regression figure of {name}, {config.runs} runs, {args.threads} thread(s)")
     print(f"full figure, batched (all {config.runs} runs):   {full:8.1f} s")
     print(
         f"one run, naive Python loop per run:       {naive:8.1f} s  "
