@@ -10,8 +10,6 @@ bit-identical to SB3's PPO.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch as th
 from gymnasium import spaces
@@ -20,9 +18,6 @@ from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
 from rlimm.agents.regularizer import RegularizedMixin, evaluate_actions_and_logits
-from rlimm.agents.teachers import TabularTeacher
-from rlimm.coefficients import Coefficient
-from rlimm.envs.restriction import PartitionRestriction
 
 
 class PPO(RegularizedMixin, SB3PPO):
@@ -34,23 +29,6 @@ class PPO(RegularizedMixin, SB3PPO):
     :param teacher_coef: λ, a number or a :class:`~rlimm.coefficients.Coefficient` of progress.
     All other parameters are those of :class:`stable_baselines3.PPO`.
     """
-
-    def __init__(
-        self,
-        policy: Any,
-        env: Any,
-        *args: Any,
-        regularizer: str = "none",
-        teacher: TabularTeacher | None = None,
-        restriction: PartitionRestriction | None = None,
-        teacher_coef: float | Coefficient = 0.0,
-        _init_setup_model: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(policy, env, *args, _init_setup_model=False, **kwargs)
-        self._init_teacher(regularizer, teacher, restriction, teacher_coef)
-        if _init_setup_model:
-            self._setup_model()
 
     def train(self) -> None:
         """Update policy using the currently gathered rollout buffer."""

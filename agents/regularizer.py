@@ -192,6 +192,23 @@ class RegularizedMixin:
     restriction: PartitionRestriction | None
     teacher_coef: float | Coefficient
 
+    def __init__(
+        self,
+        *args: Any,
+        regularizer: str = "none",
+        teacher: TabularTeacher | None = None,
+        restriction: PartitionRestriction | None = None,
+        teacher_coef: float | Coefficient = 0.0,
+        _init_setup_model: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        # The SB3 base is built without its model; the teacher arguments are set before the model
+        # (and with it the rollout buffer and the regulariser) is.
+        super().__init__(*args, _init_setup_model=False, **kwargs)  # type: ignore[call-arg]
+        self._init_teacher(regularizer, teacher, restriction, teacher_coef)
+        if _init_setup_model:
+            self._setup_model()
+
     def _init_teacher(
         self,
         regularizer: str,

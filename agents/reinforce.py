@@ -124,6 +124,7 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
         device: th.device | str = "cpu",
         _init_setup_model: bool = True,
     ) -> None:
+        self.normalize_advantage = normalize_advantage
         super().__init__(
             policy,
             env,
@@ -142,13 +143,13 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
             verbose=verbose,
             seed=seed,
             device=device,
-            _init_setup_model=False,
             supported_action_spaces=(spaces.Discrete, spaces.Box, spaces.MultiDiscrete),
+            regularizer=regularizer,
+            teacher=teacher,
+            restriction=restriction,
+            teacher_coef=teacher_coef,
+            _init_setup_model=_init_setup_model,
         )
-        self.normalize_advantage = normalize_advantage
-        self._init_teacher(regularizer, teacher, restriction, teacher_coef)
-        if _init_setup_model:
-            self._setup_model()
 
     def train(self) -> None:
         """One gradient step on the whole rollout."""

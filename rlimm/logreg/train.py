@@ -1,8 +1,9 @@
 """Training the four methods, batched: every run of one dataset size is one tensor problem.
 
 The learner is logistic regression on all three features, ``Q(y=1|x) = σ(θ0 + θ1·x1 + θ2·x2 + θ3·x3)``,
-started at θ = 0 and trained by full-batch gradient descent (SGD whose batch is the whole training
-set) for a fixed number of steps with the learning rate divided by (1 + λ), as in the paper:
+started at θ = 0 and trained by full-batch SGD with momentum (the batch is the whole training set, so
+every run is a deterministic function of its data) for a fixed number of steps, with the learning
+rate divided by (1 + λ) as in the paper:
 
 - ``baseline``:  cross-entropy (CE) on the labels;
 - ``imm``:       CE + λ · mean_i KL(P̄(·|x1_i) ‖ Q̄(·|x1_i)), where the induced model
@@ -42,10 +43,11 @@ OBJECTIVE = {"baseline": "baseline", "interpolation": "baseline", "imm": "imm", 
 #: Keep induced probabilities away from 0 and 1 so that float32 logs stay finite.
 _EPS = 1e-7
 #: Runs are trained in chunks whose largest per-step block (runs × contexts × n) has about this many
-#: elements (1 MB in float32): it stays in the CPU cache and the allocator reuses it instead of mapping
-#: fresh pages at every step, which makes a step several times faster than one huge block (measured at
-#: n = 1000: 6.7 vs 15.8 ns per element; at 4M elements the time went into page faults). Chunks are
-#: independent problems, so the result does not depend on this.
+#: elements (1 MB in float32): it stays in the CPU cache, and the allocator reuses it instead of mapping
+#: fresh pages at every step. Measured on the 2-core machine: at n = 1000, 6.7 ns per element in chunks
+#: of 1M elements against 15.8 in one 10M-element block; at 1M elements the λ sweep at n = 64 still lost
+#: a third of its time to page faults, at 256K none. Chunks are independent problems, so the result does
+#: not depend on this.
 _BLOCK_ELEMENTS = 1 << 18
 
 
@@ -55,6 +57,8 @@ class TrainSettings:
 
     :param steps: full-batch gradient steps.
     :param lr: learning rate before the division by (1 + λ).
+    :param momentum: heavy-ball momentum, as in ``torch.optim.SGD``. Plain gradient descent needs many
+        more steps for the *scale* of the weights to converge on large training sets.
     :param imm_contexts: at most this many training contexts enter the IMM term per step (see the
         module docstring); all of them when the training set is no larger.
     """
