@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from rlimm.errors import RlimmError
+from rlimm.logreg.command import add_parser as add_logreg_parser
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_compare(sub)
+    add_logreg_parser(sub)
     return parser
 
 

@@ -10,11 +10,11 @@ import inspect
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rlimm.coefficients import check_ratio
-from rlimm.errors import ConfigError, RlimmError
+from rlimm.config_files import load_yaml_config, parse_mapping
+from rlimm.errors import RlimmError
 
 ALGOS = ("reinforce",)
 
@@ -176,49 +176,11 @@ class CompareConfig(_Strict):
         return list(self.lambda_ratio) if isinstance(self.lambda_ratio, list) else [self.lambda_ratio]
 
 
-def _format_error(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        elif "input" in e and e["type"] not in ("extra_forbidden",):
-            msg = f"{msg} (got {e['input']!r})"
-        parts.append(f"'{loc}': {msg}")
-    return "; ".join(parts)
-
-
-def _accepted_keys(model: type[BaseModel]) -> str:
-    return ", ".join(model.model_fields)
-
-
 def parse_config(data: Any, source: str = "<config>") -> CompareConfig:
     """Validate a mapping as a :class:`CompareConfig`, raising :class:`ConfigError`."""
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: the top level must be a mapping of keys "
-            f"({_accepted_keys(CompareConfig)}), got {type(data).__name__}"
-        )
-    try:
-        return CompareConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"{source}: {_format_error(err)}") from None
+    return parse_mapping(CompareConfig, data, source)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
-    """Read, merge top-level ``overrides`` into, and validate a YAML config file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}") from None
-    if isinstance(data, dict) and overrides:
-        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    return parse_config(data, str(path))
+    """Read, merge top-level ``overrides`` into (``None`` values skipped), and validate a YAML file."""
+    return load_yaml_config(CompareConfig, path, overrides)

@@ -9,12 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rlimm.coefficients import check_ratio
-from rlimm.errors import ConfigError, RlimmError
-from rlimm.experiments.config import _format_error
+from rlimm.config_files import load_yaml_config, parse_mapping
+from rlimm.errors import RlimmError
 from rlimm.logreg.train import METHODS, TrainSettings
 
 Method = Literal["baseline", "imm", "noising", "interpolation"]
@@ -144,28 +143,9 @@ class LogregConfig(_Strict):
 
 def parse_config(data: Any, source: str = "<config>") -> LogregConfig:
     """Validate a mapping as a :class:`LogregConfig`, raising :class:`ConfigError`."""
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: the top level must be a mapping of keys "
-            f"({', '.join(LogregConfig.model_fields)}), got {type(data).__name__}"
-        )
-    try:
-        return LogregConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"{source}: {_format_error(err)}") from None
+    return parse_mapping(LogregConfig, data, source)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LogregConfig:
-    """Read a YAML config, merge top-level ``overrides`` (``None`` values are skipped), validate."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}") from None
-    if isinstance(data, dict) and overrides:
-        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    return parse_config(data, str(path))
+    """Read, merge top-level ``overrides`` into (``None`` values skipped), and validate a YAML file."""
+    return load_yaml_config(LogregConfig, path, overrides)

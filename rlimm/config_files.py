@@ -1,0 +1,62 @@
+"""Reading YAML config files into pydantic models, with one-line errors that name the key.
+
+Shared by every experiment's config (``rlimm.experiments.config``, ``rlimm.logreg.config``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from rlimm.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per problem, ``'dotted.key': what is wrong``, joined by ``; ``."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif e["type"] != "value_error" and "input" in e:
+            # pydantic's own messages do not repeat the value; our validators' messages do.
+            msg = f"{msg} (got {e['input']!r})"
+        parts.append(f"'{loc}': {msg}")
+    return "; ".join(parts)
+
+
+def parse_mapping(model: type[M], data: Any, source: str = "<config>") -> M:
+    """Validate ``data`` as ``model``, raising :class:`ConfigError`."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of keys ({', '.join(model.model_fields)}), "
+            f"got {type(data).__name__}"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {format_validation_error(err)}") from None
+
+
+def load_yaml_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
+    """Read a YAML file, merge top-level ``overrides`` (``None`` values are skipped), validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}") from None
+    if isinstance(data, dict) and overrides:
+        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return parse_mapping(model, data, str(path))
