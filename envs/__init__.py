@@ -4,6 +4,7 @@ Importing this package registers ``rlimm/ToroidalGrid-v0`` with gymnasium.
 """
 
 from gymnasium.envs.registration import register, registry
+
 from rlimm.envs.restriction import FactoredRestriction, PartitionRestriction
 from rlimm.envs.toroidal_grid import ACTION_NAMES, ToroidalGridEnv
 from rlimm.envs.wrappers import VisibleObservation

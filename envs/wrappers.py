@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
 from rlimm.envs.restriction import PartitionRestriction
 
 
