@@ -243,7 +243,7 @@ class RegularizedMixin:
     def _setup_regularizer(self) -> None:
         teacher = getattr(self, "teacher", None)
         if teacher is not None:
-            if self.restriction is None:
+            if self.restriction is None:  # checked here, before the spaces are compared
                 raise RlimmError("a teacher needs a restriction that says what it sees")
             self.restriction.check_space(self.observation_space)  # type: ignore[attr-defined]
             teacher.check_compatible(self.restriction, self.action_space)  # type: ignore[attr-defined]

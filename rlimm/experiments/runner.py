@@ -55,7 +55,7 @@ def expand(config: CompareConfig) -> list[RunSpec]:
         updates, _ = updates_and_timesteps(config, budget)
         for method in config.methods:
             for ratio in ratios or [None]:
-                r = lambda_ratio_for(config, method, updates, ratio)
+                r = lambda_ratio_for(method, updates, ratio)
                 for seed in range(config.seed_offset, config.seed_offset + config.seeds):
                     spec = RunSpec(method, budget, seed, r)
                     specs.setdefault(spec.key(), spec)
@@ -168,7 +168,7 @@ def run_matrix(
     out.mkdir(parents=True, exist_ok=True)
     _check_identity(out, config)
     if torn or not results.exists():
-        _write_rows(results, done, mode="w")
+        _write_rows(results, done)
     finished = {_row_key(r) for r in done}
     todo = [s for s in expand(config) if s.key() not in finished]
     # Longest runs first: better balance across workers.
@@ -185,9 +185,10 @@ def run_matrix(
     return results
 
 
-def _write_rows(path: Path, rows: Iterable[dict], mode: str) -> None:
+def _write_rows(path: Path, rows: Iterable[dict]) -> None:
+    """Rewrite ``path`` with a header and ``rows``, atomically (write a temporary file, rename)."""
     tmp = path.with_suffix(".tmp")
-    with tmp.open(mode, newline="") as f:
+    with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)

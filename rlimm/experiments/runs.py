@@ -84,7 +84,7 @@ class RunSpec:
         return (self.method, self.budget, self.seed, f"{self.lambda_ratio:.4f}")
 
 
-def lambda_ratio_for(config: CompareConfig, method: str, updates: int, ratio: float | None) -> float:
+def lambda_ratio_for(method: str, updates: int, ratio: float | None) -> float:
     """The λ-ratio of a run: 0 for ``none``, else the given ratio or the paper's rule."""
     if method == "none":
         return 0.0
