@@ -48,6 +48,30 @@ def parse_mapping(model: type[M], data: Any, source: str = "<config>") -> M:
 
 def load_yaml_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
     """Read a YAML file, merge top-level ``overrides`` (``None`` values are skipped), validate."""
+    data = read_yaml(path)
+    if isinstance(data, dict) and overrides:
+        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return parse_mapping(model, data, str(path))
+
+
+def merge_nested(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``extra``: nested mappings merge key by key, ``None`` values are skipped."""
+    out = dict(base)
+    for key, value in extra.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            base_value = out.get(key)
+            merged = merge_nested(base_value if isinstance(base_value, dict) else {}, value)
+            if merged or key in out:
+                out[key] = merged
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The parsed contents of a YAML file; a missing file or bad YAML raises :class:`ConfigError`."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -57,6 +81,4 @@ def load_yaml_config(model: type[M], path: str | Path, overrides: dict[str, Any]
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: malformed YAML{where}: {getattr(err, 'problem', err)}") from None
-    if isinstance(data, dict) and overrides:
-        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    return parse_mapping(model, data, str(path))
+    return data

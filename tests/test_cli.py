@@ -168,3 +168,61 @@ def test_results_folder_of_another_experiment_is_refused(tmp_path):
     )
     assert res.returncode == 2
     assert "different experiment" in res.stderr and "teacher" in res.stderr
+
+
+def _interrupt_after_rows(cmd, results, n_rows, sig):
+    """Start ``cmd`` in its own process group and send ``sig`` to the group (as Ctrl-C in a terminal
+    does) once ``results`` holds ``n_rows`` finished runs."""
+    import time
+
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and len(results.read_text().splitlines()) > n_rows:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the comparison finished before it could be interrupted"
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=60)
+    return proc
+
+
+INTERRUPTED = ["--seeds", "2", "--budgets", "3", "6", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole")
+    assert rlimm("compare", QUICK, "--out", out, *INTERRUPTED, "--jobs", "2").returncode == 0
+    return out
+
+
+@pytest.mark.parametrize("sig_name", ["SIGINT", "SIGKILL"])
+def test_interrupted_compare_resumes_to_the_same_results(tmp_path, uninterrupted, sig_name):
+    import signal
+
+    args = INTERRUPTED
+
+    out = tmp_path / "cut"
+    cmd = [sys.executable, "-m", "rlimm", "compare", str(QUICK), "--out", str(out), *args, "--jobs", "2"]
+    proc = _interrupt_after_rows(cmd, out / "results.csv", 2, getattr(signal, sig_name))
+    if sig_name == "SIGINT":
+        assert proc.returncode == 130 and "rerun the same command to resume" in proc.stderr.read()
+    cut = rows(out / "results.csv")
+    assert 2 <= len(cut) < 12
+    assert rlimm("compare", QUICK, "--out", out, *args, "--jobs", "2").returncode == 0
+
+    def table(path):
+        return sorted(
+            (r["method"], r["budget"], r["seed"], r["lambda_ratio"], r["score"], r["score_std"])
+            for r in rows(path / "results.csv")
+        )
+
+    assert table(out) == table(uninterrupted)

@@ -30,3 +30,27 @@ def test_paper_config_is_the_papers_setting():
         (100, 0.2),
         (200, 0.1),
     }
+
+
+TRAIN_CONFIGS = sorted(CONFIGS[0].parent.glob("train_*.yaml"))
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=[p.stem for p in TRAIN_CONFIGS])
+def test_train_config_loads(path):
+    from rlimm.experiments.train_config import load_train_config
+
+    config = load_train_config(path)
+    assert config.n_timesteps > 0 and config.algo.name in ("reinforce", "ppo", "a2c")
+
+
+def test_linear_ratio_rule_clips_and_rounds():
+    from rlimm.experiments.config import LinearRatioRule
+
+    rule = LinearRatioRule(intercept=0.1891, slope=-0.0002, low=0.05, high=0.5)
+    assert rule.ratio(100) == pytest.approx(0.1691)
+    assert rule.ratio(10_000) == 0.05 and rule.ratio(-5000) == 0.5
+    rounded = LinearRatioRule(intercept=0.1891, slope=-0.0002, round_to=0.1)
+    # The paper's grid rule is this line rounded to one decimal.
+    assert [rounded.ratio(b) for b in (50, 100, 200, 500)] == pytest.approx([0.2, 0.2, 0.1, 0.1])
+    with pytest.raises(ValueError, match="must not exceed"):
+        LinearRatioRule(intercept=0, slope=0, low=0.6, high=0.5)

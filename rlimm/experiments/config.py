@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rlimm.coefficients import check_ratio
+from rlimm.coefficients import check_ratio, paper_grid_ratio
 from rlimm.config_files import load_yaml_config, parse_mapping
 from rlimm.errors import RlimmError
 
@@ -45,10 +45,11 @@ class TeacherConfig(_Strict):
 
     ``fib``, ``qmdp`` and ``induced_optimal`` are solved exactly for the training environment;
     ``trained`` trains an SB3 policy (``algo``, ``timesteps``, ``kwargs``) on the visible part only;
-    ``model`` loads a saved SB3 model (``path``) that acts on the visible part.
+    ``model`` loads a saved SB3 model (``path``) that acts on the visible part;
+    ``file`` loads a teacher file (``path``, ``.npz``) written by ``rlimm teacher``.
     """
 
-    solver: Literal["fib", "qmdp", "induced_optimal", "trained", "model"] = "fib"
+    solver: Literal["fib", "qmdp", "induced_optimal", "trained", "model", "file"] = "fib"
     policy: Literal["argmax", "softmax"] = "argmax"
     temperature: float = Field(default=1.0, gt=0)
     discount: float = Field(default=0.9, ge=0, lt=1)
@@ -61,20 +62,32 @@ class TeacherConfig(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> TeacherConfig:
         only = {
-            "path": "model",
+            "path": "saved",
             "algo": "trained",
             "timesteps": "trained",
             "kwargs": "trained",
             "seed": "trained",
             "discount": "exact",
         }
-        exact = ("fib", "qmdp", "induced_optimal")
+        groups = {"exact": ("fib", "qmdp", "induced_optimal"), "saved": ("model", "file")}
+        # A key counts as given when set to something else than its default, so that a resolved
+        # config (every key written out, as ``rlimm train`` saves it) loads again.
+        given = {
+            k
+            for k in self.model_fields_set
+            if getattr(self, k) != type(self).model_fields[k].get_default(call_default_factory=True)
+        }
         for key, owner in only.items():
-            applies = self.solver in exact if owner == "exact" else self.solver == owner
-            if key in self.model_fields_set and not applies:
+            applies = self.solver in groups.get(owner, (owner,))
+            if key in given and not applies:
                 raise ValueError(f"'{key}' does not apply to solver '{self.solver}'")
+        # A saved teacher's table is fixed: policy/temperature would be silently ignored.
+        if self.solver == "file" and {"policy", "temperature"} & given:
+            raise ValueError("'policy' and 'temperature' do not apply to solver 'file' (its table is fixed)")
         if self.solver == "model" and not self.path:
             raise ValueError("solver 'model' needs 'path', the saved SB3 model acting on the visible part")
+        if self.solver == "file" and not self.path:
+            raise ValueError("solver 'file' needs 'path', a teacher file written by `rlimm teacher`")
         return self
 
 
@@ -121,6 +134,49 @@ class EvalConfig(_Strict):
     deterministic: bool = False
 
 
+class LinearRatioRule(_Strict):
+    """λ-ratio linear in the budget (the paper's kind of data-size rule, e.g. fitted by ``rlimm tune``):
+    ``r = clip(intercept + slope · budget, low, high)``, rounded to ``round_to`` when given."""
+
+    rule: Literal["linear"] = "linear"
+    intercept: float
+    slope: float
+    low: float = Field(default=0.0, ge=0, lt=1)
+    high: float = Field(default=0.95, ge=0, lt=1)
+    round_to: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LinearRatioRule:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+    def ratio(self, budget: int) -> float:
+        """The λ-ratio at ``budget`` (in the config's budget unit)."""
+        r = self.intercept + self.slope * budget
+        if self.round_to is not None:
+            r = round(r / self.round_to) * self.round_to
+        return float(min(max(r, self.low), self.high))
+
+
+class TuneConfig(_Strict):
+    """What ``rlimm tune`` searches: the λ-ratio of ``method`` in ``[low, high]`` at every budget,
+    ``trials`` Optuna trials per budget, each scored by the mean over ``seeds`` seeds."""
+
+    method: Literal["naive", "imm"] = "imm"
+    trials: int = Field(default=20, gt=0)
+    seeds: int = Field(default=5, gt=0)
+    low: float = Field(default=0.0, ge=0, lt=1)
+    high: float = Field(default=0.9, ge=0, lt=1)
+    sampler_seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TuneConfig:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
 class CompareConfig(_Strict):
     """A comparison: every (method, budget, seed[, λ-ratio]) is one run."""
 
@@ -137,10 +193,12 @@ class CompareConfig(_Strict):
     #: Number of seeds; runs use seeds ``seed_offset … seed_offset + seeds - 1``.
     seeds: int = Field(default=30, gt=0)
     seed_offset: int = Field(default=0, ge=0)
-    #: λ as the ratio λ/(1+λ): one number, a list (a sweep), or ``paper_grid`` (the paper's rule
-    #: r = round(-0.0002·epochs + 0.1891, 1)).
-    lambda_ratio: float | list[float] | Literal["paper_grid"] = "paper_grid"
+    #: λ as the ratio λ/(1+λ): one number, a list (a sweep), ``paper_grid`` (the paper's rule
+    #: r = round(-0.0002·epochs + 0.1891, 1)) or a linear rule in the budget (see ``rlimm tune``).
+    lambda_ratio: float | list[float] | Literal["paper_grid"] | LinearRatioRule = "paper_grid"
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
+    #: The search of ``rlimm tune`` (ignored by ``compare``).
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
     @field_validator("methods", "budgets")
     @classmethod
@@ -158,8 +216,8 @@ class CompareConfig(_Strict):
 
     @field_validator("lambda_ratio")
     @classmethod
-    def _ratios(cls, value: float | list[float] | str) -> float | list[float] | str:
-        values = value if isinstance(value, list) else [] if isinstance(value, str) else [value]
+    def _ratios(cls, value: Any) -> Any:
+        values = value if isinstance(value, list) else [value] if isinstance(value, float | int) else []
         for v in values:
             try:
                 check_ratio(v)
@@ -170,10 +228,18 @@ class CompareConfig(_Strict):
         return value
 
     def lambda_ratios(self) -> list[float] | None:
-        """The ratios to sweep, or ``None`` for the paper's data-size rule."""
-        if self.lambda_ratio == "paper_grid":
+        """The ratios to sweep, or ``None`` for a data-size rule (see :meth:`ratio_at`)."""
+        if self.lambda_ratio == "paper_grid" or isinstance(self.lambda_ratio, LinearRatioRule):
             return None
         return list(self.lambda_ratio) if isinstance(self.lambda_ratio, list) else [self.lambda_ratio]
+
+    def ratio_at(self, budget: int, updates: int) -> float:
+        """The rule's λ-ratio at ``budget`` (``updates`` gradient updates)."""
+        if isinstance(self.lambda_ratio, LinearRatioRule):
+            return self.lambda_ratio.ratio(budget)
+        if self.lambda_ratio == "paper_grid":
+            return paper_grid_ratio(updates)
+        raise RlimmError("lambda_ratio is not a rule")
 
 
 def parse_config(data: Any, source: str = "<config>") -> CompareConfig:

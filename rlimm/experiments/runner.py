@@ -27,7 +27,6 @@ from rlimm.experiments.runs import (
     make_restriction,
     make_teacher,
     run_one,
-    updates_and_timesteps,
 )
 
 COLUMNS = [
@@ -52,10 +51,9 @@ def expand(config: CompareConfig) -> list[RunSpec]:
     ratios = config.lambda_ratios()
     specs: dict[tuple, RunSpec] = {}
     for budget in config.budgets:
-        updates, _ = updates_and_timesteps(config, budget)
         for method in config.methods:
             for ratio in ratios or [None]:
-                r = lambda_ratio_for(method, updates, ratio)
+                r = lambda_ratio_for(config, method, budget, ratio)
                 for seed in range(config.seed_offset, config.seed_offset + config.seeds):
                     spec = RunSpec(method, budget, seed, r)
                     specs.setdefault(spec.key(), spec)
@@ -124,14 +122,14 @@ def _check_identity(out: Path, config: CompareConfig) -> None:
         stamp.write_text(json.dumps(identity, indent=2) + "\n")
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
     import torch
 
     # Each worker runs tiny networks: one thread each beats oversubscribing the cores.
     torch.set_num_threads(1)
 
 
-def _work(args: tuple[CompareConfig, RunSpec, str | None, TabularTeacher | None]) -> dict:
+def work(args: tuple[CompareConfig, RunSpec, str | None, TabularTeacher | None]) -> dict:
     return run_one(*args)
 
 
@@ -140,12 +138,12 @@ def _results(
 ) -> Iterator[dict]:
     payload = [(config, spec, tb, teacher) for spec in todo]
     if jobs == 1:
-        _init_worker()
-        yield from map(_work, payload)
+        init_worker()
+        yield from map(work, payload)
         return
     ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
-    with ctx.Pool(jobs, initializer=_init_worker) as pool:
-        yield from pool.imap_unordered(_work, payload)
+    with ctx.Pool(jobs, initializer=init_worker) as pool:
+        yield from pool.imap_unordered(work, payload)
 
 
 def run_matrix(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -13,6 +14,7 @@ import rlimm.envs  # noqa: F401  (registers the environments)
 from rlimm.agents.a2c import A2C
 from rlimm.agents.ppo import PPO
 from rlimm.agents.reinforce import REINFORCE
+from rlimm.agents.teacher_files import load_teacher
 from rlimm.agents.teachers import (
     TabularTeacher,
     load_model,
@@ -20,7 +22,7 @@ from rlimm.agents.teachers import (
     pomdp_teacher,
     train_restricted_teacher,
 )
-from rlimm.coefficients import paper_grid_ratio, ratio_to_lambda
+from rlimm.coefficients import ratio_to_lambda
 from rlimm.envs.restriction import FactoredRestriction
 from rlimm.errors import RlimmError
 from rlimm.experiments.config import CompareConfig, EnvConfig
@@ -57,7 +59,11 @@ def make_teacher(config: CompareConfig) -> TabularTeacher:
     t = config.teacher
     env = make_env(config.env, config.env.episode_steps)
     restriction = make_restriction(config, env)
-    if t.solver == "model":
+    if t.solver == "file":
+        saved = load_teacher(t.path)
+        saved.check_visible(config.restriction.visible)
+        teacher = saved.teacher
+    elif t.solver == "model":
         teacher = policy_teacher(
             load_model(t.path), restriction, t.policy, t.temperature, f"model-{t.policy}"
         )
@@ -69,6 +75,12 @@ def make_teacher(config: CompareConfig) -> TabularTeacher:
         teacher = pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount)
     teacher.check_compatible(restriction, env.action_space)
     return teacher
+
+
+def teacher_label(config: CompareConfig) -> str:
+    """A short name of the configured teacher for results tables."""
+    t = config.teacher
+    return f"file:{Path(t.path).name}" if t.solver == "file" else f"{t.solver}-{t.policy}"
 
 
 @dataclass(frozen=True)
@@ -84,11 +96,13 @@ class RunSpec:
         return (self.method, self.budget, self.seed, f"{self.lambda_ratio:.4f}")
 
 
-def lambda_ratio_for(method: str, updates: int, ratio: float | None) -> float:
-    """The λ-ratio of a run: 0 for ``none``, else the given ratio or the paper's rule."""
+def lambda_ratio_for(config: CompareConfig, method: str, budget: int, ratio: float | None) -> float:
+    """The λ-ratio of a run: 0 for ``none``, else the given ratio or the config's data-size rule."""
     if method == "none":
         return 0.0
-    return paper_grid_ratio(updates) if ratio is None else ratio
+    if ratio is not None:
+        return ratio
+    return config.ratio_at(budget, updates_and_timesteps(config, budget)[0])
 
 
 def steps_per_update(config: CompareConfig) -> int:
@@ -171,7 +185,7 @@ def run_one(
     return {
         **asdict(spec),
         "algo": config.algo.name,
-        "teacher": f"{config.teacher.solver}-{config.teacher.policy}" if teacher else "",
+        "teacher": teacher_label(config) if teacher else "",
         "updates": updates,
         "timesteps": timesteps,
         "score": float(returns.mean()),

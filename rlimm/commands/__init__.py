@@ -1,0 +1,1 @@
+"""The subcommands of ``rlimm``: one module each, with ``add_parser(subparsers)``."""

@@ -1,0 +1,104 @@
+"""``rlimm teacher``: build a restricted teacher once (exact POMDP solution or a policy trained on the
+partial view) and save it as a teacher file for ``train --teacher`` and ``compare`` (solver ``file``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from rlimm.commands.options import parse_key_values, parse_teacher_spec
+from rlimm.errors import RlimmError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``teacher`` on the ``rlimm`` command's subparsers."""
+    p = sub.add_parser(
+        "teacher",
+        help="build a restricted teacher and save it for reuse",
+        description="Solve the restricted POMDP exactly or train a policy on the partial view, and "
+        "save the teacher (its action probabilities per visible context) as a .npz teacher file. "
+        "A trained teacher's SB3 model is saved beside it (.zip).",
+    )
+    p.add_argument(
+        "spec",
+        nargs="?",
+        help="fib | qmdp | induced_optimal | trained, optionally with settings "
+        "(fib:policy=softmax,temperature=0.5; trained:algo=ppo,timesteps=20000); default: the "
+        "config's teacher, else fib",
+    )
+    p.add_argument("-o", "--output", required=True, help="teacher file to write (*.npz)")
+    p.add_argument("-conf", "--conf-file", help="a train or compare config: its env, restriction and teacher")
+    p.add_argument("--env", help="gymnasium environment id (default: rlimm/ToroidalGrid-v0)")
+    p.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE", help="environment constructor arguments")
+    p.add_argument("--visible", nargs="+", help="observation fields the teacher sees (e.g. x)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.set_defaults(func=run)
+
+
+def _load(args: argparse.Namespace):  # noqa: ANN202 - a TrainConfig or a CompareConfig
+    from rlimm.config_files import merge_nested, parse_mapping, read_yaml
+    from rlimm.experiments.config import CompareConfig
+    from rlimm.experiments.train_config import TrainConfig
+
+    data = read_yaml(args.conf_file) if args.conf_file else {}
+    # A compare config has methods and budgets; anything else is read as a train config.
+    model = CompareConfig if isinstance(data, dict) and "methods" in data else TrainConfig
+    overrides = {
+        "env": {"id": args.env, "kwargs": parse_key_values(args.env_kwargs, "--env-kwargs")},
+        "restriction": {"visible": args.visible} if args.visible else None,
+    }
+    if isinstance(data, dict):
+        data = merge_nested(data, overrides)
+        spec = parse_teacher_spec(args.spec)
+        if spec is not None:
+            data["teacher"] = spec
+    config = parse_mapping(model, data, args.conf_file or "<command line>")
+    if config.restriction is None:
+        raise RlimmError("a teacher needs the visible observation fields: --visible (e.g. --visible x)")
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    from rlimm.agents.teacher_files import SUFFIX, save_teacher
+    from rlimm.agents.teachers import load_model, policy_teacher, pomdp_teacher, train_restricted_teacher
+    from rlimm.experiments.runs import make_env, make_restriction
+
+    out = Path(args.output)
+    if out.suffix != SUFFIX:
+        raise RlimmError(f"-o/--output must end in {SUFFIX}, got {out}")
+    if out.exists() and not args.force:
+        raise RlimmError(f"{out} exists; pass --force to overwrite it")
+    config = _load(args)
+    t = config.teacher
+    if t.solver == "file":
+        raise RlimmError(
+            "the teacher is already a teacher file; give a solver (fib, qmdp, induced_optimal, trained)"
+        )
+    env = make_env(config.env, config.env.episode_steps)
+    restriction = make_restriction(config, env)
+    model = None
+    if t.solver == "model":
+        teacher = policy_teacher(
+            load_model(t.path), restriction, t.policy, t.temperature, f"model-{t.policy}"
+        )
+    elif t.solver == "trained":
+        teacher, model = train_restricted_teacher(
+            env, restriction, t.algo, t.timesteps, t.seed, t.policy, t.temperature, t.kwargs
+        )
+    else:
+        teacher = pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount)
+    teacher.check_compatible(restriction, env.action_space)
+
+    meta = {"env_id": config.env.id, "env_kwargs": config.env.kwargs, "visible": config.restriction.visible}
+    save_teacher(teacher, out, {**meta, **t.model_dump()})
+    if model is not None:
+        model.save(out.with_suffix(".zip"))
+    np.set_printoptions(precision=3, suppress=True)
+    print(f"teacher '{teacher.name}': action probabilities per visible context {config.restriction.visible}")
+    for context, row in enumerate(teacher.table):
+        print(f"  {context:3d}: {row}")
+    extra = f" and the model {out.with_suffix('.zip')}" if model is not None else ""
+    print(f"saved {out}{extra}")
+    return 0

@@ -1,0 +1,82 @@
+"""``rlimm train``: train one agent, with the RL Zoo's flags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rlimm.commands.options import parse_key_values, parse_teacher_spec
+from rlimm.errors import RlimmError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``train`` on the ``rlimm`` command's subparsers."""
+    p = sub.add_parser(
+        "train",
+        help="train one agent (none, naive or imm regulariser) and save it",
+        description="Train one agent. Settings come from --conf-file (a YAML file, see "
+        "configs/train_grid_imm.yaml), flags override them. The run folder "
+        "(<log-folder>/<algo>/<env>-<regularizer>_<n>) gets model.zip, teacher.npz, config.yaml, "
+        "command.txt and result.json.",
+    )
+    p.add_argument("--algo", help="reinforce, ppo or a2c (default: ppo)")
+    p.add_argument("--env", help="gymnasium environment id (default: rlimm/ToroidalGrid-v0)")
+    p.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE", help="environment constructor arguments")
+    p.add_argument("-n", "--n-timesteps", type=int, help="environment steps to train for (default: 20000)")
+    p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    p.add_argument("-tb", "--tensorboard-log", help="TensorBoard log folder")
+    p.add_argument("-conf", "--conf-file", help="YAML config file; flags override its values")
+    p.add_argument(
+        "-params",
+        "--hyperparams",
+        nargs="+",
+        metavar="KEY:VALUE",
+        help="algorithm constructor arguments, e.g. learning_rate:0.001 n_steps:64",
+    )
+    p.add_argument("--regularizer", help="none, naive or imm (default: none)")
+    p.add_argument("--lambda-ratio", type=float, help="λ as the ratio λ/(1+λ) in [0, 1) (default: 0.2)")
+    p.add_argument(
+        "--teacher",
+        help="fib | qmdp | induced_optimal | trained, optionally with settings "
+        "(fib:policy=softmax,temperature=0.5; trained:algo=ppo,timesteps=20000), a teacher file "
+        "(*.npz, from `rlimm teacher`) or a saved SB3 model acting on the visible part (*.zip)",
+    )
+    p.add_argument("--visible", nargs="+", help="observation fields the teacher sees (e.g. x)")
+    p.add_argument("--eval-freq", type=int, help="evaluate every N environment steps (0: at the end only)")
+    p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default: 10)")
+    p.add_argument("--save-freq", type=int, help="save a checkpoint every N environment steps")
+    p.add_argument("-f", "--log-folder", default="logs", help="folder of run folders (default: logs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rlimm.experiments.train_config import load_train_config
+    from rlimm.experiments.training import new_run_dir, prepare, train
+
+    overrides = {
+        "env": {"id": args.env, "kwargs": parse_key_values(args.env_kwargs, "--env-kwargs")},
+        "algo": {"name": args.algo, "kwargs": parse_key_values(args.hyperparams, "-params")},
+        "restriction": {"visible": args.visible} if args.visible else None,
+        "regularizer": args.regularizer,
+        "lambda_ratio": args.lambda_ratio,
+        "n_timesteps": args.n_timesteps,
+        "seed": args.seed,
+        "eval_freq": args.eval_freq,
+        "evaluation": {"episodes": args.eval_episodes},
+        "save_freq": args.save_freq,
+    }
+    replace = {"teacher": parse_teacher_spec(args.teacher)}
+    config = load_train_config(args.conf_file, overrides, replace)
+    prepared = prepare(config, args.tensorboard_log)
+    run_dir = new_run_dir(args.log_folder, config)
+    if run_dir.parent.exists() and not run_dir.parent.is_dir():
+        raise RlimmError(f"--log-folder: {run_dir.parent} is a file")
+    result = train(prepared, run_dir, ["rlimm", *sys.argv[1:]], progress_bar=not args.no_progress)
+    state = "interrupted after" if result.interrupted else "trained for"
+    print(
+        f"{config.algo.name} ({config.regularizer}) {state} {result.timesteps} steps in "
+        f"{result.train_seconds:.1f} s; mean return {result.mean_return:.2f} ± {result.std_return:.2f} "
+        f"over {config.evaluation.episodes} episodes\nsaved to {run_dir}"
+    )
+    return 130 if result.interrupted else 0

@@ -1,0 +1,60 @@
+"""``rlimm tune``: the best λ-ratio per budget with Optuna, and a linear rule for ``compare``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from rlimm.errors import RlimmError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``tune`` on the ``rlimm`` command's subparsers."""
+    p = sub.add_parser(
+        "tune",
+        help="search the λ-ratio per budget with Optuna and fit a rule for compare",
+        description="For every budget of a compare config, search the λ-ratio of tune.method with "
+        "Optuna (tune.trials trials, each the mean score over tune.seeds seeds). Studies live in "
+        "OUT/optuna.db (SQLite) or in --storage; rerunning continues them. Writes OUT/trials.csv "
+        "and OUT/tuned.yaml, a lambda_ratio rule linear in the budget that compare accepts.",
+    )
+    p.add_argument("config", help="YAML compare config (its tune section sets the search)")
+    p.add_argument("--out", required=True, help="output folder (optuna.db, trials.csv, tuned.yaml)")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/optuna.db)")
+    p.add_argument("--trials", type=int, help="complete trials per budget (overrides tune.trials)")
+    p.add_argument("--seeds", type=int, help="seeds per trial (overrides tune.seeds)")
+    p.add_argument("--budgets", type=int, nargs="+", help="budgets (overrides the config)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rlimm.config_files import merge_nested, parse_mapping, read_yaml
+    from rlimm.experiments.config import CompareConfig
+    from rlimm.experiments.tuning import tune
+
+    jobs = args.jobs if args.jobs is not None else os.cpu_count() or 1
+    if jobs < 1:
+        raise RlimmError(f"--jobs must be at least 1, got {jobs}")
+    data = read_yaml(args.config)
+    if isinstance(data, dict):
+        overrides = {"budgets": args.budgets, "tune": {"trials": args.trials, "seeds": args.seeds}}
+        data = merge_nested(data, overrides)
+    config = parse_mapping(CompareConfig, data, args.config)
+    outcome = tune(config, args.out, args.storage, jobs, progress=not args.no_progress)
+
+    method = config.tune.method
+    print(f"| budget ({config.budget_unit}) | best λ-ratio of {method} | mean score | trials |")
+    print("|---|---|---|---|")
+    for b in outcome.best:
+        print(f"| {b.budget} | {b.lambda_ratio:.3f} | {b.score:.2f} | {b.trials} |")
+    rule = outcome.rule
+    print(
+        f"\nfitted rule: ratio = {rule.intercept:.4f} + {rule.slope:.6f} · budget, "
+        f"clipped to [{rule.low}, {rule.high}]"
+    )
+    print(
+        f"wrote {outcome.trials_csv} and {outcome.rule_yaml} (paste its lambda_ratio into a compare config)"
+    )
+    return 0

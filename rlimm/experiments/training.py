@@ -1,0 +1,156 @@
+"""One training run of ``rlimm train``: build everything from a :class:`TrainConfig`, train with SB3's
+evaluation and checkpoint callbacks, and save the model, its teacher and what produced them.
+
+A run folder (RL Zoo style, ``<log-folder>/<algo>/<env>-<regularizer>_<n>``) holds:
+
+- ``model.zip`` — the trained model (the teacher is not in it; pass ``teacher=`` to ``load``);
+- ``teacher.npz`` — the teacher it was trained with (a teacher file, see ``rlimm teacher``);
+- ``config.yaml`` — the resolved configuration; ``command.txt`` — the command line;
+- ``result.json`` — the final evaluation; with ``eval_freq``: ``evaluations.npz`` and
+  ``best_model.zip`` (SB3's ``EvalCallback``); with ``save_freq``: ``checkpoints/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from rlimm.agents.teacher_files import save_teacher
+from rlimm.agents.teachers import TabularTeacher
+from rlimm.coefficients import ratio_to_lambda
+from rlimm.experiments.runs import EVAL_SEED_OFFSET, algo_class, evaluate, make_env, make_teacher
+from rlimm.experiments.train_config import TrainConfig
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished (or interrupted) run produced."""
+
+    run_dir: str
+    timesteps: int
+    mean_return: float
+    std_return: float
+    train_seconds: float
+    interrupted: bool
+
+
+@dataclass
+class PreparedRun:
+    """Everything built and checked before anything is written."""
+
+    config: TrainConfig
+    model: BaseAlgorithm
+    teacher: TabularTeacher | None
+
+
+def prepare(config: TrainConfig, tensorboard_log: str | None = None) -> PreparedRun:
+    """Build env, restriction, teacher and model; any bad input raises here, before files exist."""
+    from rlimm.envs.restriction import FactoredRestriction
+
+    env = make_env(config.env, config.env.episode_steps)
+    restriction = FactoredRestriction.for_env(env, config.restriction.visible) if config.restriction else None
+    teacher = make_teacher(config) if config.regularizer != "none" else None
+    model = algo_class(config.algo.name)(
+        "MlpPolicy",
+        env,
+        regularizer=config.regularizer,
+        teacher=teacher,
+        restriction=restriction,
+        teacher_coef=ratio_to_lambda(config.lambda_ratio) if teacher is not None else 0.0,
+        seed=config.seed,
+        tensorboard_log=tensorboard_log,
+        **config.algo.kwargs,
+    )
+    return PreparedRun(config, model, teacher)
+
+
+def new_run_dir(log_folder: str | Path, config: TrainConfig) -> Path:
+    """``<log_folder>/<algo>/<env>-<regularizer>_<n>`` with ``n`` one more than any existing run."""
+    env_slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", config.env.id).strip("-")
+    parent = Path(log_folder) / config.algo.name
+    stem = f"{env_slug}-{config.regularizer}"
+    taken = [
+        int(m.group(1)) for p in parent.glob(f"{stem}_*") if (m := re.fullmatch(rf"{stem}_(\d+)", p.name))
+    ]
+    return parent / f"{stem}_{max(taken, default=0) + 1}"
+
+
+def _callbacks(config: TrainConfig, run_dir: Path) -> list[BaseCallback]:
+    callbacks: list[BaseCallback] = []
+    if config.eval_freq:
+        ev = config.evaluation
+        eval_env = DummyVecEnv([lambda: Monitor(make_env(config.env, ev.steps))])
+        eval_env.seed(config.seed + EVAL_SEED_OFFSET)
+        callbacks.append(
+            EvalCallback(
+                eval_env,
+                n_eval_episodes=ev.episodes,
+                eval_freq=config.eval_freq,
+                log_path=str(run_dir),
+                best_model_save_path=str(run_dir),
+                deterministic=ev.deterministic,
+                verbose=0,
+            )
+        )
+    if config.save_freq:
+        callbacks.append(
+            CheckpointCallback(config.save_freq, str(run_dir / "checkpoints"), name_prefix="model")
+        )
+    return callbacks
+
+
+def train(
+    prepared: PreparedRun,
+    run_dir: str | Path,
+    argv: list[str] | None = None,
+    progress_bar: bool = False,
+) -> TrainResult:
+    """Train a prepared run into ``run_dir`` and save it. Ctrl-C stops training early; the model
+    trained so far is still saved and evaluated (``interrupted`` is set)."""
+    config, model = prepared.config, prepared.model
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=False)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    if argv is not None:
+        (run_dir / "command.txt").write_text(shlex.join(argv) + "\n")
+    if prepared.teacher is not None:
+        meta = {
+            "env_id": config.env.id,
+            "env_kwargs": config.env.kwargs,
+            "visible": config.restriction.visible,
+        }
+        save_teacher(prepared.teacher, run_dir / "teacher.npz", {**meta, **config.teacher.model_dump()})
+
+    start = time.perf_counter()
+    interrupted = False
+    try:
+        model.learn(config.n_timesteps, callback=_callbacks(config, run_dir), progress_bar=progress_bar)
+    except KeyboardInterrupt:
+        interrupted = True
+    train_seconds = time.perf_counter() - start
+    model.save(run_dir / "model.zip")
+
+    ev = config.evaluation
+    returns = evaluate(
+        model, make_env(config.env), ev.episodes, ev.steps, config.seed + EVAL_SEED_OFFSET, ev.deterministic
+    )
+    result = TrainResult(
+        run_dir=str(run_dir),
+        timesteps=int(model.num_timesteps),
+        mean_return=float(returns.mean()),
+        std_return=float(returns.std()),
+        train_seconds=round(train_seconds, 3),
+        interrupted=interrupted,
+    )
+    (run_dir / "result.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+    return result
