@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from rlimm.commands import compare, teacher, train, tune
 from rlimm.commands.options import OneLineParser
 from rlimm.errors import RlimmError
+from rlimm.lm.command import add_parser as add_lm_parser
 from rlimm.logreg.command import add_parser as add_logreg_parser
 
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_parser(sub)
     tune.add_parser(sub)
     add_logreg_parser(sub)
+    add_lm_parser(sub)
     return parser
 
 

@@ -173,6 +173,7 @@ def test_results_folder_of_another_experiment_is_refused(tmp_path):
 def _interrupt_after_rows(cmd, results, n_rows, sig):
     """Start ``cmd`` in its own process group and send ``sig`` to the group (as Ctrl-C in a terminal
     does) once ``results`` holds ``n_rows`` finished runs."""
+    import signal
     import time
 
     proc = subprocess.Popen(
@@ -181,6 +182,9 @@ def _interrupt_after_rows(cmd, results, n_rows, sig):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # A shell's background jobs inherit SIGINT ignored; a terminal's Ctrl-C reaches a process that
+        # handles it, so restore the default handling (Python then turns it into KeyboardInterrupt).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     deadline = time.monotonic() + 240

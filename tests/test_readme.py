@@ -12,3 +12,10 @@ def test_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_every_config_the_readme_names_exists():
+    names = set(re.findall(r"configs/([\w.-]+\.yaml)", README.read_text()))
+    assert names
+    missing = sorted(n for n in names if not (README.parent / "configs" / n).is_file())
+    assert not missing, missing

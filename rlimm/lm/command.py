@@ -1,0 +1,131 @@
+"""The ``rlimm lm`` subcommand: train the LSTM with each method of a config and report perplexities.
+
+Layout of ``--out``: ``config.json``, ``results.csv``, ``summary.md`` and one folder per method
+(``checkpoint.pt``, ``best_model.pt``, ``metrics.json``, ``tensorboard/``). Rerunning the same command
+resumes unfinished methods from their last checkpoint and skips finished ones; several processes may
+share one ``--out`` with different ``--methods`` (each rewrites the report from all finished methods).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rlimm.errors import RlimmError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``lm`` on the ``rlimm`` command's subparsers."""
+    p = subparsers.add_parser(
+        "lm",
+        help="language modelling on Penn Treebank: an LSTM with a Kneser-Ney bigram teacher",
+        description="Train an LSTM language model with each method of a config (dropout only, Kneser-Ney "
+        "noising, IMM), evaluate perplexity and the restricted bigram task, and write results.csv and "
+        "summary.md. Resumable: rerunning the same command continues from the last checkpoint.",
+    )
+    p.add_argument("config", help="YAML config file (see configs/lm_cpu.yaml)")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--methods", nargs="+", help="subset of none, noising, imm (overrides the config)")
+    p.add_argument("--epochs", type=int, help="training epochs (overrides the config)")
+    p.add_argument(
+        "--data-dir",
+        help="Penn Treebank folder, or a folder containing ptb/ (default: the config's data.data_dir, "
+        "else $RLIMM_DATA_DIR/ptb)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default: 1)")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="methods trained in parallel, one process each (default: 1)"
+    )
+    p.add_argument(
+        "--tensorboard", action="store_true", help="write learning curves to OUT/<method>/tensorboard"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the experiment described by ``args``; return the exit code."""
+    import torch
+
+    from rlimm.lm.config import load_config
+    from rlimm.lm.experiment import (
+        CONFIG,
+        KN_BIGRAM,
+        check_output,
+        fit_teacher,
+        is_finished,
+        load_corpus,
+        write_json,
+    )
+    from rlimm.lm.report import write_report
+
+    if args.threads < 1:
+        raise RlimmError(f"--threads must be at least 1, got {args.threads}")
+    if args.jobs < 1:
+        raise RlimmError(f"--jobs must be at least 1, got {args.jobs}")
+    config = load_config(args.config, methods=args.methods, epochs=args.epochs)
+    out = Path(args.out)
+    check_output(config, out)
+    # Reading the data validates the data folder and files before anything is written.
+    corpus = load_corpus(config, args.data_dir)
+
+    torch.set_num_threads(args.threads)
+    log = None if args.quiet else (lambda msg: print(f"lm: {msg}", file=sys.stderr, flush=True))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(config.model_dump(mode="json"), out / CONFIG)
+    # The restricted model on its own (cheap: a fraction of a second), for the report.
+    kn = fit_teacher(corpus)
+    kn_ppl = {"val_ppl": kn.perplexity(corpus.valid), "test_ppl": kn.perplexity(corpus.test)}
+    write_json({**kn_ppl, "discounts": kn.discounts.tolist()}, out / KN_BIGRAM)
+
+    todo = []
+    for method in config.methods:
+        if is_finished(config, out / method):
+            if log is not None:
+                log(f"{method}: finished earlier, skipped")
+        else:
+            todo.append(method)
+    if args.jobs > 1 and len(todo) > 1:
+        _run_parallel(config, todo, args, out)
+    elif todo:
+        from rlimm.lm.experiment import run_method
+
+        for method in todo:
+            run_method(config, method, corpus, kn, out / method, log, args.tensorboard)
+
+    _, csv, md = write_report(out, config)
+    print(md.read_text())
+    print(f"wrote {csv}, {md}")
+    return 0
+
+
+def _run_parallel(config, methods: list[str], args: argparse.Namespace, out: Path) -> None:
+    """One fresh process per method (spawned: no fork of a process with torch threads running)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from rlimm.lm.experiment import run_method_in_worker
+
+    dumped = config.model_dump(mode="json")
+    # The costliest method first: with 2 workers for 3 methods, imm runs alone in one process while the
+    # other trains none and noising one after the other (≈ the same total), the shortest schedule.
+    methods = sorted(methods, key=lambda m: {"imm": 0, "noising": 1}.get(m, 2))
+    with ProcessPoolExecutor(
+        max_workers=min(args.jobs, len(methods)), mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        futures = [
+            pool.submit(
+                run_method_in_worker,
+                dumped,
+                method,
+                args.data_dir,
+                str(out / method),
+                args.threads,
+                args.quiet,
+                args.tensorboard,
+            )
+            for method in methods
+        ]
+        for future in futures:
+            future.result()

@@ -1,0 +1,241 @@
+"""The LSTM training loop: plain training, determinism, bit-identical resume, the IMM switch, LR decay."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from rlimm.lm import train as train_module
+from rlimm.lm.batches import batchify, window
+from rlimm.lm.config import parse_config
+from rlimm.lm.experiment import fit_teacher, load_corpus
+from rlimm.lm.model import LSTMLanguageModel, detach_hidden
+from rlimm.lm.train import BEST_MODEL, CHECKPOINT, EPOCH_KEYS, TENSORBOARD, Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "lm_tiny.yaml"
+
+
+def _config(**changes):
+    data = yaml.safe_load(TINY.read_text())
+    data["train"].update({"max_batches_per_epoch": 12, "checkpoint_every": 5, "epochs": 2})
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return parse_config(data)
+
+
+@pytest.fixture(scope="module")
+def data():
+    config = _config()
+    corpus = load_corpus(config)
+    return corpus, fit_teacher(corpus)
+
+
+def _trainer(config, method, data, run_dir=None, **kw):
+    corpus, kn = data
+    return Trainer(config, method, corpus.train, corpus.valid, kn, corpus.vocab.eos_id, run_dir, **kw)
+
+
+def _params(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_none_is_plain_truncated_bptt_sgd(data):
+    config = _config(**{"train.epochs": 1, "imm.lambda_ratio": 0.9})
+    trainer = _trainer(config, "none", data)
+    trainer.run()
+
+    # The same training written out by hand: same init, same dropout stream, loss = T × mean CE.
+    corpus, _ = data
+    tc, m = config.train, config.model
+    torch.manual_seed(tc.seed)
+    model = LSTMLanguageModel(len(corpus.vocab), m.hidden, m.layers, m.dropout, init_scale=m.init_scale)
+    opt = torch.optim.SGD(model.parameters(), lr=tc.lr)
+    source = batchify(corpus.train, tc.batch_size)
+    hidden = model.init_hidden(tc.batch_size)
+    for i in range(12):
+        x, y = window(source, i, tc.bptt)
+        logits, hidden = model(x, detach_hidden(hidden))
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten()) * x.shape[0]
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
+        opt.step()
+    assert _equal(_params(trainer.model), _params(model))
+    assert trainer.finished and len(trainer.progress.history) == 1
+
+
+def test_same_seed_same_parameters_and_the_caller_rng_is_untouched(data):
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = _trainer(_config(), "imm", data)
+    a.run()
+    assert torch.equal(torch.get_rng_state(), before)  # dropout used the trainer's own stream
+    b = _trainer(_config(), "imm", data)
+    b.run()
+    assert _equal(_params(a.model), _params(b.model))
+    c = _trainer(_config(**{"train.seed": 1}), "imm", data)
+    c.run()
+    assert not _equal(_params(a.model), _params(c.model))
+
+
+def test_methods_start_from_the_same_network_and_then_differ(data):
+    trainers = {m: _trainer(_config(), m, data) for m in ("none", "noising", "imm")}
+    assert _equal(_params(trainers["none"].model), _params(trainers["imm"].model))
+    for t in trainers.values():
+        t.run(max_batches=6)
+    none = _params(trainers["none"].model)
+    assert not _equal(none, _params(trainers["noising"].model))
+    assert not _equal(none, _params(trainers["imm"].model))
+
+
+def test_imm_with_lambda_zero_trains_exactly_like_none(data):
+    # The IMM pass (without dropout) draws from its own generator only: with λ = 0 nothing changes.
+    none = _trainer(_config(), "none", data)
+    none.run()
+    imm = _trainer(_config(**{"imm.lambda_ratio": 0.0}), "imm", data)
+    imm.run()
+    assert imm.progress.history[0]["imm_kl"] is not None
+    assert _equal(_params(none.model), _params(imm.model))
+
+
+_FINISH = """
+import sys, torch
+torch.set_num_threads(1)
+sys.path.insert(0, {tests!r})
+from test_lm_train import _config, _trainer
+from rlimm.lm.experiment import fit_teacher, load_corpus
+config = _config()
+corpus = load_corpus(config)
+assert _trainer(config, {method!r}, (corpus, fit_teacher(corpus)), {run_dir!r}).run()
+"""
+
+
+def _interrupted_run(tmp_path, data, method, crash_after, fresh_process):
+    run_dir = tmp_path / "crashed"
+    run_dir.mkdir()
+    # "Crash": the trainer object is abandoned after `crash_after` batches, past its last checkpoint.
+    _trainer(_config(), method, data, run_dir).run(max_batches=crash_after)
+    torch.manual_seed(999)  # whatever the global generator holds now must not matter
+    if fresh_process:
+        code = _FINISH.format(tests=str(Path(__file__).parent), method=method, run_dir=str(run_dir))
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    else:
+        assert _trainer(_config(), method, data, run_dir).run()
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("method", "crash_after", "fresh_process"),
+    [("imm", 8, True), ("noising", 8, False), ("imm", 14, False), ("none", 11, False)],
+)
+def test_resume_after_a_crash_is_bit_identical(tmp_path, data, method, crash_after, fresh_process):
+    # Uninterrupted: 2 epochs × 12 batches, checkpoints every 5 batches and at each epoch end.
+    (tmp_path / "straight").mkdir()
+    straight = _trainer(_config(), method, data, tmp_path / "straight")
+    assert straight.run()
+
+    # Interrupted after 8 batches (resumes mid-epoch at batch 5, with a carried state), 14 (resumes
+    # from the end of epoch 1) or 11 (resumes at batch 10, then crosses the epoch end).
+    run_dir = _interrupted_run(tmp_path, data, method, crash_after, fresh_process)
+
+    resumed = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    final = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=True)
+    assert _equal(resumed["model"], final["model"])
+    assert _equal(resumed["model"], straight.model.state_dict())
+    assert resumed["progress"]["history"] == final["progress"]["history"]
+    assert _equal(resumed["rng"], final["rng"])
+    assert _equal(
+        torch.load(run_dir / BEST_MODEL, weights_only=True),
+        torch.load(tmp_path / "straight" / BEST_MODEL, weights_only=True),
+    )
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_checkpoint_holds_the_position_state_and_generators(tmp_path, data):
+    trainer = _trainer(_config(), "imm", data, tmp_path)
+    trainer.run(max_batches=7)  # the last checkpoint is at batch 5
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    p = state["progress"]
+    assert (p["epoch"], p["batch"], p["step"]) == (0, 5, 5)
+    assert p["hidden"][0].shape == (2, 10, 32)
+    assert set(state["rng"]) == {"torch", "noise", "imm"}
+    resumed = _trainer(_config(), "imm", data, tmp_path)
+    assert resumed.progress.step == 5 and torch.equal(resumed.progress.hidden[1], p["hidden"][1])
+
+
+def test_imm_switches_on_below_the_threshold(data):
+    late = _trainer(_config(**{"imm.switch_on_below_ppl": 1e9, "train.epochs": 3}), "imm", data)
+    late.run()
+    first, second, _ = late.progress.history
+    assert first["lambda"] == 0.0 and first["imm_kl"] is None and first["imm_switched_on"]
+    assert second["lambda"] == pytest.approx(0.2) and second["imm_kl"] > 0
+    never = _trainer(_config(**{"imm.switch_on_below_ppl": 1.0001}), "imm", data)
+    never.run()
+    assert all(r["lambda"] == 0.0 and r["imm_kl"] is None for r in never.progress.history)
+
+
+def test_lr_decays_on_a_plateau_and_the_best_model_is_kept(tmp_path, data, monkeypatch):
+    scripted = iter([10.0, 12.0, 9.0, 9.5])
+    snapshots = []
+
+    def fake_perplexity(model, tokens, batch_size, bptt):
+        snapshots.append(_params(model))
+        return next(scripted)
+
+    monkeypatch.setattr(train_module, "perplexity", fake_perplexity)
+    trainer = _trainer(_config(**{"train.epochs": 4}), "none", data, tmp_path)
+    trainer.run()
+    history = trainer.progress.history
+    assert [r["lr"] for r in history] == [1.0, 1.0, 0.5, 0.5]
+    assert trainer.progress.lr == 0.25
+    assert trainer.progress.best_epoch == 3 and trainer.progress.best_val == 9.0
+    assert _equal(trainer.best_state, snapshots[2])
+    assert _equal(torch.load(tmp_path / BEST_MODEL, weights_only=True), snapshots[2])
+    assert _equal(_params(trainer.best_model()), snapshots[2])
+
+    # Zaremba's schedule on top: decay after every epoch from epoch 2 on, improving or not.
+    scripted = iter([10.0, 9.0, 8.0, 7.0])
+    monkeypatch.setattr(train_module, "perplexity", lambda *a: next(scripted))
+    trainer = _trainer(_config(**{"train.epochs": 4, "train.lr_decay_from_epoch": 2}), "none", data)
+    trainer.run()
+    assert [r["lr"] for r in trainer.progress.history] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_tensorboard_gets_the_documented_keys(tmp_path, data):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer = _trainer(_config(), "imm", data, tmp_path, tensorboard=True)
+    trainer.run()
+    events = EventAccumulator(str(tmp_path / TENSORBOARD))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert tags == set(EPOCH_KEYS)
+    steps = [e.step for e in events.Scalars("lm/val_ppl")]
+    assert steps == [12, 24]
+    val = [e.value for e in events.Scalars("lm/val_ppl")]
+    assert val == pytest.approx([r["val_ppl"] for r in trainer.progress.history], rel=1e-6)
+
+
+def test_training_learns_the_synthetic_bigram(data):
+    trainer = _trainer(_config(**{"train.epochs": 3, "train.max_batches_per_epoch": None}), "none", data)
+    trainer.run()
+    corpus, kn = data
+    val = trainer.progress.best_val
+    assert val < 0.5 * len(corpus.vocab)  # far below a uniform guess
+    assert math.isfinite(val) and val < 1.6 * kn.perplexity(corpus.valid)
