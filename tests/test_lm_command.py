@@ -20,6 +20,7 @@ from rlimm.lm.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "lm_tiny.yaml"
 
+
 def rlimm(*args):
     return subprocess.run(
         [sys.executable, "-m", "rlimm", *map(str, args)],
