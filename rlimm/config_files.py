@@ -6,14 +6,26 @@ Shared by every experiment's config (``rlimm.experiments.config``, ``rlimm.logre
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
-from rlimm.errors import ConfigError
+from rlimm.coefficients import check_ratio
+from rlimm.errors import ConfigError, RlimmError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _valid_ratio(value: float) -> float:
+    try:
+        return check_ratio(value)
+    except RlimmError as err:  # pydantic reports ValueErrors with the key's name
+        raise ValueError(str(err)) from None
+
+
+#: A config value holding λ as the ratio λ/(1+λ), in [0, 1).
+Ratio = Annotated[float, AfterValidator(_valid_ratio)]
 
 
 def format_validation_error(err: ValidationError) -> str:

@@ -7,24 +7,18 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rlimm.cli import main
+
+from cli_helpers import config_variant, rlimm
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "grid_quick.yaml"
 TINY = ["--seeds", "2", "--budgets", "2", "3", "--jobs", "1", "--no-progress"]
 
 
-def rlimm(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "rlimm", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        timeout=300,
-    )
+def write_config(tmp_path, **changes):
+    return config_variant(QUICK, tmp_path, **changes)
 
 
 def rows(path):
@@ -64,19 +58,6 @@ def test_compare_writes_results_table_and_plot_and_resumes(tmp_path):
     before = (out / "results.csv").read_text()
     assert rlimm("compare", QUICK, "--out", out, *TINY).returncode == 0
     assert (out / "results.csv").read_text() == before
-
-
-def write_config(tmp_path, **changes):
-    data = yaml.safe_load(QUICK.read_text())
-    for dotted, value in changes.items():
-        node = data
-        *parents, last = dotted.split(".")
-        for p in parents:
-            node = node[p]
-        node[last] = value
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.mark.parametrize(

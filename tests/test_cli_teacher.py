@@ -1,9 +1,6 @@
 """`rlimm teacher` end to end: build, save, reuse in `train` and `compare`; bad input."""
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -17,17 +14,9 @@ from rlimm.agents.teachers import load_model, pomdp_teacher
 from rlimm.cli import main
 from rlimm.envs.restriction import FactoredRestriction
 
+from cli_helpers import rlimm
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def rlimm(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "rlimm", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        timeout=300,
-    )
 
 
 def test_exact_teacher_file_equals_the_solver_and_serves_train_and_compare(tmp_path):

@@ -1,9 +1,6 @@
 """`rlimm train` end to end through the real entry point: run folder, overrides, reload, bad input."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -17,18 +14,9 @@ from rlimm.agents.teacher_files import load_teacher, save_teacher
 from rlimm.agents.teachers import TabularTeacher
 from rlimm.cli import main
 
+from cli_helpers import rlimm
+
 FAST = ["-params", "n_steps:32", "batch_size:32", "n_epochs:1", "--no-progress"]
-
-
-def rlimm(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "rlimm", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        timeout=300,
-    )
 
 
 def test_train_saves_model_teacher_config_command_and_tensorboard(tmp_path):

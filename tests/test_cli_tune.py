@@ -1,9 +1,6 @@
 """`rlimm tune` end to end: Optuna studies in SQLite that resume, the fitted rule, bad input."""
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,19 +11,11 @@ from rlimm.experiments.config import LinearRatioRule, parse_config
 from rlimm.experiments.runner import expand
 from rlimm.experiments.tuning import BudgetBest, fit_rule
 
+from cli_helpers import rlimm
+
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "grid_quick.yaml"
 TINY = ["--budgets", "2", "4", "--seeds", "1", "--jobs", "1", "--no-progress"]
-
-
-def rlimm(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "rlimm", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        timeout=300,
-    )
 
 
 def trials(out):

@@ -6,30 +6,27 @@ import argparse
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rlimm.errors import ConfigError, RlimmError
 from rlimm.lm.command import add_parser
 from rlimm.lm.config import load_config
+
+from cli_helpers import config_variant
+from cli_helpers import rlimm as _rlimm
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "lm_tiny.yaml"
 
 
 def rlimm(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "rlimm", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        timeout=300,
-    )
+    return _rlimm(*args, cwd=ROOT)
+
+
+def _config(tmp_path, **changes):
+    return config_variant(TINY, tmp_path, **changes)
 
 
 def run(*argv):
@@ -38,19 +35,6 @@ def run(*argv):
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args([str(a) for a in argv])
     return args.func(args)
-
-
-def _config(tmp_path, **changes):
-    data = yaml.safe_load(TINY.read_text())
-    for dotted, value in changes.items():
-        node = data
-        *parents, last = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def test_lm_writes_results_and_summary_then_skips_finished_methods(tmp_path, capsys):

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rlimm.errors import ConfigError, RlimmError
 from rlimm.logreg.command import add_parser
 from rlimm.logreg.config import load_config
+
+from cli_helpers import config_variant
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "logreg_quick.yaml"
@@ -60,24 +61,15 @@ def test_logreg_writes_csv_markdown_and_plots(tmp_path, capsys):
     assert (out / "population.csv").read_text().startswith("method,lambda_ratio")
 
 
+def _config(tmp_path, **changes):
+    return config_variant(QUICK, tmp_path, **changes)
+
+
 def test_the_shipped_configs_are_valid():
     full = load_config(FULL)
     assert full.runs == 300 and len(full.sizes) >= 8 and min(full.sizes) <= 5 and max(full.sizes) >= 1000
     assert full.sweep and full.teacher_quality
     load_config(QUICK)
-
-
-def _config(tmp_path, **changes):
-    data = yaml.safe_load(QUICK.read_text())
-    for dotted, value in changes.items():
-        node = data
-        *parents, last = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True))
-    return path
 
 
 @pytest.mark.parametrize(

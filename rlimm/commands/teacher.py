@@ -62,8 +62,7 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - a TrainConfig or a Compar
 
 def run(args: argparse.Namespace) -> int:
     from rlimm.agents.teacher_files import SUFFIX, save_teacher
-    from rlimm.agents.teachers import load_model, policy_teacher, pomdp_teacher, train_restricted_teacher
-    from rlimm.experiments.runs import make_env, make_restriction
+    from rlimm.experiments.runs import build_teacher, teacher_description
 
     out = Path(args.output)
     if out.suffix != SUFFIX:
@@ -71,28 +70,12 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise RlimmError(f"{out} exists; pass --force to overwrite it")
     config = _load(args)
-    t = config.teacher
-    if t.solver == "file":
+    if config.teacher.solver == "file":
         raise RlimmError(
             "the teacher is already a teacher file; give a solver (fib, qmdp, induced_optimal, trained)"
         )
-    env = make_env(config.env, config.env.episode_steps)
-    restriction = make_restriction(config, env)
-    model = None
-    if t.solver == "model":
-        teacher = policy_teacher(
-            load_model(t.path), restriction, t.policy, t.temperature, f"model-{t.policy}"
-        )
-    elif t.solver == "trained":
-        teacher, model = train_restricted_teacher(
-            env, restriction, t.algo, t.timesteps, t.seed, t.policy, t.temperature, t.kwargs
-        )
-    else:
-        teacher = pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount)
-    teacher.check_compatible(restriction, env.action_space)
-
-    meta = {"env_id": config.env.id, "env_kwargs": config.env.kwargs, "visible": config.restriction.visible}
-    save_teacher(teacher, out, {**meta, **t.model_dump()})
+    teacher, model = build_teacher(config)
+    save_teacher(teacher, out, teacher_description(config))
     if model is not None:
         model.save(out.with_suffix(".zip"))
     np.set_printoptions(precision=3, suppress=True)

@@ -21,7 +21,7 @@ from rlimm.errors import RlimmError
 from rlimm.experiments.config import CompareConfig
 from rlimm.experiments.runs import (
     RunSpec,
-    algo_class,
+    build_agent,
     lambda_ratio_for,
     make_env,
     make_restriction,
@@ -66,15 +66,7 @@ def preflight(config: CompareConfig) -> TabularTeacher | None:
     env = make_env(config.env, config.env.episode_steps)
     restriction = make_restriction(config, env)
     teacher = make_teacher(config) if set(config.methods) - {"none"} else None
-    algo_class(config.algo.name)(
-        "MlpPolicy",
-        env,
-        regularizer="imm" if teacher else "none",
-        teacher=teacher,
-        restriction=restriction,
-        teacher_coef=0.0,
-        **config.algo.kwargs,
-    )
+    build_agent(config.algo, env, "imm" if teacher else "none", teacher, restriction, 0.0)
     expand(config)
     return teacher
 

@@ -6,9 +6,11 @@ import inspect
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 import rlimm.envs  # noqa: F401  (registers the environments)
 from rlimm.agents.a2c import A2C
@@ -25,7 +27,10 @@ from rlimm.agents.teachers import (
 from rlimm.coefficients import ratio_to_lambda
 from rlimm.envs.restriction import FactoredRestriction
 from rlimm.errors import RlimmError
-from rlimm.experiments.config import CompareConfig, EnvConfig
+from rlimm.experiments.config import AlgoConfig, CompareConfig, EnvConfig
+
+if TYPE_CHECKING:
+    from rlimm.experiments.train_config import TrainConfig
 
 _ALGOS = {"reinforce": REINFORCE, "ppo": PPO, "a2c": A2C}
 
@@ -47,18 +52,17 @@ def make_env(env_config: EnvConfig, episode_steps: int | None = None) -> gym.Env
         raise RlimmError(f"bad env.kwargs for '{env_config.id}': {err}") from None
 
 
-def make_restriction(config: CompareConfig, env: gym.Env) -> FactoredRestriction:
+def make_restriction(config: CompareConfig | TrainConfig, env: gym.Env) -> FactoredRestriction:
     return FactoredRestriction.for_env(env, config.restriction.visible)
 
 
-def make_teacher(config: CompareConfig) -> TabularTeacher:
-    """The configured restricted teacher: solved exactly, trained on the visible part, or loaded.
-
-    The runner builds it once, in the parent process, and hands the table to every run.
-    """
+def build_teacher(config: CompareConfig | TrainConfig) -> tuple[TabularTeacher, BaseAlgorithm | None]:
+    """The configured restricted teacher: solved exactly, trained on the visible part, or loaded; with
+    the SB3 model it was trained as (``solver: trained``; else ``None``)."""
     t = config.teacher
     env = make_env(config.env, config.env.episode_steps)
     restriction = make_restriction(config, env)
+    model = None
     if t.solver == "file":
         saved = load_teacher(t.path)
         saved.check_visible(config.restriction.visible)
@@ -68,13 +72,51 @@ def make_teacher(config: CompareConfig) -> TabularTeacher:
             load_model(t.path), restriction, t.policy, t.temperature, f"model-{t.policy}"
         )
     elif t.solver == "trained":
-        teacher, _ = train_restricted_teacher(
+        teacher, model = train_restricted_teacher(
             env, restriction, t.algo, t.timesteps, t.seed, t.policy, t.temperature, t.kwargs
         )
     else:
         teacher = pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount)
     teacher.check_compatible(restriction, env.action_space)
-    return teacher
+    return teacher, model
+
+
+def teacher_description(config: CompareConfig | TrainConfig) -> dict:
+    """What a teacher file records of the teacher of ``config``: environment, visible fields, settings."""
+    env = {"env_id": config.env.id, "env_kwargs": config.env.kwargs, "visible": config.restriction.visible}
+    return {**env, **config.teacher.model_dump()}
+
+
+def make_teacher(config: CompareConfig | TrainConfig) -> TabularTeacher:
+    """The configured restricted teacher (see :func:`build_teacher`).
+
+    The runner builds it once, in the parent process, and hands the table to every run.
+    """
+    return build_teacher(config)[0]
+
+
+def build_agent(
+    algo: AlgoConfig,
+    env: gym.Env,
+    regularizer: str,
+    teacher: TabularTeacher | None,
+    restriction: FactoredRestriction | None,
+    lambda_ratio: float,
+    seed: int | None = None,
+    tensorboard_log: str | None = None,
+) -> BaseAlgorithm:
+    """An rlimm agent of ``algo`` on ``env`` with its regulariser, teacher and λ (as a ratio)."""
+    return algo_class(algo.name)(
+        "MlpPolicy",
+        env,
+        regularizer=regularizer,
+        teacher=teacher,
+        restriction=restriction,
+        teacher_coef=ratio_to_lambda(lambda_ratio),
+        seed=seed,
+        tensorboard_log=tensorboard_log,
+        **algo.kwargs,
+    )
 
 
 def teacher_label(config: CompareConfig) -> str:
@@ -160,16 +202,8 @@ def run_one(
         teacher = None
     elif teacher is None:
         teacher = make_teacher(config)
-    model = algo_class(config.algo.name)(
-        "MlpPolicy",
-        env,
-        regularizer=spec.method,
-        teacher=teacher,
-        restriction=restriction,
-        teacher_coef=ratio_to_lambda(spec.lambda_ratio),
-        seed=spec.seed,
-        tensorboard_log=tensorboard_log,
-        **config.algo.kwargs,
+    model = build_agent(
+        config.algo, env, spec.method, teacher, restriction, spec.lambda_ratio, spec.seed, tensorboard_log
     )
     model.learn(timesteps, tb_log_name=f"{config.algo.name}_{spec.method}_b{spec.budget}_s{spec.seed}")
     train_seconds = time.perf_counter() - start

@@ -11,9 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from rlimm.coefficients import check_ratio
-from rlimm.config_files import merge_nested, parse_mapping, read_yaml
-from rlimm.errors import RlimmError
+from rlimm.config_files import Ratio, merge_nested, parse_mapping, read_yaml
 from rlimm.experiments.config import (
     AlgoConfig,
     EnvConfig,
@@ -34,7 +32,7 @@ class TrainConfig(_Strict):
     algo: AlgoConfig = Field(default_factory=lambda: AlgoConfig(name="ppo"))
     regularizer: Literal["none", "naive", "imm"] = "none"
     #: λ as the ratio λ/(1+λ) in [0, 1).
-    lambda_ratio: float = 0.2
+    lambda_ratio: Ratio = 0.2
     n_timesteps: int = Field(default=20_000, gt=0)
     seed: int = Field(default=0, ge=0)
     #: Evaluate every ``eval_freq`` environment steps (0: only at the end).
@@ -50,14 +48,6 @@ class TrainConfig(_Strict):
         if isinstance(value, dict) and "name" not in value:
             return {"name": "ppo", **value}
         return value
-
-    @field_validator("lambda_ratio")
-    @classmethod
-    def _ratio(cls, value: float) -> float:
-        try:
-            return check_ratio(value)
-        except RlimmError as err:
-            raise ValueError(str(err)) from None
 
     @model_validator(mode="after")
     def _teacher_needs_restriction(self) -> TrainConfig:

@@ -27,8 +27,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlimm.agents.teacher_files import save_teacher
 from rlimm.agents.teachers import TabularTeacher
-from rlimm.coefficients import ratio_to_lambda
-from rlimm.experiments.runs import EVAL_SEED_OFFSET, algo_class, evaluate, make_env, make_teacher
+from rlimm.experiments.runs import (
+    EVAL_SEED_OFFSET,
+    build_agent,
+    evaluate,
+    make_env,
+    make_teacher,
+    teacher_description,
+)
 from rlimm.experiments.train_config import TrainConfig
 
 
@@ -60,16 +66,9 @@ def prepare(config: TrainConfig, tensorboard_log: str | None = None) -> Prepared
     env = make_env(config.env, config.env.episode_steps)
     restriction = FactoredRestriction.for_env(env, config.restriction.visible) if config.restriction else None
     teacher = make_teacher(config) if config.regularizer != "none" else None
-    model = algo_class(config.algo.name)(
-        "MlpPolicy",
-        env,
-        regularizer=config.regularizer,
-        teacher=teacher,
-        restriction=restriction,
-        teacher_coef=ratio_to_lambda(config.lambda_ratio) if teacher is not None else 0.0,
-        seed=config.seed,
-        tensorboard_log=tensorboard_log,
-        **config.algo.kwargs,
+    ratio = config.lambda_ratio if teacher is not None else 0.0
+    model = build_agent(
+        config.algo, env, config.regularizer, teacher, restriction, ratio, config.seed, tensorboard_log
     )
     return PreparedRun(config, model, teacher)
 
@@ -124,12 +123,7 @@ def train(
     if argv is not None:
         (run_dir / "command.txt").write_text(shlex.join(argv) + "\n")
     if prepared.teacher is not None:
-        meta = {
-            "env_id": config.env.id,
-            "env_kwargs": config.env.kwargs,
-            "visible": config.restriction.visible,
-        }
-        save_teacher(prepared.teacher, run_dir / "teacher.npz", {**meta, **config.teacher.model_dump()})
+        save_teacher(prepared.teacher, run_dir / "teacher.npz", teacher_description(config))
 
     start = time.perf_counter()
     interrupted = False

@@ -11,9 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rlimm.coefficients import check_ratio, ratio_to_lambda
-from rlimm.config_files import load_yaml_config, parse_mapping
-from rlimm.errors import RlimmError
+from rlimm.coefficients import ratio_to_lambda
+from rlimm.config_files import Ratio, load_yaml_config, parse_mapping
 
 #: The methods, in report order: dropout only, Kneser-Ney noising (the naive baseline), IMM.
 METHODS = ("none", "noising", "imm")
@@ -91,7 +90,7 @@ class IMMConfig(_Strict):
     """The IMM term: λ · mean over ``positions`` random positions of a batch of KL(P_KN(·|v) ‖ Q̄(·|v))."""
 
     #: λ as the ratio r = λ/(1+λ) (λ = r/(1−r)); the paper's λ = 0.2 is r = 1/6.
-    lambda_ratio: float = 1.0 / 6.0
+    lambda_ratio: Ratio = 1.0 / 6.0
     #: Sampled training histories per visible word (the paper: 10).
     k: int = Field(default=10, gt=0)
     #: Words per sampled history (read from a zero state; only the last step is decoded).
@@ -103,14 +102,6 @@ class IMMConfig(_Strict):
     switch_on_below_ppl: float | None = Field(default=None, gt=1)
     #: Apply dropout while reading the sampled histories (the reference code does not).
     dropout: bool = False
-
-    @field_validator("lambda_ratio")
-    @classmethod
-    def _ratio(cls, value: float) -> float:
-        try:
-            return check_ratio(value)
-        except RlimmError as err:
-            raise ValueError(str(err)) from None
 
     @property
     def lam(self) -> float:

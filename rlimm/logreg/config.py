@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rlimm.coefficients import check_ratio
-from rlimm.config_files import load_yaml_config, parse_mapping
+from rlimm.config_files import Ratio, load_yaml_config, parse_mapping
 from rlimm.errors import RlimmError
 from rlimm.logreg.train import METHODS, TrainSettings
 
@@ -108,7 +108,7 @@ class LogregConfig(_Strict):
     sizes: list[int]
     methods: list[Method] = Field(default_factory=lambda: list(METHODS))
     #: λ of the regularised methods as the ratio λ/(1+λ) (also the mixing weight of interpolation).
-    lambda_ratio: float = 0.5
+    lambda_ratio: Ratio = 0.5
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     #: Test points drawn from the true distribution (labels integrated out exactly).
@@ -131,14 +131,6 @@ class LogregConfig(_Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"entries must be distinct, got {value}")
         return [m for m in METHODS if m in value]
-
-    @field_validator("lambda_ratio")
-    @classmethod
-    def _ratio(cls, value: float) -> float:
-        try:
-            return check_ratio(value)
-        except RlimmError as err:
-            raise ValueError(str(err)) from None
 
 
 def parse_config(data: Any, source: str = "<config>") -> LogregConfig:
