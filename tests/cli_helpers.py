@@ -22,6 +22,14 @@ def rlimm(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess
     )
 
 
+def run_in_process(*argv: object) -> int:
+    """A subcommand in this process, through the real parser (errors raise instead of exiting)."""
+    from rlimm.cli import build_parser
+
+    args = build_parser().parse_args([str(a) for a in argv])
+    return args.func(args)
+
+
 def config_variant(base: Path, tmp_path: Path, **changes: object) -> Path:
     """A copy of the YAML config ``base`` in ``tmp_path`` with dotted keys changed (``algo.name=…``)."""
     data = yaml.safe_load(base.read_text())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -11,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from rlimm.errors import ConfigError, RlimmError
-from rlimm.lm.command import add_parser
 from rlimm.lm.config import load_config
 
 from cli_helpers import config_variant
 from cli_helpers import rlimm as _rlimm
+from cli_helpers import run_in_process as run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "lm_tiny.yaml"
@@ -27,14 +26,6 @@ def rlimm(*args):
 
 def _config(tmp_path, **changes):
     return config_variant(TINY, tmp_path, **changes)
-
-
-def run(*argv):
-    """The subcommand in this process (errors raise instead of exiting)."""
-    parser = argparse.ArgumentParser(prog="rlimm")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([str(a) for a in argv])
-    return args.func(args)
 
 
 def test_lm_writes_results_and_summary_then_skips_finished_methods(tmp_path, capsys):

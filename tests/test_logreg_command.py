@@ -8,21 +8,14 @@ from pathlib import Path
 import pytest
 
 from rlimm.errors import ConfigError, RlimmError
-from rlimm.logreg.command import add_parser
 from rlimm.logreg.config import load_config
 
 from cli_helpers import config_variant
+from cli_helpers import run_in_process as run
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "logreg_quick.yaml"
 FULL = ROOT / "configs" / "logreg.yaml"
-
-
-def run(*argv):
-    parser = argparse.ArgumentParser(prog="rlimm")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([str(a) for a in argv])
-    return args.func(args)
 
 
 def test_logreg_writes_csv_markdown_and_plots(tmp_path, capsys):
