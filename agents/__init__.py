@@ -1,30 +1,41 @@
 """SB3 algorithms with a restricted-teacher regulariser, and the teachers (installed as
-``rlimm.agents``)."""
+``rlimm.agents``).
 
-from rlimm.agents.a2c import A2C
-from rlimm.agents.ppo import PPO
-from rlimm.agents.reinforce import REINFORCE
-from rlimm.agents.teacher_files import TeacherFile, load_teacher, save_teacher
-from rlimm.agents.teachers import (
-    TabularTeacher,
-    alpha_teacher,
-    load_model,
-    policy_teacher,
-    pomdp_teacher,
-    train_restricted_teacher,
-)
+Names are imported on first use (PEP 562), so that light modules such as
+:mod:`rlimm.agents.registry` can be imported without stable-baselines3 and torch.
+"""
 
-__all__ = [
-    "A2C",
-    "PPO",
-    "REINFORCE",
-    "TabularTeacher",
-    "TeacherFile",
-    "alpha_teacher",
-    "load_model",
-    "load_teacher",
-    "policy_teacher",
-    "pomdp_teacher",
-    "save_teacher",
-    "train_restricted_teacher",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "A2C": "rlimm.agents.a2c",
+    "PPO": "rlimm.agents.ppo",
+    "REINFORCE": "rlimm.agents.reinforce",
+    "TeacherRegularizer": "rlimm.agents.regularizer",
+    "TeacherFile": "rlimm.agents.teacher_files",
+    "load_teacher": "rlimm.agents.teacher_files",
+    "save_teacher": "rlimm.agents.teacher_files",
+    "TabularTeacher": "rlimm.agents.teachers",
+    "alpha_teacher": "rlimm.agents.teachers",
+    "load_model": "rlimm.agents.teachers",
+    "policy_teacher": "rlimm.agents.teachers",
+    "pomdp_teacher": "rlimm.agents.teachers",
+    "train_restricted_teacher": "rlimm.agents.teachers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'rlimm.agents' has no attribute '{name}'")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

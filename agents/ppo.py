@@ -1,34 +1,139 @@
 """PPO with a restricted-teacher regulariser (``none``, ``naive`` or ``imm``).
 
 ``train()`` is SB3's ``PPO.train`` (stable-baselines3 2.9) with two changes marked ``# rlimm:``: the
-minibatch's action logits come out of the same forward pass as the log-probabilities, and
-``λ · regulariser`` is added to the loss. The IMM term induces the policy exactly, over all hidden
-values of each minibatch state's context (never by grouping the random minibatch), so its estimate
-does not depend on the minibatch size. With ``regularizer="none"`` (or λ = 0) training is
-bit-identical to SB3's PPO.
+minibatch's action distribution comes out of the same forward pass as the log-probabilities
+(``evaluate_actions(…, return_distribution=True)``), and ``λ · regulariser`` is added to the loss.
+The IMM term induces the policy exactly, over all hidden values of each minibatch state's context
+(never by grouping the random minibatch), so its estimate does not depend on the minibatch size.
+With ``regularizer="none"`` (or λ = 0) training is bit-identical to SB3's PPO.
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO as SB3PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
-from rlimm.agents.regularizer import RegularizedMixin, evaluate_actions_and_logits
+from rlimm.agents.policies import POLICY_ALIASES, RegularizedActorCriticPolicy
+from rlimm.agents.regularizer import RegularizedMixin
+from rlimm.agents.teachers import TabularTeacher
+from rlimm.coefficients import TeacherCoef
+from rlimm.envs.restriction import PartitionRestriction
 
 
 class PPO(RegularizedMixin, SB3PPO):
     """SB3's PPO plus a restricted-teacher regulariser.
 
+    :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a policy class from
+        :mod:`rlimm.agents.policies` (their ``evaluate_actions`` can return the action distribution).
+    :param env: the environment to learn from (or its registered id).
+    :param learning_rate: learning rate, a number or a schedule of ``progress_remaining``.
+    :param n_steps: steps collected per environment before each update.
+    :param batch_size: minibatch size.
+    :param n_epochs: passes over the rollout per update.
+    :param gamma: discount factor.
+    :param gae_lambda: GAE's bias/variance trade-off.
+    :param clip_range: PPO's clipping parameter, a number or a schedule.
+    :param clip_range_vf: clipping of the value function (``None``: no clipping).
+    :param normalize_advantage: standardise the advantages per minibatch.
+    :param ent_coef: entropy coefficient.
+    :param vf_coef: value-function coefficient.
+    :param max_grad_norm: gradient-norm clip.
+    :param use_sde: generalised state-dependent exploration (continuous actions).
+    :param sde_sample_freq: resample the gSDE noise every n steps (-1: once per rollout).
+    :param rollout_buffer_class: the rollout buffer; with a restriction it must be a
+        :class:`~rlimm.agents.buffers.ContextRolloutBuffer` (the default then).
+    :param rollout_buffer_kwargs: its keyword arguments.
+    :param target_kl: stop an update's epochs early beyond this approximate KL (``None``: never).
+    :param stats_window_size: episodes averaged in the rollout logs.
     :param regularizer: ``"none"``, ``"naive"`` or ``"imm"``.
     :param teacher: the restricted teacher (required unless ``regularizer="none"``).
     :param restriction: what the teacher sees of an observation.
-    :param teacher_coef: λ, a number or a :class:`~rlimm.coefficients.Coefficient` of progress.
-    All other parameters are those of :class:`stable_baselines3.PPO`.
+    :param teacher_coef: λ, a number or a callable of ``progress_remaining`` (1 → 0), as
+        ``learning_rate``; see :mod:`rlimm.coefficients`.
+    :param tensorboard_log: TensorBoard folder (``None``: none).
+    :param policy_kwargs: keyword arguments of the policy.
+    :param verbose: 0 silent, 1 info, 2 debug.
+    :param seed: random seed.
+    :param device: torch device (``"auto"``: CUDA when available).
+    :param _init_setup_model: build the networks now (SB3's ``load`` passes ``False``).
     """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = POLICY_ALIASES  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        policy: str | type[RegularizedActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 2048,
+        batch_size: int = 64,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_range: float | Schedule = 0.2,
+        clip_range_vf: float | Schedule | None = None,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        target_kl: float | None = None,
+        stats_window_size: int = 100,
+        regularizer: str = "none",
+        teacher: TabularTeacher | None = None,
+        restriction: PartitionRestriction | None = None,
+        teacher_coef: TeacherCoef = 0.0,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            n_epochs=n_epochs,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            clip_range=clip_range,
+            clip_range_vf=clip_range_vf,
+            normalize_advantage=normalize_advantage,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            target_kl=target_kl,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        # The teacher is set before the model, whose buffer and regulariser depend on it.
+        self._init_teacher(regularizer, teacher, restriction, teacher_coef)
+        if _init_setup_model:
+            self._setup_model()
 
     def train(self) -> None:
         """Update policy using the currently gathered rollout buffer."""
@@ -45,7 +150,6 @@ class PPO(RegularizedMixin, SB3PPO):
         entropy_losses = []
         pg_losses, value_losses = [], []
         clip_fractions = []
-        regularize = self.regularizer.teacher is not None or self.regularizer.active  # rlimm
 
         continue_training = True
         # train for n_epochs epochs
@@ -58,9 +162,9 @@ class PPO(RegularizedMixin, SB3PPO):
                     # Convert discrete action from float to long
                     actions = rollout_data.actions.long().flatten()
 
-                # rlimm: the same forward pass as evaluate_actions, keeping the logits
-                values, log_prob, entropy, logits = evaluate_actions_and_logits(
-                    self.policy, rollout_data.observations, actions
+                # rlimm: the same forward pass, keeping the action distribution
+                values, log_prob, entropy, distribution = self.policy.evaluate_actions(
+                    rollout_data.observations, actions, return_distribution=True
                 )
                 values = values.flatten()
                 # Normalize advantage
@@ -105,8 +209,7 @@ class PPO(RegularizedMixin, SB3PPO):
                 entropy_losses.append(entropy_loss.item())
 
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-                if regularize:  # rlimm: λ · regulariser
-                    loss = loss + self._regularize(rollout_data.contexts, logits).loss
+                loss = loss + self._teacher_loss(rollout_data, distribution)  # rlimm: λ · regulariser
 
                 # Calculate approximate form of reverse KL Divergence for early stopping
                 # see issue #417: https://github.com/DLR-RM/stable-baselines3/issues/417

@@ -8,26 +8,28 @@
   hidden part with the restriction's belief, computed exactly: one batched forward over the members
   of the contexts that occur in the batch.
 
-Both KLs are computed as diagnostics whichever one is optimised, so IMM and naive runs can be
-compared on one TensorBoard view.
+The divergences are :func:`rlimm.losses.imm_loss` and :func:`rlimm.losses.naive_loss`; this module
+only gathers their inputs from a batch. Both KLs are computed as diagnostics whichever one is
+optimised, so IMM and naive runs can be compared on one TensorBoard view.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
 from stable_baselines3.common.logger import HParam, TensorBoardOutputFormat
-from stable_baselines3.common.policies import ActorCriticPolicy
 
 from rlimm.agents.buffers import ContextRolloutBuffer
+from rlimm.agents.policies import DistributionEvaluationMixin
 from rlimm.agents.teachers import TabularTeacher
-from rlimm.coefficients import Coefficient, as_coefficient
+from rlimm.coefficients import TeacherCoef, as_coefficient, lambda_at
 from rlimm.envs.restriction import PartitionRestriction
 from rlimm.errors import RlimmError
-from rlimm.induction import induced_log_probs
-from rlimm.losses import kl_from_teacher
+from rlimm.losses import imm_loss, naive_loss
 
 REGULARIZERS = ("none", "naive", "imm")
 
@@ -54,9 +56,14 @@ def check_regularizer(kind: str) -> str:
     return kind
 
 
-def policy_logits(policy: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
-    """Action logits of an SB3 policy for a batch of (raw, unpreprocessed) observations."""
-    return policy.get_distribution(obs).distribution.logits
+def action_logits(distribution: Distribution) -> torch.Tensor:
+    """The logits of a categorical action distribution (the actions the regulariser supports)."""
+    if not isinstance(distribution, CategoricalDistribution):
+        raise RlimmError(
+            f"the teacher regulariser needs a Discrete action space; got a {type(distribution).__name__} "
+            "(continuous actions: use regularizer 'none')"
+        )
+    return distribution.distribution.logits
 
 
 class TeacherRegularizer:
@@ -65,7 +72,8 @@ class TeacherRegularizer:
     :param kind: ``none``, ``naive`` or ``imm``.
     :param teacher: the restricted teacher (required unless ``kind == "none"``).
     :param restriction: what the teacher sees of an observation (required with a teacher).
-    :param coef: λ as a number or a :class:`~rlimm.coefficients.Coefficient` of training progress.
+    :param coef: λ as a number or a callable of SB3's ``progress_remaining``
+        (see :mod:`rlimm.coefficients`).
     :param device: where the lookup tables live (the policy's device).
     """
 
@@ -74,32 +82,33 @@ class TeacherRegularizer:
         kind: str,
         teacher: TabularTeacher | None,
         restriction: PartitionRestriction | None,
-        coef: float | Coefficient,
+        coef: TeacherCoef,
         device: torch.device | str = "cpu",
     ) -> None:
         self.kind = check_regularizer(kind)
-        self.coef = as_coefficient(coef)
+        self.coef: Callable[[float], float] = as_coefficient(coef)
         self.teacher = teacher
         self.restriction = restriction
         if teacher is not None:
             if restriction is None:
                 raise RlimmError("a teacher needs a restriction that says what it sees")
             dev = torch.device(device)
-            self._context_of = torch.as_tensor(restriction.context_of, device=dev)
             self._members = torch.as_tensor(restriction.members, device=dev)
             self._belief = torch.as_tensor(restriction.belief, dtype=torch.float32, device=dev)
             self._teacher = torch.as_tensor(teacher.table, dtype=torch.float32, device=dev)
 
     @property
-    def active(self) -> bool:
-        return self.kind != "none"
+    def enabled(self) -> bool:
+        """Whether training computes this regulariser at all: it has a teacher (for the loss or, with
+        ``none``, for the diagnostics) or is asked for one. Off, training is the plain algorithm."""
+        return self.teacher is not None or self.kind != "none"
 
     def compute(
         self,
         policy: torch.nn.Module,
         contexts: torch.Tensor,
-        logits: torch.Tensor,
-        progress: float,
+        distribution: Distribution,
+        progress_remaining: float,
         diagnostics: bool = True,
     ) -> RegularizerOutput:
         """Evaluate the regulariser on a batch.
@@ -107,81 +116,62 @@ class TeacherRegularizer:
         :param policy: the SB3 policy being trained.
         :param contexts: ``(batch,)`` visible context of each observation, recorded at collection
             time (:class:`~rlimm.agents.buffers.ContextRolloutBuffer`).
-        :param logits: ``(batch, A)`` the policy's logits at the batch's observations (already
+        :param distribution: the policy's action distribution at the batch's observations (already
             computed for the algorithm's own loss).
-        :param progress: fraction of training done, for λ schedules.
+        :param progress_remaining: SB3's training progress (1 → 0), for λ schedules.
         :param diagnostics: also compute the KL that is not optimised (without gradient).
         """
-        lam = self.coef.value(progress)
-        zero = logits.new_zeros(())
+        lam = lambda_at(self.coef, progress_remaining)
         if self.teacher is None:
-            if self.active:
+            if self.kind != "none":
                 raise RlimmError(
                     f"regularizer '{self.kind}' has no teacher: pass teacher=... to the "
                     "constructor or to load()"
                 )
-            return RegularizerOutput(zero, lam, float("nan"), float("nan"))
+            return RegularizerOutput(torch.zeros(()), lam, float("nan"), float("nan"))
 
+        logits = action_logits(distribution)
         contexts = contexts.long().reshape(-1).to(self._teacher.device)
         teacher_probs = self._teacher[contexts]
         use_imm = self.kind == "imm" and lam > 0
         use_naive = self.kind == "naive" and lam > 0
 
         with torch.set_grad_enabled(torch.is_grad_enabled() and use_naive):
-            naive = kl_from_teacher(teacher_probs, torch.log_softmax(logits, dim=-1)).mean()
+            naive = naive_loss(teacher_probs, logits)
         imm = None
         if use_imm or diagnostics:
             with torch.set_grad_enabled(torch.is_grad_enabled() and use_imm):
-                imm = self._imm_kl(policy, contexts, teacher_probs)
+                imm = self._imm_loss(policy, contexts, teacher_probs)
 
-        loss = zero
+        loss = logits.new_zeros(())
         if use_imm:
             loss = lam * imm
         elif use_naive:
             loss = lam * naive
         return RegularizerOutput(loss, lam, float("nan") if imm is None else imm.item(), naive.item())
 
-    def _imm_kl(
+    def _imm_loss(
         self, policy: torch.nn.Module, contexts: torch.Tensor, teacher_probs: torch.Tensor
     ) -> torch.Tensor:
         # Induce once per distinct context in the batch: one forward over its members.
-        unique, inverse = torch.unique(contexts, return_inverse=True)
+        unique, rows = torch.unique(contexts, return_inverse=True)
         members = self._members[unique]  # (U, H) observations
-        logits = policy_logits(policy, members.reshape(-1).to(torch.float32))
-        logits = logits.reshape(members.shape[0], members.shape[1], -1)
-        log_induced = induced_log_probs(logits, self._belief[unique])[inverse]
-        return kl_from_teacher(teacher_probs, log_induced).mean()
-
-
-def evaluate_actions_and_logits(
-    policy: ActorCriticPolicy, obs: torch.Tensor, actions: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """:meth:`ActorCriticPolicy.evaluate_actions` that also returns the action logits, so the
-    regulariser reuses the forward pass the algorithm's loss already makes (same operations, same
-    numbers as SB3's method)."""
-    features = policy.extract_features(obs)
-    if policy.share_features_extractor:
-        latent_pi, latent_vf = policy.mlp_extractor(features)
-    else:
-        pi_features, vf_features = features
-        latent_pi = policy.mlp_extractor.forward_actor(pi_features)
-        latent_vf = policy.mlp_extractor.forward_critic(vf_features)
-    distribution = policy._get_action_dist_from_latent(latent_pi)
-    log_prob = distribution.log_prob(actions)
-    values = policy.value_net(latent_vf)
-    entropy = distribution.entropy()
-    return values, log_prob, entropy, distribution.distribution.logits
+        logits = action_logits(policy.get_distribution(members.reshape(-1).to(torch.float32)))
+        hidden_logits = logits.reshape(members.shape[0], members.shape[1], -1)
+        return imm_loss(teacher_probs, hidden_logits, self._belief[unique], rows=rows)
 
 
 class RegularizedMixin:
     """What every rlimm algorithm adds to its SB3 base (put it first in the bases):
 
     - the constructor arguments ``regularizer``, ``teacher``, ``restriction``, ``teacher_coef``
-      (all with defaults, so SB3's ``load`` can rebuild the object);
+      (all with defaults, so SB3's ``load`` can rebuild the object), stored by :meth:`_init_teacher`
+      before the model is set up;
     - a :class:`~rlimm.agents.buffers.ContextRolloutBuffer` when there is a restriction, so the
       teacher's view of each observation is recorded at collection time;
-    - the shared :class:`TeacherRegularizer` and its fixed TensorBoard keys (``train/…``), the
-      hyperparameters in TensorBoard's HPARAMS tab, and run folders named ``<Algo>_<regularizer>``;
+    - the shared :class:`TeacherRegularizer` (:meth:`_teacher_loss`, the one call each algorithm's
+      ``train()`` adds) and its fixed TensorBoard keys (``train/…``), the hyperparameters in
+      TensorBoard's HPARAMS tab, and run folders named ``<Algo>_<regularizer>``;
     - save/load that keeps the teacher out of the zip: ``Algo.load(path, teacher=t)`` re-attaches
       one (SB3's ``load`` sets keyword arguments on the model before ``_setup_model``); a model
       loaded without one predicts normally and refuses to train with an active regulariser.
@@ -190,31 +180,15 @@ class RegularizedMixin:
     regularizer_kind: str
     teacher: TabularTeacher | None
     restriction: PartitionRestriction | None
-    teacher_coef: float | Coefficient
-
-    def __init__(
-        self,
-        *args: Any,
-        regularizer: str = "none",
-        teacher: TabularTeacher | None = None,
-        restriction: PartitionRestriction | None = None,
-        teacher_coef: float | Coefficient = 0.0,
-        _init_setup_model: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        # The SB3 base is built without its model; the teacher arguments are set before the model
-        # (and with it the rollout buffer and the regulariser) is.
-        super().__init__(*args, _init_setup_model=False, **kwargs)  # type: ignore[call-arg]
-        self._init_teacher(regularizer, teacher, restriction, teacher_coef)
-        if _init_setup_model:
-            self._setup_model()
+    teacher_coef: TeacherCoef
+    regularizer: TeacherRegularizer
 
     def _init_teacher(
         self,
         regularizer: str,
         teacher: TabularTeacher | None,
         restriction: PartitionRestriction | None,
-        teacher_coef: float | Coefficient,
+        teacher_coef: TeacherCoef,
     ) -> None:
         self.regularizer_kind = check_regularizer(regularizer)
         as_coefficient(teacher_coef)  # validate early, with a clear message
@@ -238,6 +212,11 @@ class RegularizedMixin:
                 "context_of": self.restriction.context_of,
             }
         super()._setup_model()  # type: ignore[misc]
+        if not isinstance(self.policy, DistributionEvaluationMixin):  # type: ignore[attr-defined]
+            raise RlimmError(
+                f"policy {type(self.policy).__name__} cannot return its action distribution; use "  # type: ignore[attr-defined]
+                "'MlpPolicy', 'CnnPolicy', 'MultiInputPolicy' or a policy of rlimm.agents.policies"
+            )
         self._setup_regularizer()
 
     def _setup_regularizer(self) -> None:
@@ -292,14 +271,24 @@ class RegularizedMixin:
         metrics = {"rollout/ep_rew_mean": 0.0, "train/imm_kl": 0.0, "train/naive_kl": 0.0}
         logger.record("hparams", HParam(self.hparams(), metrics), exclude=("stdout", "log", "json", "csv"))
 
-    def _regularize(self, contexts: torch.Tensor, logits: torch.Tensor) -> RegularizerOutput:
-        """Evaluate the regulariser on a (mini)batch and record it under the fixed ``train/`` keys
-        (averaged over the minibatches of an update)."""
-        progress = 1.0 - self._current_progress_remaining  # type: ignore[attr-defined]
-        out = self.regularizer.compute(self.policy, contexts, logits, progress)  # type: ignore[attr-defined]
+    def _teacher_loss(self, batch: Any, distribution: Distribution) -> torch.Tensor:
+        """``λ · R`` on a (mini)batch of the buffer, recorded under the fixed ``train/`` keys (averaged
+        over the minibatches of an update); exactly zero when the regulariser is off.
+
+        :param batch: the buffer's samples (their ``contexts`` are read only when the regulariser is on).
+        :param distribution: the policy's action distribution at the batch's observations.
+        """
+        if not self.regularizer.enabled:
+            return torch.zeros(())
+        out = self.regularizer.compute(
+            self.policy,  # type: ignore[attr-defined]
+            batch.contexts,
+            distribution,
+            self._current_progress_remaining,  # type: ignore[attr-defined]
+        )
         logger = self.logger  # type: ignore[attr-defined]
         logger.record_mean("train/regularizer_loss", out.loss.item())
         logger.record("train/lambda", out.lam)
         logger.record_mean("train/imm_kl", out.imm_kl)
         logger.record_mean("train/naive_kl", out.naive_kl)
-        return out
+        return out.loss

@@ -18,18 +18,19 @@ from typing import Any, ClassVar
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from torch import nn
 
+from rlimm.agents.policies import RegularizedActorCriticPolicy
 from rlimm.agents.regularizer import RegularizedMixin
 from rlimm.agents.teachers import TabularTeacher
-from rlimm.coefficients import Coefficient
+from rlimm.coefficients import TeacherCoef
 from rlimm.envs.restriction import PartitionRestriction
 
 
-class ActorOnlyPolicy(ActorCriticPolicy):
-    """An :class:`ActorCriticPolicy` whose value is identically zero.
+class ActorOnlyPolicy(RegularizedActorCriticPolicy):
+    """An actor-critic policy whose value is identically zero.
 
     With zero values and ``gae_lambda = 1`` SB3's rollout buffer computes exactly the discounted
     reward-to-go as the advantage, and time-limit bootstrapping adds nothing.
@@ -92,12 +93,15 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
     :param regularizer: ``"none"``, ``"naive"`` or ``"imm"``.
     :param teacher: the restricted teacher (required unless ``regularizer="none"``).
     :param restriction: what the teacher sees of an observation.
-    :param teacher_coef: λ, a number or a :class:`~rlimm.coefficients.Coefficient`.
+    :param teacher_coef: λ, a number or a callable of ``progress_remaining`` (1 → 0), as
+        ``learning_rate``; see :mod:`rlimm.coefficients`.
+    :param stats_window_size: episodes averaged in the rollout logs.
     :param tensorboard_log: TensorBoard folder, ``None`` for none.
     :param policy_kwargs: merged over :data:`DEFAULT_POLICY_KWARGS`.
     :param verbose: SB3 verbosity.
     :param seed: random seed.
     :param device: torch device (the CPU is right for these small networks).
+    :param _init_setup_model: build the networks now (SB3's ``load`` passes ``False``).
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": ActorOnlyPolicy}
@@ -115,7 +119,7 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
         regularizer: str = "none",
         teacher: TabularTeacher | None = None,
         restriction: PartitionRestriction | None = None,
-        teacher_coef: float | Coefficient = 0.0,
+        teacher_coef: TeacherCoef = 0.0,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -144,12 +148,12 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
             seed=seed,
             device=device,
             supported_action_spaces=(spaces.Discrete, spaces.Box, spaces.MultiDiscrete),
-            regularizer=regularizer,
-            teacher=teacher,
-            restriction=restriction,
-            teacher_coef=teacher_coef,
-            _init_setup_model=_init_setup_model,
+            _init_setup_model=False,
         )
+        # The teacher is set before the model, whose buffer and regulariser depend on it.
+        self._init_teacher(regularizer, teacher, restriction, teacher_coef)
+        if _init_setup_model:
+            self._setup_model()
 
     def train(self) -> None:
         """One gradient step on the whole rollout."""
@@ -170,8 +174,7 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
         entropy_loss = -entropy.mean() if entropy is not None else th.zeros(())
 
         loss = pg_loss + self.ent_coef * entropy_loss
-        if self.regularizer.teacher is not None or self.regularizer.active:  # rlimm: the teacher term
-            loss = loss + self._regularize(data.contexts, distribution.distribution.logits).loss
+        loss = loss + self._teacher_loss(data, distribution)  # rlimm: λ · regulariser
 
         self.policy.optimizer.zero_grad()
         loss.backward()

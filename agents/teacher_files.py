@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from rlimm.agents.teachers import TabularTeacher
+from rlimm.common.files import atomic_write
 from rlimm.errors import RlimmError
 
 SUFFIX = ".npz"
@@ -48,11 +49,8 @@ def save_teacher(teacher: TabularTeacher, path: str | Path, meta: dict[str, Any]
     if path.suffix != SUFFIX:
         raise RlimmError(f"a teacher file must end in {SUFFIX}, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
     description = json.dumps({**meta, "name": teacher.name})
-    np.savez(tmp, table=teacher.table, meta=np.array(description))
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda tmp: np.savez(tmp, table=teacher.table, meta=np.array(description)))
 
 
 def load_teacher(path: str | Path) -> TeacherFile:

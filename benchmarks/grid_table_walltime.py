@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rlimm.experiments.config import load_config
-from rlimm.experiments.runner import read_results, run_matrix
+from rlimm.rl.config import load_compare_config
+from rlimm.rl.matrix import read_results, run_matrix
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "grid_paper.yaml"
 
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
     parser.add_argument("--seeds", type=int, default=30)
     args = parser.parse_args()
-    config = load_config(CONFIG, {"seeds": args.seeds})
+    config = load_compare_config(CONFIG, {"seeds": args.seeds})
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         results = run_matrix(config, tmp, jobs=args.jobs, progress=False)

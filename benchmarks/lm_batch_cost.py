@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rlimm.lm.config import load_config  # noqa: E402
+from rlimm.lm.config import load_lm_config  # noqa: E402
 from rlimm.lm.experiment import fit_teacher, load_corpus  # noqa: E402
 from rlimm.lm.train import Trainer  # noqa: E402
 
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    config = load_config(args.config)
+    config = load_lm_config(args.config)
     corpus = load_corpus(config, args.data_dir)
     kn = fit_teacher(corpus)
     positions = args.positions or [config.imm.positions]

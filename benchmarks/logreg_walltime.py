@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from rlimm.coefficients import ratio_to_lambda
-from rlimm.logreg.config import LogregConfig, load_config
+from rlimm.common.command import add_threads_option
+from rlimm.logreg.config import LogregConfig, load_logreg_config
 from rlimm.logreg.data import expected_accuracy
 from rlimm.logreg.experiment import (
     RESTRICTED,
@@ -95,10 +96,10 @@ def _for_run(values: torch.Tensor, run: int) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "logreg.yaml"))
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = load_config(args.config)
+    config = load_logreg_config(args.config)
 
     # Warm-up: the first torch.optim use imports torch's compiler stack (seconds); keep it out of both.
     tiny = torch.zeros(2, 3), torch.zeros(2), torch.full((2,), 0.5)

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from rlimm.coefficients import ratio_to_lambda
-from rlimm.experiments.config import load_config
-from rlimm.experiments.runs import algo_class, make_env, make_restriction, make_teacher, steps_per_update
+from rlimm.rl.config import load_compare_config
+from rlimm.rl.runs import build_agent, make_env, make_restriction, make_teacher
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -36,22 +36,21 @@ def main() -> None:
     torch.set_num_threads(1)
 
     name = "paper" if args.algo == "reinforce" else args.algo
-    config = load_config(CONFIGS / f"grid_{name}.yaml")
+    config = load_compare_config(CONFIGS / f"grid_{name}.yaml")
     teacher = make_teacher(config)
-    per_update = steps_per_update(config)
+    per_update = config.algo.steps_per_update()
     seconds: dict[str, list[float]] = {"none": [], "naive": [], "imm": []}
     for rep in range(args.repeats):
         for kind in seconds:
             env = make_env(config.env, config.env.episode_steps)
-            model = algo_class(config.algo.name)(
-                "MlpPolicy",
+            model = build_agent(
+                config.algo,
                 env,
-                regularizer=kind,
-                teacher=None if kind == "none" else teacher,
-                restriction=make_restriction(config, env),
-                teacher_coef=ratio_to_lambda(0.2),
+                kind,
+                None if kind == "none" else teacher,
+                make_restriction(config, env),
+                ratio_to_lambda(0.2),
                 seed=rep,
-                **config.algo.kwargs,
             )
             start = time.perf_counter()
             model.learn(args.timesteps)

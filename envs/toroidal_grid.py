@@ -38,10 +38,11 @@ class ToroidalGridEnv(gym.Env):
     :param width: number of columns (the coordinate x).
     :param reward_variance: variance σ² of the isotropic bump (0.1 in the paper's Python
         environment; the authors' Julia POMDP used 0.3).
-    :param render_mode: ``"ansi"`` or ``None``.
+    :param render_mode: ``"ansi"`` (text), ``"rgb_array"`` (an image: the reward bump in green, the
+        agent in red; what SB3's ``make_vec_env`` and video recorders ask for) or ``None``.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     #: Names and sizes of the observation's factors, slowest first (``obs = y·W + x``):
     #: what a :class:`~rlimm.envs.restriction.FactoredRestriction` may name as visible.
     observation_factors: dict[str, int]
@@ -85,7 +86,12 @@ class ToroidalGridEnv(gym.Env):
         reward = float(self.reward_grid[self._y, self._x])
         return self._obs(), reward, False, False, {}
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode == "rgb_array":
+            image = np.zeros((self.height, self.width, 3), dtype=np.uint8)
+            image[..., 1] = np.round(255 * self.reward_grid / self.reward_grid.max()).astype(np.uint8)
+            image[self._y, self._x] = (255, 0, 0)
+            return image
         if self.render_mode != "ansi":
             return None
         rows = []

@@ -2,7 +2,8 @@
 
 The domain-free core lives here (:mod:`rlimm.induction`, :mod:`rlimm.losses`,
 :mod:`rlimm.coefficients`); environments and restrictions in :mod:`rlimm.envs`; SB3 algorithms and
-teachers in :mod:`rlimm.agents`; the comparison runner in :mod:`rlimm.experiments`.
+teachers in :mod:`rlimm.agents`; the RL experiment (compare, train, teacher, tune) in
+:mod:`rlimm.rl`; the scaffold every experiment shares in :mod:`rlimm.common`.
 """
 
 from rlimm.errors import ConfigError, RlimmError

@@ -1,7 +1,9 @@
 """The ``rlimm`` command.
 
-Every user error (bad config, unknown method, mismatched teacher …) ends as one line on stderr,
-``rlimm: error: …``, and exit code 2, before anything is written.
+Every subcommand is a module with ``add_parser(subparsers) -> parser`` and ``run(args) -> int``
+(:mod:`rlimm.common.command`), registered below in one loop. Every user error (bad config, unknown
+method, mismatched teacher …) ends as one line on stderr, ``rlimm: error: …``, and exit code 2,
+before anything is written.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from rlimm.commands import compare, teacher, train, tune
-from rlimm.commands.options import OneLineParser
+from rlimm.common.command import OneLineParser
 from rlimm.errors import RlimmError
-from rlimm.lm.command import add_parser as add_lm_parser
-from rlimm.logreg.command import add_parser as add_logreg_parser
+from rlimm.lm import command as lm
+from rlimm.logreg import command as logreg
+from rlimm.rl.commands import compare, teacher, train, tune
+
+#: The subcommands, in the order ``rlimm --help`` lists them.
+COMMANDS = (train, teacher, compare, tune, logreg, lm)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,12 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rlimm", description="Induced Model Matching: restricted teachers for full models."
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    train.add_parser(sub)
-    teacher.add_parser(sub)
-    compare.add_parser(sub)
-    tune.add_parser(sub)
-    add_logreg_parser(sub)
-    add_lm_parser(sub)
+    for command in COMMANDS:
+        command.add_parser(sub).set_defaults(func=command.run)
     return parser
 
 

@@ -3,13 +3,17 @@
 λ may be given directly or as the ratio r = λ / (1 + λ) ∈ [0, 1) (the paper's parametrisation:
 the share of the regulariser in ``loss + λ · reg``); λ = r / (1 − r).
 
-Every coefficient is a small picklable object with ``value(progress)`` where ``progress`` ∈ [0, 1] is
-the fraction of training done, so that SB3's ``save``/``load`` and worker processes can carry it.
+λ follows SB3's convention for schedules (``learning_rate``, ``clip_range``): a number, or a callable
+of ``progress_remaining``, which goes from 1 at the start of training to 0 at its end. The schedules
+here (:class:`Constant`, :class:`Linear`) are small picklable objects of that kind, so that SB3's
+``save``/``load`` and worker processes can carry them; any other callable works too. Ratios are
+converted to λ here and nowhere else, and λ is checked here (:func:`lambda_at`) and nowhere else.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rlimm.errors import RlimmError
@@ -55,13 +59,13 @@ def paper_grid_ratio(epochs: int) -> float:
 
 
 class Coefficient:
-    """Base class: ``value(progress)`` returns λ at training progress ∈ [0, 1]."""
+    """Base class of the picklable λ schedules: ``coef(progress_remaining)`` returns λ."""
 
-    def value(self, progress: float) -> float:  # pragma: no cover - interface
+    def value(self, progress_remaining: float) -> float:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def __call__(self, progress: float) -> float:
-        return self.value(progress)
+    def __call__(self, progress_remaining: float) -> float:
+        return self.value(progress_remaining)
 
 
 @dataclass(frozen=True)
@@ -77,13 +81,14 @@ class Constant(Coefficient):
     def from_ratio(cls, ratio: float) -> Constant:
         return cls(ratio_to_lambda(ratio))
 
-    def value(self, progress: float) -> float:
+    def value(self, progress_remaining: float) -> float:
         return self.lam
 
 
 @dataclass(frozen=True)
 class Linear(Coefficient):
-    """λ moving linearly from ``start`` (progress 0) to ``end`` (progress 1)."""
+    """λ moving linearly from ``start`` (start of training, progress_remaining = 1) to ``end`` (its
+    end, progress_remaining = 0). ``Linear(λ, 0)`` anneals the teacher away, as kickstarting does."""
 
     start: float
     end: float
@@ -96,15 +101,27 @@ class Linear(Coefficient):
     def from_ratios(cls, start: float, end: float) -> Linear:
         return cls(ratio_to_lambda(start), ratio_to_lambda(end))
 
-    def value(self, progress: float) -> float:
-        p = min(max(float(progress), 0.0), 1.0)
-        return self.start + (self.end - self.start) * p
+    def value(self, progress_remaining: float) -> float:
+        done = 1.0 - min(max(float(progress_remaining), 0.0), 1.0)
+        return self.start + (self.end - self.start) * done
 
 
-def as_coefficient(value: float | Coefficient) -> Coefficient:
-    """Accept a number (λ) or a :class:`Coefficient`."""
-    if isinstance(value, Coefficient):
+#: What ``teacher_coef`` accepts: λ as a number, or a schedule of ``progress_remaining``.
+TeacherCoef = float | Callable[[float], float]
+
+
+def as_coefficient(value: TeacherCoef) -> Callable[[float], float]:
+    """A number (λ, checked) becomes a :class:`Constant`; a callable of ``progress_remaining`` (a
+    :class:`Coefficient` or an SB3-style schedule) is kept as it is."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Constant(float(value))
+    if callable(value):
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RlimmError(f"teacher_coef must be a number (lambda) or a Coefficient, got {value!r}")
-    return Constant(float(value))
+    raise RlimmError(
+        f"teacher_coef must be a number (lambda) or a callable of progress_remaining, got {value!r}"
+    )
+
+
+def lambda_at(coef: Callable[[float], float], progress_remaining: float) -> float:
+    """λ of the schedule ``coef`` at ``progress_remaining``, checked (finite, ≥ 0)."""
+    return check_lambda(coef(progress_remaining))

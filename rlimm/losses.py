@@ -35,15 +35,22 @@ def imm_loss(
     teacher_probs: torch.Tensor,
     hidden_logits: torch.Tensor,
     belief: torch.Tensor | None = None,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """IMM loss: batch mean of ``KL(P̄(·|x̄) ‖ Q̄(·|x̄))``.
 
     :param teacher_probs: ``(batch, n_classes)`` restricted teacher at each visible context.
-    :param hidden_logits: ``(batch, n_hidden, n_classes)`` full-model logits for every hidden value
-        (exact induction) or every sampled hidden part (sampled induction) of each context.
-    :param belief: ``(batch, n_hidden)`` belief over hidden values, ``None`` for a uniform average.
+    :param hidden_logits: ``(n_contexts, n_hidden, n_classes)`` full-model logits for every hidden
+        value (exact induction) or every sampled hidden part (sampled induction) of each context.
+    :param belief: ``(n_contexts, n_hidden)`` belief over hidden values, ``None`` for a uniform average.
+    :param rows: ``(batch,)`` the row of ``hidden_logits`` that holds each example's visible context,
+        so that a context shared by many examples is induced once; ``None`` when row ``i`` is
+        example ``i`` (``n_contexts == batch``).
     """
-    return kl_from_teacher(teacher_probs, induced_log_probs(hidden_logits, belief)).mean()
+    log_induced = induced_log_probs(hidden_logits, belief)
+    if rows is not None:
+        log_induced = log_induced[rows]
+    return kl_from_teacher(teacher_probs, log_induced).mean()
 
 
 def naive_loss(teacher_probs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

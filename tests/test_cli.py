@@ -68,7 +68,7 @@ def test_compare_writes_results_table_and_plot_and_resumes(tmp_path):
         (lambda t: [write_config(t, colour="blue")], "'colour': unknown key"),
         (
             lambda t: [write_config(t, **{"algo.kwargs": {"n_step": 50}})],
-            "unknown reinforce argument 'n_step'",
+            "'algo.kwargs.n_step': not an argument of reinforce",
         ),
         (lambda t: [write_config(t, methods=["none", "kd"])], "'methods.1'"),
         (lambda t: [write_config(t, **{"algo.name": "sac"})], "'algo.name'"),
@@ -76,7 +76,6 @@ def test_compare_writes_results_table_and_plot_and_resumes(tmp_path):
         (lambda t: [write_config(t, **{"restriction.visible": ["z"]})], "'z'"),
         (lambda t: [write_config(t, lambda_ratio=1.0)], "lambda ratio must lie in [0, 1)"),
         (lambda t: [QUICK, "--lambda-ratios", "-0.1"], "lambda ratio must lie in [0, 1)"),
-        (lambda t: [QUICK, "--jobs", "0"], "--jobs must be at least 1"),
         (lambda t: [write_config(t, budgets=[0])], "'budgets'"),
         (lambda t: [write_config(t, teacher={"solver": "model", "path": str(t / "nope.zip")})], "not found"),
         (lambda t: [write_config(t, teacher={"solver": "fib", "path": "x.zip"})], "'path' does not apply"),
@@ -94,6 +93,17 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, make_args, 
     assert code == 2
     assert len(err) == 1 and err[0].startswith("rlimm: error:"), err
     assert message in err[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag", [["--jobs", "0"], ["--jobs", "two"], ["--seeds", "0"]])
+def test_bad_flag_values_are_refused_by_the_parser(tmp_path, capsys, flag):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", str(QUICK), "--out", str(out), *flag])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2
+    assert len(err) == 1 and f"argument {flag[0]}: expected a whole number >= 1" in err[0], err
     assert not out.exists()
 
 

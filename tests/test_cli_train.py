@@ -105,7 +105,7 @@ IMM = ["--regularizer", "imm", "--visible", "x"]
     [
         (lambda t: ["--algo", "sac"], "'algo.name'"),
         (lambda t: ["--env", "NoSuchEnv-v9"], "NoSuchEnv-v9"),
-        (lambda t: ["-params", "n_step:5"], "unknown ppo argument 'n_step'"),
+        (lambda t: ["-params", "n_step:5"], "'algo.kwargs.n_step': not an argument of ppo"),
         (lambda t: ["-params", "n_steps"], "-params: expected key:value, got 'n_steps'"),
         (lambda t: ["--regularizer", "imm"], "needs restriction.visible"),
         (lambda t: ["--regularizer", "kd"], "'regularizer'"),
@@ -151,10 +151,11 @@ def test_teacher_of_the_full_state_is_refused_through_the_console_script(tmp_pat
 
 
 def test_run_folders_number_up(tmp_path):
-    from rlimm.experiments.train_config import parse_train_config
-    from rlimm.experiments.training import new_run_dir
+    from rlimm.common.config import parse_mapping
+    from rlimm.rl.config import TrainConfig
+    from rlimm.rl.training import new_run_dir
 
-    config = parse_train_config({"algo": {"name": "a2c"}})
+    config = parse_mapping(TrainConfig, {"algo": {"name": "a2c"}})
     first = new_run_dir(tmp_path, config)
     assert first == Path(tmp_path, "a2c", "rlimm-ToroidalGrid-v0-none_1")
     first.mkdir(parents=True)

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from rlimm.cli import main
-from rlimm.experiments.config import LinearRatioRule, parse_config
-from rlimm.experiments.runner import expand
-from rlimm.experiments.tuning import BudgetBest, fit_rule
+from rlimm.common.config import parse_mapping
+from rlimm.rl.config import CompareConfig, LinearRatioRule
+from rlimm.rl.tuning import BudgetBest, fit_rule
 
 from cli_helpers import rlimm
 
@@ -51,7 +51,7 @@ def test_tune_resumes_its_sqlite_study_and_fits_a_rule_compare_accepts(tmp_path)
         assert rule.ratio(int(budget)) == pytest.approx(float(row["lambda_ratio"]), abs=1e-5)
     config = yaml.safe_load(QUICK.read_text())
     config.update(lambda_ratio=tuned["lambda_ratio"], budgets=[2, 4], seeds=1)
-    ratios = {(s.method, s.budget): s.lambda_ratio for s in expand(parse_config(config))}
+    ratios = {(s.method, s.budget): s.lambda_ratio for s in parse_mapping(CompareConfig, config).runs()}
     assert ratios[("imm", 4)] == pytest.approx(rule.ratio(4))
     assert ratios[("none", 4)] == 0.0
 
@@ -90,8 +90,7 @@ def test_fit_rule_is_least_squares_and_clips():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--jobs", "0"], "--jobs must be at least 1"),
-        (["--trials", "0"], "'tune.trials'"),
+        (["--budgets", "-3"], "'budgets'"),
         (["--budgets", "0"], "'budgets'"),
     ],
 )
@@ -100,6 +99,16 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, messa
     code = main(["tune", str(QUICK), "--out", str(out), "--no-progress", *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag", [["--jobs", "0"], ["--trials", "-1"], ["--seeds", "x"]])
+def test_bad_flag_values_are_refused_by_the_parser(tmp_path, capsys, flag):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        main(["tune", str(QUICK), "--out", str(out), *flag])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and f"argument {flag[0]}" in err[0], err
     assert not out.exists()
 
 

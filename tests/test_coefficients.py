@@ -11,6 +11,7 @@ from rlimm.coefficients import (
     Constant,
     Linear,
     as_coefficient,
+    lambda_at,
     lambda_to_ratio,
     paper_grid_ratio,
     ratio_to_lambda,
@@ -79,20 +80,21 @@ def test_constant():
     assert isinstance(Constant(1).lam, float)
 
 
-def test_linear_values():
+def test_linear_values_follow_sb3_progress_remaining():
+    # SB3's convention: progress_remaining is 1 at the start of training and 0 at its end.
     lin = Linear(0.2, 1.0)
-    assert lin.value(0.0) == pytest.approx(0.2)
+    assert lin.value(1.0) == pytest.approx(0.2)
     assert lin.value(0.5) == pytest.approx(0.6)
-    assert lin.value(1.0) == pytest.approx(1.0)
-    assert lin(0.25) == pytest.approx(0.4)
+    assert lin.value(0.0) == pytest.approx(1.0)
+    assert lin(0.75) == pytest.approx(0.4)
     down = Linear(2.0, 0.0)
-    assert [down.value(p) for p in (0.0, 0.5, 1.0)] == pytest.approx([2.0, 1.0, 0.0])
+    assert [down.value(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([2.0, 1.0, 0.0])
 
 
 def test_linear_from_ratios():
     lin = Linear.from_ratios(0.5, 0.2)
-    assert lin.value(0.0) == pytest.approx(1.0)
-    assert lin.value(1.0) == pytest.approx(0.25)
+    assert lin.value(1.0) == pytest.approx(1.0)
+    assert lin.value(0.0) == pytest.approx(0.25)
     assert lin.value(0.5) == pytest.approx(0.625)
 
 
@@ -116,3 +118,15 @@ def test_as_coefficient():
         as_coefficient("0.5")
     with pytest.raises(RlimmError):
         as_coefficient(-1.0)
+
+
+def test_any_callable_of_progress_remaining_is_a_coefficient():
+    def schedule(progress_remaining):  # an SB3-style schedule, as for learning_rate
+        return 3.0 * progress_remaining
+
+    assert as_coefficient(schedule) is schedule
+    assert lambda_at(schedule, 0.5) == 1.5
+    with pytest.raises(RlimmError, match="-3.0"):
+        lambda_at(lambda p: -3.0, 0.5)
+    with pytest.raises(RlimmError, match="nan"):
+        lambda_at(lambda p: math.nan, 0.5)

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rlimm.experiments.config import load_config
-from rlimm.experiments.runner import expand
+from rlimm.rl.config import load_compare_config as load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("grid_*.yaml"))
 
@@ -14,7 +13,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("grid_*.
 def test_config_loads_and_expands(path):
     config = load_config(path)
     assert config.name == path.stem
-    assert expand(config)
+    assert config.runs()
 
 
 def test_paper_config_is_the_papers_setting():
@@ -23,7 +22,7 @@ def test_paper_config_is_the_papers_setting():
     assert config.algo.kwargs == {"n_steps": 50, "learning_rate": 0.01, "gamma": 0.9}
     assert (config.evaluation.episodes, config.evaluation.steps) == (10, 22)
     assert config.env.kwargs["reward_variance"] == 0.1 and config.env.episode_steps == 50
-    runs = expand(config)
+    runs = config.runs()
     assert len(runs) == 3 * 3 * 30
     assert {(r.budget, r.lambda_ratio) for r in runs if r.method == "imm"} == {
         (50, 0.2),
@@ -37,14 +36,14 @@ TRAIN_CONFIGS = sorted(CONFIGS[0].parent.glob("train_*.yaml"))
 
 @pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=[p.stem for p in TRAIN_CONFIGS])
 def test_train_config_loads(path):
-    from rlimm.experiments.train_config import load_train_config
+    from rlimm.rl.config import load_train_config
 
     config = load_train_config(path)
     assert config.n_timesteps > 0 and config.algo.name in ("reinforce", "ppo", "a2c")
 
 
 def test_linear_ratio_rule_clips_and_rounds():
-    from rlimm.experiments.config import LinearRatioRule
+    from rlimm.rl.config import LinearRatioRule
 
     rule = LinearRatioRule(intercept=0.1891, slope=-0.0002, low=0.05, high=0.5)
     assert rule.ratio(100) == pytest.approx(0.1691)

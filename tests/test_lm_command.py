@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rlimm.errors import ConfigError, RlimmError
-from rlimm.lm.config import load_config
+from rlimm.lm.config import load_lm_config
 
 from cli_helpers import config_variant
 from cli_helpers import rlimm as _rlimm
@@ -38,12 +38,19 @@ def test_lm_writes_results_and_summary_then_skips_finished_methods(tmp_path, cap
     assert [r["method"] for r in rows] == ["none", "noising", "imm"]
     for col in ("epochs", "val_ppl", "test_ppl", "induced_bigram_test_ppl", "kn_bigram_test_ppl"):
         assert col in rows[0]
-    kn = {float(r["kn_bigram_test_ppl"]) for r in rows}
-    assert len(kn) == 1 and 2 < kn.pop() < 6  # one teacher, far better than a uniform guess (12)
+    # One teacher, far better than a uniform guess (12); its perplexity is float64 and exact.
+    assert {r["kn_bigram_test_ppl"] for r in rows} == {"3.4380517105070756"}
+    # Measured, and the same with --jobs 1 (each method is seeded on its own). The tolerance allows for
+    # float32 kernels that round differently on another CPU over four epochs of training.
+    measured = {  # method: (val_ppl, test_ppl, induced_bigram_test_ppl)
+        "none": (4.0750753910520965, 3.980491945922671, 3.947598060130905),
+        "noising": (4.062010510397529, 3.9332199808539654, 3.92134788316973),
+        "imm": (3.7974586231286334, 3.652988012503371, 3.6573330037032705),
+    }
     for r in rows:
         assert int(r["epochs"]) == 4
-        assert 2 < float(r["val_ppl"]) < 8 and 2 < float(r["test_ppl"]) < 8
-        assert 2 < float(r["induced_bigram_test_ppl"]) < 8
+        got = tuple(float(r[c]) for c in ("val_ppl", "test_ppl", "induced_bigram_test_ppl"))
+        assert got == pytest.approx(measured[r["method"]], rel=1e-5), r["method"]
     assert float(rows[2]["lambda"]) == pytest.approx(0.2, rel=1e-6) and float(rows[0]["lambda"]) == 0
 
     summary = (out / "summary.md").read_text()
@@ -104,16 +111,16 @@ def test_methods_and_epochs_overrides_and_resuming_with_more_epochs(tmp_path, ca
 
 
 def test_the_shipped_configs_are_valid():
-    paper = load_config(ROOT / "configs" / "lm_paper.yaml")
+    paper = load_lm_config(ROOT / "configs" / "lm_paper.yaml")
     assert (paper.model.hidden, paper.model.layers, paper.model.dropout) == (1500, 2, 0.65)
     train = paper.train
     assert (train.bptt, train.batch_size, train.lr, train.lr_decay) == (35, 20, 1.0, 0.5)
     assert paper.train.clip == 5.0 and paper.imm.k == 10 and paper.imm.switch_on_below_ppl == 90
     assert paper.imm.lam == pytest.approx(0.2, rel=1e-5)
-    cpu = load_config(ROOT / "configs" / "lm_cpu.yaml")
+    cpu = load_lm_config(ROOT / "configs" / "lm_cpu.yaml")
     assert (cpu.model.hidden, cpu.model.layers, cpu.train.batch_size, cpu.train.bptt) == (200, 2, 20, 35)
     assert cpu.imm.k == 10 and cpu.data.source == "ptb"
-    tiny = load_config(TINY)
+    tiny = load_lm_config(TINY)
     assert tiny.data.source == "synthetic" and tiny.methods == ["none", "noising", "imm"]
 
 
@@ -145,13 +152,15 @@ def test_bad_config_names_the_key(tmp_path, change, message):
     assert not (tmp_path / "out").exists()
 
 
-def test_bad_options(tmp_path):
+def test_bad_options(tmp_path, capsys):
     with pytest.raises(ConfigError, match="config file not found"):
         run("lm", tmp_path / "missing.yaml", "--out", tmp_path / "o")
     with pytest.raises(ConfigError, match="'train.epochs'"):
         run("lm", TINY, "--out", tmp_path / "o", "--epochs", "0")
-    with pytest.raises(RlimmError, match="--threads"):
+    # --threads is checked by the parser (rlimm.common.command.positive_int): exit 2, naming the flag.
+    with pytest.raises(SystemExit) as exit_:
         run("lm", TINY, "--out", tmp_path / "o", "--threads", "0")
+    assert exit_.value.code == 2 and "--threads" in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     with pytest.raises(RlimmError, match="must be a folder"):
         run("lm", TINY, "--out", tmp_path / "file")

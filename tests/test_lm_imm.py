@@ -196,10 +196,12 @@ def test_perplexity_with_one_column_is_the_sequential_figure_and_restores_the_mo
         logits, _ = model(tokens[:-1].view(-1, 1))
         model.train()
     expected = math.exp(float(F.cross_entropy(logits[:, 0], tokens[1:])))
-    assert perplexity(model, tokens, batch_size=1, bptt=7) == pytest.approx(expected, rel=1e-5)
+    assert expected == pytest.approx(4.978340380657325, rel=1e-6)
+    # Windows of 7 with a carried state against one pass: float32 rounding only (measured 1e-7).
+    assert perplexity(model, tokens, batch_size=1, bptt=7) == pytest.approx(expected, rel=1e-6)
     assert model.training
-    # Several columns read fewer (and shorter) sequences: a different but close figure.
-    assert perplexity(model, tokens, batch_size=4, bptt=7) == pytest.approx(expected, rel=0.2)
+    # Several columns read fewer (and shorter) sequences: a different figure (measured).
+    assert perplexity(model, tokens, batch_size=4, bptt=7) == pytest.approx(4.988796980118448, rel=1e-6)
 
 
 def test_restricted_task_compares_the_induced_bigram_with_kneser_ney_on_the_same_bigrams():
@@ -245,5 +247,22 @@ def test_a_model_that_learned_the_bigram_has_a_better_induced_bigram():
             F.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
             opt.step()
     r = restricted_task(model, kn, index, corpus.test, k=6, length=4, seed=0)
-    assert r.induced_ppl < 0.8 * before
-    assert r.induced_ppl < 1.3 * r.kn_ppl
+    # Measured (seeded): 7.41 before, 3.53 after, against 3.39 for Kneser-Ney. The training figures
+    # allow for float32 kernels that round differently on another CPU; the rest is exact.
+    assert before == pytest.approx(7.412240699696949, rel=1e-6)
+    assert r.induced_ppl == pytest.approx(3.5332908798024456, rel=1e-5)
+    assert r.kn_ppl == pytest.approx(3.3917740966413112, rel=1e-9)
+
+
+def test_the_teacher_is_read_at_the_model_precision():
+    # A float32 teacher (as the Kneser-Ney bigram gives) with a float64 model: the KL is computed in
+    # float64 from the teacher's float32 values, not from logarithms taken in float32.
+    model = _model(torch.float64)
+    index = HistoryIndex(CORPUS, V, EOS)
+    table = torch.softmax(torch.randn(V, V, generator=torch.Generator().manual_seed(5)), -1)  # float32
+    h = index.windows(index.positions_of(2), 3)
+    loss = imm_loss_for(model, _Teacher(table), torch.tensor([2]), h)
+    assert loss.dtype == torch.float64
+    hand = torch.stack([_prediction_after(model, row.tolist()) for row in h]).mean(0)
+    p = table[2].double()
+    torch.testing.assert_close(loss, (p * (p.log() - hand.log())).sum(), rtol=1e-13, atol=0)

@@ -71,3 +71,106 @@ def test_unknown_method_is_refused():
     x, y, teacher = _data(runs=1, n=4)
     with pytest.raises(RlimmError, match="unknown method 'kd'.*imm"):
         T.train(x, y, teacher, "kd", 1.0, SETTINGS)
+
+
+def _steps_by_hand(x, y, teacher, method, lam, settings):
+    """The training of one run written out with plain torch ops, independently of rlimm.losses and of
+    the trainers: objective (CE + λ·KL(P̄(·|x1_i) ‖ model)) / (1 + λ), heavy-ball SGD from θ = 0.
+    IMM's model at x1_i is Q̄_i = (1/n) Σ_j σ(θ0 + θ1·x1_i + θ2·x2_j + θ3·x3_j) — the mean of the
+    probabilities, before the log — over a window of contexts (step · size + 0 … size−1) mod n;
+    noising's is Q(y|x_i) itself."""
+
+    def kl(t, q):  # binary KL(t ‖ q), elementwise
+        return t * torch.log(t / q) + (1 - t) * torch.log((1 - t) / (1 - q))
+
+    if method == "baseline":
+        lam = 0.0  # the baseline ignores λ: plain CE at the full learning rate
+    n = x.shape[0]
+    theta = torch.zeros(4, dtype=x.dtype, requires_grad=True)
+    velocity = torch.zeros(4, dtype=x.dtype)
+    for step in range(settings.steps):
+        p = torch.sigmoid(theta[0] + x @ theta[1:])
+        ce = -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
+        if method == "imm":
+            size = min(n, settings.imm_contexts)
+            idx = (torch.arange(size) + step * size) % n
+            q = torch.stack(
+                [
+                    torch.sigmoid(theta[0] + theta[1] * x[i, 0] + x[:, 1:] @ theta[2:]).mean()
+                    for i in idx.tolist()
+                ]
+            )
+            reg = kl(teacher[idx], q).mean()
+        elif method == "noising":
+            reg = kl(teacher, p).mean()
+        else:
+            reg = torch.zeros((), dtype=x.dtype)
+        (grad,) = torch.autograd.grad((ce + lam * reg) / (1 + lam), theta)
+        with torch.no_grad():
+            velocity = settings.momentum * velocity + grad
+            theta -= settings.lr * velocity
+    return theta.detach()
+
+
+@pytest.mark.parametrize("method", ["imm", "noising", "baseline"])
+def test_training_steps_match_the_objective_written_out_by_hand(method):
+    # Three steps: the first IMM window (contexts 0-15), the second (16-31) and the wrapped third
+    # (32-39, 0-7); momentum carries the earlier gradients. λ = 0 (the baseline), 1/4 and 4: a wrong
+    # sign, a dropped λ or a missing 1/(1+λ) changes the result (λ = 1 alone would hide a dropped λ).
+    x, y, teacher = _data(runs=3)
+    settings = T.TrainSettings(steps=3, lr=1.0, momentum=0.9, imm_contexts=16)
+    lams = [0.25, 4.0, 0.0]
+    by_hand = torch.stack(
+        [_steps_by_hand(x[r], y[r], teacher[r], method, lams[r], settings) for r in range(3)]
+    )
+    batched = T.train(x, y, teacher, method, torch.tensor(lams, dtype=torch.float64), settings)
+    reference = torch.stack(
+        [T.train_reference(x[r], y[r], teacher[r], method, lams[r], settings) for r in range(3)]
+    )
+    torch.testing.assert_close(batched, by_hand, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(reference, by_hand, rtol=1e-12, atol=1e-12)
+    # The teacher term moves the parameters by far more than the tolerance.
+    if method != "baseline":
+        plain = torch.stack(
+            [_steps_by_hand(x[r], y[r], teacher[r], "baseline", 0, settings) for r in range(2)]
+        )
+        assert (by_hand[:2] - plain).abs().max() > 1e-2
+
+
+def test_a_python_float_lambda_is_used_at_the_data_precision():
+    # λ = 0.1 is not a float32 number: in float64 training it must stay the float64 0.1.
+    x, y, teacher = _data(runs=2)
+    settings = T.TrainSettings(steps=3, lr=1.0, momentum=0.9, imm_contexts=16)
+    for method in ("imm", "noising"):
+        batched = T.train(x, y, teacher, method, 0.1, settings)
+        by_hand = torch.stack(
+            [_steps_by_hand(x[r], y[r], teacher[r], method, 0.1, settings) for r in range(2)]
+        )
+        torch.testing.assert_close(batched, by_hand, rtol=1e-13, atol=1e-13)
+
+
+def test_objective_defaults_are_step_0_and_a_window_of_32():
+    x, y, teacher = _data(runs=2, n=80)  # more than 32 contexts: the window matters
+    theta = torch.tensor([[0.3, 1.0, -0.5, 0.8], [-0.2, 0.4, 1.5, -1.0]], dtype=torch.float64)
+    lam = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    default = T.objective(theta, x, y, teacher, "imm", lam)
+    torch.testing.assert_close(default, T.objective(theta, x, y, teacher, "imm", lam, 0, 32), rtol=0, atol=0)
+    assert not torch.allclose(default, T.objective(theta, x, y, teacher, "imm", lam, 1, 32))
+    assert not torch.allclose(default, T.objective(theta, x, y, teacher, "imm", lam, 0, 33))
+
+
+@pytest.mark.parametrize("bias", [-200.0, 200.0])
+def test_a_saturated_induced_model_keeps_the_float32_objective_finite(bias):
+    # σ(±200) is exactly 0 or 1 in float32: the induced probability is clamped away from both.
+    x, y, teacher = _data(runs=1, n=8)
+    theta = torch.tensor([[bias, 1.0, 1.0, 1.0]], requires_grad=True)
+    loss = T.objective(theta, x.float(), y.float(), teacher.float(), "imm", torch.tensor([1.0]))
+    assert torch.isfinite(loss).all()
+    (grad,) = torch.autograd.grad(loss.sum(), theta)
+    assert torch.isfinite(grad).all()
+
+
+def test_objective_names_the_accepted_kinds():
+    x, y, teacher = _data(runs=1, n=4)
+    with pytest.raises(RlimmError, match="unknown objective 'kd'; accepted: baseline, imm, noising"):
+        T.objective(torch.zeros(1, 4, dtype=torch.float64), x, y, teacher, "kd", torch.ones(1))

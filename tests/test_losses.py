@@ -190,11 +190,12 @@ def test_minimising_naive_loss_destroys_the_hidden_dependence():
     for _ in range(60):  # the logit gap halves at each step
         _sgd_step(logits, naive_loss(TEACHER.expand(2, 2), logits[0]))
     q = torch.softmax(logits.detach(), dim=-1)[0]
-    # every Q(.|h) went to the teacher: h no longer matters
-    torch.testing.assert_close(q, TEACHER.expand(2, 2), atol=1e-4, rtol=0)
-    # the imm loss is still 0 there (the induced model still matches) but the truth was lost
-    assert imm_loss(TEACHER, logits.detach()).item() < 1e-8
-    assert (q - Q_TRUE[0]).abs().max().item() > 0.35
+    # every Q(.|h) went to the teacher: h no longer matters (measured: 2.3e-8 away after 60 steps)
+    torch.testing.assert_close(q, TEACHER.expand(2, 2), atol=1e-7, rtol=0)
+    # the imm loss is still 0 there (the induced model still matches) but the truth was lost: every
+    # probability moved by 0.4 (0.9 → 0.5, 0.1 → 0.5)
+    assert imm_loss(TEACHER, logits.detach()).item() < 1e-12
+    assert (q - Q_TRUE[0]).abs().max().item() == pytest.approx(0.4, abs=1e-7)
 
 
 def test_minimising_imm_loss_from_the_truth_keeps_the_truth():

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlimm.experiments.report import markdown_table, paired_differences, plot, summarize
+from rlimm.rl.report import markdown_table, paired_differences, plot, summarize
 
 
 def frame(rows):

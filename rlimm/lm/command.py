@@ -9,14 +9,16 @@ share one ``--out`` with different ``--methods`` (each rewrites the report from 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from rlimm.common.command import add_jobs_option, add_threads_option
 from rlimm.errors import RlimmError
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``lm`` on the ``rlimm`` command's subparsers."""
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Declare ``lm`` on the ``rlimm`` command's subparsers and return its parser."""
     p = subparsers.add_parser(
         "lm",
         help="language modelling on Penn Treebank: an LSTM with a Kneser-Ney bigram teacher",
@@ -27,28 +29,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML config file (see configs/lm_cpu.yaml)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--methods", nargs="+", help="subset of none, noising, imm (overrides the config)")
-    p.add_argument("--epochs", type=int, help="training epochs (overrides the config)")
+    p.add_argument("--epochs", type=int, help="training epochs (overrides the config's train.epochs)")
     p.add_argument(
         "--data-dir",
         help="Penn Treebank folder, or a folder containing ptb/ (default: the config's data.data_dir, "
         "else $RLIMM_DATA_DIR/ptb)",
     )
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default: 1)")
-    p.add_argument(
-        "--jobs", type=int, default=1, help="methods trained in parallel, one process each (default: 1)"
-    )
+    add_threads_option(p)
+    add_jobs_option(p, "methods trained in parallel, one process each", default=1)
     p.add_argument(
         "--tensorboard", action="store_true", help="write learning curves to OUT/<method>/tensorboard"
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    p.set_defaults(func=run_command)
+    return p
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the experiment described by ``args``; return the exit code."""
     import torch
 
-    from rlimm.lm.config import load_config
+    from rlimm.lm.config import load_lm_config
+    from rlimm.lm.data import DATA_ENV
     from rlimm.lm.experiment import (
         CONFIG,
         KN_BIGRAM,
@@ -60,13 +61,16 @@ def run_command(args: argparse.Namespace) -> int:
     )
     from rlimm.lm.report import write_report
 
-    if args.threads < 1:
-        raise RlimmError(f"--threads must be at least 1, got {args.threads}")
-    if args.jobs < 1:
-        raise RlimmError(f"--jobs must be at least 1, got {args.jobs}")
-    config = load_config(args.config, methods=args.methods, epochs=args.epochs)
+    config = load_lm_config(args.config, methods=args.methods, epochs=args.epochs)
     out = Path(args.out)
     check_output(config, out)
+    given = args.data_dir or config.data.data_dir or os.environ.get(DATA_ENV)
+    if config.data.source == "ptb" and not given:
+        raise RlimmError(
+            "no Penn Treebank data folder given: pass --data-dir FOLDER or set data.data_dir in the config "
+            f"(a folder holding ptb.train.txt, ptb.valid.txt and ptb.test.txt), or set {DATA_ENV} to a "
+            "folder that contains ptb/"
+        )
     # Reading the data validates the data folder and files before anything is written.
     corpus = load_corpus(config, args.data_dir)
 

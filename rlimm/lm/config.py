@@ -1,7 +1,7 @@
 """The language-modelling experiment's configuration: YAML validated by pydantic.
 
 Unknown keys, wrong types and impossible values are refused with the key's dotted name and what is
-accepted (:class:`rlimm.errors.ConfigError`, via :func:`rlimm.config_files.load_yaml_config`).
+accepted (:class:`rlimm.errors.ConfigError`, via :func:`rlimm.common.config.load_config`).
 """
 
 from __future__ import annotations
@@ -9,21 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rlimm.coefficients import ratio_to_lambda
-from rlimm.config_files import Ratio, load_yaml_config, parse_mapping
+from rlimm.common.config import Ratio, StrictModel, load_config, parse_mapping
 
 #: The methods, in report order: dropout only, Kneser-Ney noising (the naive baseline), IMM.
 METHODS = ("none", "noising", "imm")
 Method = Literal["none", "noising", "imm"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SyntheticConfig(_Strict):
+class SyntheticConfig(StrictModel):
     """A corpus drawn from a random bigram chain (:mod:`rlimm.lm.synthetic`), for tests and smoke runs."""
 
     vocab_size: int = Field(default=12, ge=2)
@@ -33,7 +29,7 @@ class SyntheticConfig(_Strict):
     seed: int = Field(default=0, ge=0)
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     """Where the words come from.
 
     ``data_dir`` (the PTB folder, or a folder containing ``ptb/``) may also come from ``--data-dir`` or
@@ -46,7 +42,7 @@ class DataConfig(_Strict):
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     """The LSTM: ``layers`` × ``hidden`` units, Zaremba-style dropout."""
 
     hidden: int = Field(default=200, gt=0)
@@ -56,7 +52,7 @@ class ModelConfig(_Strict):
     init_scale: float = Field(default=0.1, gt=0)
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """SGD with truncated BPTT, gradient clipping and learning-rate decay on a validation plateau."""
 
     batch_size: int = Field(default=20, gt=0)
@@ -80,13 +76,13 @@ class TrainConfig(_Strict):
     checkpoint_every: int = Field(default=200, gt=0)
 
 
-class NoisingConfig(_Strict):
+class NoisingConfig(StrictModel):
     """Kneser-Ney noising (Xie et al. 2017): a position is noised with probability γ0·N1+(v,•)/c(v)."""
 
     gamma0: float = Field(default=0.2, ge=0, le=1)
 
 
-class IMMConfig(_Strict):
+class IMMConfig(StrictModel):
     """The IMM term: λ · mean over ``positions`` random positions of a batch of KL(P_KN(·|v) ‖ Q̄(·|v))."""
 
     #: λ as the ratio r = λ/(1+λ) (λ = r/(1−r)); the paper's λ = 0.2 is r = 1/6.
@@ -109,7 +105,7 @@ class IMMConfig(_Strict):
         return ratio_to_lambda(self.lambda_ratio)
 
 
-class EvaluationConfig(_Strict):
+class EvaluationConfig(StrictModel):
     """The restricted task (the paper's Table 5): the LSTM's induced bigram on the test bigrams."""
 
     #: Training histories averaged per context word (all of them when the word is rarer).
@@ -117,7 +113,7 @@ class EvaluationConfig(_Strict):
     history_length: int = Field(default=20, gt=0)
 
 
-class LMConfig(_Strict):
+class LMConfig(StrictModel):
     """The whole experiment."""
 
     name: str
@@ -154,16 +150,11 @@ def parse_config(data: Any, source: str = "<config>") -> LMConfig:
     return parse_mapping(LMConfig, data, source)
 
 
-def load_config(path: str | Path, methods: list[str] | None = None, epochs: int | None = None) -> LMConfig:
+def load_lm_config(path: str | Path, methods: list[str] | None = None, epochs: int | None = None) -> LMConfig:
     """Read and validate a YAML file, with the command line's overrides.
 
     :param path: the YAML file.
     :param methods: replaces ``methods`` (``None``: keep the file's).
     :param epochs: replaces ``train.epochs`` (``None``: keep the file's).
     """
-    config = load_yaml_config(LMConfig, path, {"methods": methods})
-    if epochs is not None:
-        data = config.model_dump(mode="json")
-        data["train"]["epochs"] = epochs
-        config = parse_mapping(LMConfig, data, f"{path} with --epochs {epochs}")
-    return config
+    return load_config(LMConfig, path, {"methods": methods, "train": {"epochs": epochs}})

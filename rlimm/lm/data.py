@@ -34,15 +34,15 @@ def _has_all_splits(folder: Path) -> bool:
 def resolve_ptb_dir(data_dir: str | Path | None = None) -> Path:
     """Find the folder holding ``ptb.train.txt``, ``ptb.valid.txt`` and ``ptb.test.txt``.
 
-    :param data_dir: the PTB folder itself (as given by ``--data-dir``); for convenience a folder that
-        contains a ``ptb/`` sub-folder with the files is accepted too. If None, ``$RLIMM_DATA_DIR/ptb``
-        is used.
+    :param data_dir: the PTB folder itself (``data.data_dir``, which the command line's ``--data-dir``
+        overrides); for convenience a folder that contains a ``ptb/`` sub-folder with the files is
+        accepted too. If None, ``$RLIMM_DATA_DIR/ptb`` is used.
     :return: the PTB folder.
     :raises RlimmError: if no folder is given, the folder does not exist or a split file is missing.
     """
     if data_dir is not None and str(data_dir) != "":
         folder = Path(data_dir).expanduser()
-        how = "--data-dir"
+        how = "data.data_dir"
         # Accept the parent of ptb/ as well, the same layout RLIMM_DATA_DIR uses.
         if folder.is_dir() and not _has_all_splits(folder) and _has_all_splits(folder / "ptb"):
             folder = folder / "ptb"
@@ -50,8 +50,8 @@ def resolve_ptb_dir(data_dir: str | Path | None = None) -> Path:
         env = os.environ.get(DATA_ENV, "")
         if not env:
             raise RlimmError(
-                "no Penn Treebank data folder given: pass --data-dir FOLDER (a folder holding "
-                f"ptb.train.txt, ptb.valid.txt and ptb.test.txt) or set {DATA_ENV} to a folder that "
+                "no Penn Treebank data folder given: set data.data_dir to a folder holding "
+                f"ptb.train.txt, ptb.valid.txt and ptb.test.txt, or set {DATA_ENV} to a folder that "
                 "contains ptb/"
             )
         folder = Path(env).expanduser() / "ptb"

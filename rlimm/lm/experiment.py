@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rlimm.common.files import atomic_write_text
 from rlimm.errors import RlimmError
 from rlimm.lm.config import LMConfig
 from rlimm.lm.data import Corpus, load_ptb
@@ -50,10 +50,8 @@ def fit_teacher(corpus: Corpus) -> KneserNeyBigram:
 
 
 def write_json(data: Any, path: Path) -> None:
-    """Write JSON atomically (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Write JSON atomically (:func:`rlimm.common.files.atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -75,18 +73,18 @@ def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def check_output(config: LMConfig, out: Path) -> None:
     """Refuse an output folder made with an incompatible config (before anything is written)."""
     if out.exists() and not out.is_dir():
-        raise RlimmError(f"--out must be a folder, but {out} is a file")
+        raise RlimmError(f"{out} is a file, but the output must be a folder")
     saved = out / CONFIG
     if saved.is_file():
         try:
             old = json.loads(saved.read_text())
         except (OSError, ValueError) as err:
-            raise RlimmError(f"{saved} is unreadable ({err}); use another --out") from None
+            raise RlimmError(f"{saved} is unreadable ({err}); use another output folder") from None
         diff = config_differences(old, config.model_dump(mode="json"))
         if diff:
             raise RlimmError(
                 f"{out} holds runs of a different configuration (differs in {', '.join(diff)}); "
-                "use another --out, or the config it was made with"
+                "use another output folder, or the config it was made with"
             )
 
 

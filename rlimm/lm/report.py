@@ -7,12 +7,12 @@ separate processes (one per method) end up in one table.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from rlimm.common.files import atomic_write_text
 from rlimm.lm.config import METHODS, LMConfig
 from rlimm.lm.experiment import KN_BIGRAM, read_metrics
 
@@ -116,14 +116,8 @@ def write_report(out: Path, config: LMConfig) -> tuple[pd.DataFrame, Path, Path]
     """Write ``results.csv`` and ``summary.md`` (atomically) and return the table and both paths."""
     results = collect(out, config)
     csv, md = out / "results.csv", out / "summary.md"
-    _write_text(csv, results.to_csv(index=False))
+    atomic_write_text(csv, results.to_csv(index=False))
     kn_file = out / KN_BIGRAM
     kn = json.loads(kn_file.read_text()) if kn_file.is_file() else None
-    _write_text(md, markdown(results, config, kn))
+    atomic_write_text(md, markdown(results, config, kn))
     return results, csv, md
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -27,16 +27,17 @@ the epoch so far) every ``LOG_EVERY`` batches.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from rlimm.common.files import atomic_write
 from rlimm.lm.batches import batchify, n_windows, window
 from rlimm.lm.config import LMConfig
 from rlimm.lm.evaluate import perplexity
@@ -61,14 +62,6 @@ def build_model(config: LMConfig, vocab_size: int) -> LSTMLanguageModel:
     """The LSTM of ``config``, initialised from the global generator (seed it first)."""
     m = config.model
     return LSTMLanguageModel(vocab_size, m.hidden, m.layers, m.dropout, m.tie_weights, m.init_scale)
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``: a reader
-    (or a crash) never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -257,7 +250,7 @@ class Trainer:
             p.best_val, p.best_epoch = val, p.epoch + 1
             self.best_state = _clone_state(self.model)
             if self.run_dir is not None:
-                atomic_save(self.best_state, self.run_dir / BEST_MODEL)
+                atomic_write(self.run_dir / BEST_MODEL, partial(torch.save, self.best_state))
         scheduled = tc.lr_decay_from_epoch is not None and p.epoch + 1 >= tc.lr_decay_from_epoch
         if scheduled or not improved:
             p.lr *= tc.lr_decay
@@ -303,7 +296,7 @@ class Trainer:
     def _checkpoint(self, started: float) -> None:
         self.progress.seconds += time.perf_counter() - started
         if self.run_dir is not None:
-            atomic_save(self._state(), self.run_dir / CHECKPOINT)
+            atomic_write(self.run_dir / CHECKPOINT, partial(torch.save, self._state()))
 
     def _load(self) -> None:
         state = torch.load(self.run_dir / CHECKPOINT, weights_only=True)

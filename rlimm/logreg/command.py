@@ -7,11 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+from rlimm.common.command import add_threads_option
 from rlimm.errors import RlimmError
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``logreg`` on the ``rlimm`` command's subparsers."""
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Declare ``logreg`` on the ``rlimm`` command's subparsers and return its parser."""
     p = subparsers.add_parser(
         "logreg",
         help="logistic-regression proof of concept: baseline, IMM, noising, interpolation",
@@ -28,22 +29,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="training set sizes of the accuracy-vs-size part (overrides the config)",
     )
     p.add_argument("--seed", type=int, help="seed (overrides the config)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    add_threads_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    p.set_defaults(func=run_command)
+    return p
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the experiment described by ``args``; return the exit code."""
     import torch
 
-    from rlimm.logreg.config import load_config
+    from rlimm.common.files import atomic_write, atomic_write_text
+    from rlimm.logreg.config import load_logreg_config
     from rlimm.logreg.experiment import run_experiment
     from rlimm.logreg.report import write_report
 
-    if args.threads < 1:
-        raise RlimmError(f"--threads must be at least 1, got {args.threads}")
-    config = load_config(args.config, {"runs": args.runs, "sizes": args.sizes, "seed": args.seed})
+    config = load_logreg_config(args.config, {"runs": args.runs, "sizes": args.sizes, "seed": args.seed})
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise RlimmError(f"--out must be a folder, but {out} is a file")
@@ -53,10 +53,11 @@ def run_command(args: argparse.Namespace) -> int:
     log = None if args.quiet else (lambda msg: print(f"logreg: {msg}", file=sys.stderr, flush=True))
     outcome = run_experiment(config, log)
     results_csv = out / "results.csv"
-    outcome.results.to_csv(results_csv, index=False)
-    outcome.population.to_csv(out / "population.csv", index=False)
+    atomic_write(results_csv, lambda tmp: outcome.results.to_csv(tmp, index=False))
+    atomic_write(out / "population.csv", lambda tmp: outcome.population.to_csv(tmp, index=False))
     setting = outcome.setting
-    (out / "setting.json").write_text(
+    atomic_write_text(
+        out / "setting.json",
         json.dumps(
             {
                 "config": config.model_dump(mode="json"),
@@ -67,7 +68,7 @@ def run_command(args: argparse.Namespace) -> int:
             },
             indent=2,
         )
-        + "\n"
+        + "\n",
     )
     md, pngs, table = write_report(
         out,

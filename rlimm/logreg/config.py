@@ -1,7 +1,8 @@
 """The logistic-regression experiment's configuration: YAML validated by pydantic.
 
-Same rules as :mod:`rlimm.experiments.config`: unknown keys, wrong types and impossible values are
-refused with the key's dotted name and what is accepted (:class:`rlimm.errors.ConfigError`).
+Same rules as every experiment's config (:mod:`rlimm.common.config`): unknown keys, wrong types and
+impossible values are refused with the key's dotted name and what is accepted
+(:class:`rlimm.errors.ConfigError`).
 """
 
 from __future__ import annotations
@@ -9,18 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from rlimm.coefficients import check_ratio
-from rlimm.config_files import Ratio, load_yaml_config, parse_mapping
+from rlimm.common.config import Ratio, StrictModel, load_config, parse_mapping
 from rlimm.errors import RlimmError
 from rlimm.logreg.train import METHODS, TrainSettings
 
 Method = Literal["baseline", "imm", "noising", "interpolation"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _distinct_positive(value: list[int]) -> list[int]:
@@ -39,21 +36,21 @@ def _distinct_ratios(value: list[float]) -> list[float]:
     for v in value:
         try:
             check_ratio(v)
-        except RlimmError as err:
+        except RlimmError as err:  # pydantic reports ValueErrors with the key's name
             raise ValueError(str(err)) from None
     if len(set(value)) != len(value):
         raise ValueError(f"entries must be distinct, got {value}")
     return sorted(value)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     """The true model P(y=1|x) = σ(bias + weights·x), x uniform in [-1, 1]³; x1 is the visible feature."""
 
     weights: tuple[float, float, float] = (4.0, 4.0, 4.0)
     bias: float = 0.0
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     """Full-batch SGD with momentum from θ = 0; the learning rate is divided by (1 + λ)."""
 
     steps: int = Field(default=200, gt=0)
@@ -67,7 +64,7 @@ class TrainConfig(_Strict):
         return TrainSettings(self.steps, self.lr, self.momentum, self.imm_contexts)
 
 
-class SweepConfig(_Strict):
+class SweepConfig(StrictModel):
     """λ sweep: every regularised method at every ratio, at a few dataset sizes."""
 
     sizes: list[int]
@@ -84,7 +81,7 @@ class SweepConfig(_Strict):
         return _distinct_ratios(value)
 
 
-class TeacherQualityConfig(_Strict):
+class TeacherQualityConfig(StrictModel):
     """Teachers of lower quality: one-feature logistic fits to restricted samples of these sizes."""
 
     sizes: list[int]
@@ -96,7 +93,7 @@ class TeacherQualityConfig(_Strict):
         return _distinct_positive(value)
 
 
-class LogregConfig(_Strict):
+class LogregConfig(StrictModel):
     """The whole experiment: accuracy against dataset size, the λ sweep, the teacher-quality variants."""
 
     name: str
@@ -138,6 +135,7 @@ def parse_config(data: Any, source: str = "<config>") -> LogregConfig:
     return parse_mapping(LogregConfig, data, source)
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LogregConfig:
-    """Read, merge top-level ``overrides`` into (``None`` values skipped), and validate a YAML file."""
-    return load_yaml_config(LogregConfig, path, overrides)
+def load_logreg_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LogregConfig:
+    """Read a YAML file, merge ``overrides`` into it (nested mappings key by key, ``None`` values
+    skipped), and validate it."""
+    return load_config(LogregConfig, path, overrides)

@@ -2,8 +2,9 @@
 
 Accuracies are reported in percent; differences in percentage points (pp), paired by run (the same
 training set, test set and, for estimated teachers, the same teacher), with 95% intervals
-(mean ± 1.96 standard errors of the per-run differences). Variability is the standard deviation of
-the per-run accuracies; its intervals come from a paired bootstrap over runs.
+(mean ± 1.96 standard errors of the per-run differences, :func:`rlimm.common.stats.paired_difference`).
+Variability is the standard deviation of the per-run accuracies; its intervals come from a paired
+bootstrap over runs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from rlimm.common.files import atomic_write, atomic_write_text  # noqa: E402
+from rlimm.common.stats import PairedDifference, paired_difference, summarize  # noqa: E402
 from rlimm.logreg.experiment import EXACT, RESTRICTED  # noqa: E402
 
 METHOD_LABELS = {
@@ -48,11 +51,9 @@ def _pivot(df: pd.DataFrame) -> pd.DataFrame:
     return df.pivot_table(index="run", columns=["method", "lambda_ratio", "teacher"], values="accuracy")
 
 
-def paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+def paired(a: np.ndarray, b: np.ndarray) -> PairedDifference:
     """Mean of ``a − b`` over runs and its 95% interval, in percentage points."""
-    d = 100.0 * (np.asarray(a) - np.asarray(b))
-    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
-    return d.mean(), d.mean() - half, d.mean() + half
+    return paired_difference(a, b, scale=100.0)
 
 
 def _sd(v: np.ndarray) -> np.ndarray:
@@ -79,14 +80,17 @@ def spread_difference(a: np.ndarray, b: np.ndarray, spread: str, seed: int = 0) 
     return float(f(a) - f(b)), low, high
 
 
-def _fmt_diff(t: tuple[float, float, float], digits: int = 2) -> str:
-    m, lo, hi = t
-    return f"{m:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+def _fmt_interval(mean: float, low: float, high: float, digits: int = 2) -> str:
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def _fmt_diff(d: PairedDifference) -> str:
+    return _fmt_interval(d.mean, d.low, d.high)
 
 
 def _fmt_acc(v: np.ndarray) -> str:
-    v = 100.0 * np.asarray(v)
-    return f"{v.mean():.2f} [{np.quantile(v, 0.1):.1f}, {np.quantile(v, 0.9):.1f}]"
+    s = summarize(100.0 * np.asarray(v))
+    return f"{s.mean:.2f} [{s.p10:.1f}, {s.p90:.1f}]"
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -116,7 +120,9 @@ def size_tables(results: pd.DataFrame, ratio: float) -> tuple[str, str, dict[str
         diff_rows.append([str(n)] + [_fmt_diff(paired(cols[a], cols[b])) for a, b in pairs])
         for name, f in SPREADS.items():
             cells = [f"{f(100 * cols[m]):.2f}" for m in methods]
-            cells += [_fmt_diff(spread_difference(cols["imm"], cols[o], name, seed=int(n))) for o in others]
+            cells += [
+                _fmt_interval(*spread_difference(cols["imm"], cols[o], name, seed=int(n))) for o in others
+            ]
             spread_rows[name].append([str(n)] + cells)
     acc = _table(["n"] + methods, acc_rows)
     diff = _table(["n"] + [f"{a} − {b}" for a, b in pairs], diff_rows)
@@ -199,10 +205,11 @@ def _teacher_label(teacher: int) -> str:
 
 
 def _band(ax: plt.Axes, x: list, cols: list[np.ndarray], method: str, label: str | None = None) -> None:
-    v = 100.0 * np.stack(cols)
+    s = [summarize(100.0 * np.asarray(c)) for c in cols]
     color = METHOD_COLORS.get(method)
-    ax.plot(x, v.mean(1), marker="o", ms=3, color=color, label=label or METHOD_LABELS.get(method, method))
-    ax.fill_between(x, np.quantile(v, 0.1, axis=1), np.quantile(v, 0.9, axis=1), color=color, alpha=0.15)
+    label = label or METHOD_LABELS.get(method, method)
+    ax.plot(x, [v.mean for v in s], marker="o", ms=3, color=color, label=label)
+    ax.fill_between(x, [v.p10 for v in s], [v.p90 for v in s], color=color, alpha=0.15)
 
 
 def _ceilings(ax: plt.Axes, bayes: float, restricted: float | None = None) -> None:
@@ -229,9 +236,9 @@ def plot_sizes(results: pd.DataFrame, ratio: float, bayes: float, restricted: fl
     for m in methods:
         if m == "baseline":
             continue
-        d = np.array([paired(_column(pivs[n], m, ratio), _column(pivs[n], "baseline", 0.0)) for n in sizes])
-        dx.plot(sizes, d[:, 0], marker="o", ms=3, color=METHOD_COLORS[m], label=METHOD_LABELS[m])
-        dx.fill_between(sizes, d[:, 1], d[:, 2], color=METHOD_COLORS[m], alpha=0.2)
+        d = [paired(_column(pivs[n], m, ratio), _column(pivs[n], "baseline", 0.0)) for n in sizes]
+        dx.plot(sizes, [p.mean for p in d], marker="o", ms=3, color=METHOD_COLORS[m], label=METHOD_LABELS[m])
+        dx.fill_between(sizes, [p.low for p in d], [p.high for p in d], color=METHOD_COLORS[m], alpha=0.2)
     dx.axhline(0, color=METHOD_COLORS["baseline"], lw=1)
     _size_axis(dx, sizes)
     dx.set_ylabel("accuracy − baseline (pp)")
@@ -253,11 +260,9 @@ def plot_sweep(results: pd.DataFrame, population: pd.DataFrame, bayes: float, pa
         g = part[part.n == n]
         piv = _pivot(g)
         ratios = sorted(set(g.lambda_ratio) - {0.0})
-        base = 100 * _column(piv, "baseline", 0.0)
-        ax.axhline(base.mean(), color=METHOD_COLORS["baseline"], label=METHOD_LABELS["baseline"])
-        ax.axhspan(
-            np.quantile(base, 0.1), np.quantile(base, 0.9), color=METHOD_COLORS["baseline"], alpha=0.12
-        )
+        base = summarize(100 * _column(piv, "baseline", 0.0))
+        ax.axhline(base.mean, color=METHOD_COLORS["baseline"], label=METHOD_LABELS["baseline"])
+        ax.axhspan(base.p10, base.p90, color=METHOD_COLORS["baseline"], alpha=0.12)
         for m in [m for m in METHOD_LABELS if m in set(g.method) and m != "baseline"]:
             _band(ax, ratios, [_column(piv, m, r) for r in ratios], m)
         _ceilings(ax, bayes)
@@ -298,11 +303,9 @@ def plot_teachers(results: pd.DataFrame, ratio: float, bayes: float, path: Path)
         piv = _pivot(g)
         teachers = _teacher_order(g.teacher)
         x = list(range(len(teachers)))
-        base = 100 * _column(piv, "baseline", 0.0)
-        ax.axhline(base.mean(), color=METHOD_COLORS["baseline"], label=METHOD_LABELS["baseline"])
-        ax.axhspan(
-            np.quantile(base, 0.1), np.quantile(base, 0.9), color=METHOD_COLORS["baseline"], alpha=0.12
-        )
+        base = summarize(100 * _column(piv, "baseline", 0.0))
+        ax.axhline(base.mean, color=METHOD_COLORS["baseline"], label=METHOD_LABELS["baseline"])
+        ax.axhspan(base.p10, base.p90, color=METHOD_COLORS["baseline"], alpha=0.12)
         for m in [m for m in METHOD_LABELS if m in set(g.method) and m != "baseline"]:
             _band(ax, x, [_column(piv, m, ratio, t) for t in teachers], m)
         _ceilings(ax, bayes)
@@ -327,7 +330,7 @@ def _size_axis(ax: plt.Axes, sizes: list[int]) -> None:
 
 def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)
     return path
 
@@ -394,8 +397,7 @@ def write_report(
         ]
     if seconds:
         parts.append("\nWall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()) + ".\n")
-    md = out / "summary.md"
-    md.write_text("\n".join(parts) + "\n")
+    md = atomic_write_text(out / "summary.md", "\n".join(parts) + "\n")
     pngs = [plot_sizes(results, ratio, bayes, restricted, out / "logreg_size.png")]
     sweep_png = plot_sweep(results, population, bayes, out / "logreg_lambda.png")
     teacher_png = plot_teachers(results, ratio, bayes, out / "logreg_teacher.png")

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rlimm.commands.options import parse_key_values, parse_teacher_spec
+from rlimm.common.command import parse_key_values
 from rlimm.errors import RlimmError
+from rlimm.rl.commands.options import parse_teacher_spec
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``teacher`` on the ``rlimm`` command's subparsers."""
     p = sub.add_parser(
         "teacher",
@@ -34,13 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE", help="environment constructor arguments")
     p.add_argument("--visible", nargs="+", help="observation fields the teacher sees (e.g. x)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    p.set_defaults(func=run)
+    return p
 
 
 def _load(args: argparse.Namespace):  # noqa: ANN202 - a TrainConfig or a CompareConfig
-    from rlimm.config_files import merge_nested, parse_mapping, read_yaml
-    from rlimm.experiments.config import CompareConfig
-    from rlimm.experiments.train_config import TrainConfig
+    from rlimm.common.config import merge_nested, parse_mapping, read_yaml
+    from rlimm.rl.config import CompareConfig, TrainConfig
 
     data = read_yaml(args.conf_file) if args.conf_file else {}
     # A compare config has methods and budgets; anything else is read as a train config.
@@ -62,7 +62,7 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - a TrainConfig or a Compar
 
 def run(args: argparse.Namespace) -> int:
     from rlimm.agents.teacher_files import SUFFIX, save_teacher
-    from rlimm.experiments.runs import build_teacher, teacher_description
+    from rlimm.rl.runs import build_teacher, teacher_description
 
     out = Path(args.output)
     if out.suffix != SUFFIX:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from rlimm.errors import RlimmError
+from rlimm.common.command import add_jobs_option, jobs_or_cores, positive_int
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``tune`` on the ``rlimm`` command's subparsers."""
     p = sub.add_parser(
         "tune",
@@ -21,28 +20,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="YAML compare config (its tune section sets the search)")
     p.add_argument("--out", required=True, help="output folder (optuna.db, trials.csv, tuned.yaml)")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/optuna.db)")
-    p.add_argument("--trials", type=int, help="complete trials per budget (overrides tune.trials)")
-    p.add_argument("--seeds", type=int, help="seeds per trial (overrides tune.seeds)")
+    p.add_argument("--trials", type=positive_int, help="complete trials per budget (overrides tune.trials)")
+    p.add_argument("--seeds", type=positive_int, help="seeds per trial (overrides tune.seeds)")
     p.add_argument("--budgets", type=int, nargs="+", help="budgets (overrides the config)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    add_jobs_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlimm.config_files import merge_nested, parse_mapping, read_yaml
-    from rlimm.experiments.config import CompareConfig
-    from rlimm.experiments.tuning import tune
+    from rlimm.rl.config import load_compare_config
+    from rlimm.rl.tuning import tune
 
-    jobs = args.jobs if args.jobs is not None else os.cpu_count() or 1
-    if jobs < 1:
-        raise RlimmError(f"--jobs must be at least 1, got {jobs}")
-    data = read_yaml(args.config)
-    if isinstance(data, dict):
-        overrides = {"budgets": args.budgets, "tune": {"trials": args.trials, "seeds": args.seeds}}
-        data = merge_nested(data, overrides)
-    config = parse_mapping(CompareConfig, data, args.config)
-    outcome = tune(config, args.out, args.storage, jobs, progress=not args.no_progress)
+    overrides = {"budgets": args.budgets, "tune": {"trials": args.trials, "seeds": args.seeds}}
+    config = load_compare_config(args.config, overrides)
+    outcome = tune(config, args.out, args.storage, jobs_or_cores(args.jobs), progress=not args.no_progress)
 
     method = config.tune.method
     print(f"| budget ({config.budget_unit}) | best λ-ratio of {method} | mean score | trials |")

@@ -1,21 +1,18 @@
-"""One run of a comparison: build env, restriction and teacher from a config, train, evaluate."""
+"""One run of the RL experiment: build env, restriction, teacher and agent from a config, train,
+evaluate. Shared by ``compare`` (:func:`run_one`), ``train``, ``teacher`` and ``tune``."""
 
 from __future__ import annotations
 
-import inspect
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 import rlimm.envs  # noqa: F401  (registers the environments)
-from rlimm.agents.a2c import A2C
-from rlimm.agents.ppo import PPO
-from rlimm.agents.reinforce import REINFORCE
+from rlimm.agents.registry import algorithm_class, check_kwargs
 from rlimm.agents.teacher_files import load_teacher
 from rlimm.agents.teachers import (
     TabularTeacher,
@@ -24,22 +21,9 @@ from rlimm.agents.teachers import (
     pomdp_teacher,
     train_restricted_teacher,
 )
-from rlimm.coefficients import ratio_to_lambda
 from rlimm.envs.restriction import FactoredRestriction
 from rlimm.errors import RlimmError
-from rlimm.experiments.config import AlgoConfig, CompareConfig, EnvConfig
-
-if TYPE_CHECKING:
-    from rlimm.experiments.train_config import TrainConfig
-
-_ALGOS = {"reinforce": REINFORCE, "ppo": PPO, "a2c": A2C}
-
-
-def algo_class(name: str) -> type:
-    try:
-        return _ALGOS[name]
-    except KeyError:
-        raise RlimmError(f"unknown algorithm '{name}'; accepted: {', '.join(_ALGOS)}") from None
+from rlimm.rl.config import AlgoConfig, CompareConfig, EnvConfig, RunSpec, TrainConfig
 
 
 def make_env(env_config: EnvConfig, episode_steps: int | None = None) -> gym.Env:
@@ -101,18 +85,19 @@ def build_agent(
     regularizer: str,
     teacher: TabularTeacher | None,
     restriction: FactoredRestriction | None,
-    lambda_ratio: float,
+    teacher_coef: float,
     seed: int | None = None,
     tensorboard_log: str | None = None,
 ) -> BaseAlgorithm:
-    """An rlimm agent of ``algo`` on ``env`` with its regulariser, teacher and λ (as a ratio)."""
-    return algo_class(algo.name)(
+    """An rlimm agent of ``algo`` on ``env`` with its regulariser, teacher and λ (``teacher_coef``)."""
+    check_kwargs(algo.name, algo.kwargs)
+    return algorithm_class(algo.name)(
         "MlpPolicy",
         env,
         regularizer=regularizer,
         teacher=teacher,
         restriction=restriction,
-        teacher_coef=ratio_to_lambda(lambda_ratio),
+        teacher_coef=teacher_coef,
         seed=seed,
         tensorboard_log=tensorboard_log,
         **algo.kwargs,
@@ -123,47 +108,6 @@ def teacher_label(config: CompareConfig) -> str:
     """A short name of the configured teacher for results tables."""
     t = config.teacher
     return f"file:{Path(t.path).name}" if t.solver == "file" else f"{t.solver}-{t.policy}"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One cell of the comparison matrix."""
-
-    method: str
-    budget: int
-    seed: int
-    lambda_ratio: float
-
-    def key(self) -> tuple[str, int, int, str]:
-        return (self.method, self.budget, self.seed, f"{self.lambda_ratio:.4f}")
-
-
-def lambda_ratio_for(config: CompareConfig, method: str, budget: int, ratio: float | None) -> float:
-    """The λ-ratio of a run: 0 for ``none``, else the given ratio or the config's data-size rule."""
-    if method == "none":
-        return 0.0
-    if ratio is not None:
-        return ratio
-    return config.ratio_at(budget, updates_and_timesteps(config, budget)[0])
-
-
-def steps_per_update(config: CompareConfig) -> int:
-    """Environment steps per update: ``n_steps`` from the config or the algorithm's default."""
-    if "n_steps" in config.algo.kwargs:
-        return int(config.algo.kwargs["n_steps"])
-    for klass in algo_class(config.algo.name).__mro__:
-        init = klass.__dict__.get("__init__")
-        param = inspect.signature(init).parameters.get("n_steps") if init else None
-        if param is not None and param.default is not inspect.Parameter.empty:
-            return int(param.default)
-    raise RlimmError(f"cannot tell how many steps an update of {config.algo.name} takes")
-
-
-def updates_and_timesteps(config: CompareConfig, budget: int) -> tuple[int, int]:
-    per = steps_per_update(config)
-    if config.budget_unit == "updates":
-        return budget, budget * per
-    return max(budget // per, 1), budget
 
 
 def evaluate(model, env: gym.Env, episodes: int, steps: int, seed: int, deterministic: bool) -> np.ndarray:  # noqa: ANN001
@@ -194,7 +138,7 @@ def run_one(
     :param teacher: the restricted teacher (built from the config when ``None`` and needed).
     """
     start = time.perf_counter()
-    updates, timesteps = updates_and_timesteps(config, spec.budget)
+    updates, timesteps = config.updates_and_timesteps(spec.budget)
     episode_steps = config.env.episode_steps
     env = make_env(config.env, episode_steps)
     restriction = make_restriction(config, env)
@@ -203,7 +147,7 @@ def run_one(
     elif teacher is None:
         teacher = make_teacher(config)
     model = build_agent(
-        config.algo, env, spec.method, teacher, restriction, spec.lambda_ratio, spec.seed, tensorboard_log
+        config.algo, env, spec.method, teacher, restriction, spec.teacher_coef, spec.seed, tensorboard_log
     )
     model.learn(timesteps, tb_log_name=f"{config.algo.name}_{spec.method}_b{spec.budget}_s{spec.seed}")
     train_seconds = time.perf_counter() - start

@@ -27,7 +27,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from rlimm.agents.teacher_files import save_teacher
 from rlimm.agents.teachers import TabularTeacher
-from rlimm.experiments.runs import (
+from rlimm.common.files import atomic_write_text
+from rlimm.rl.config import TrainConfig
+from rlimm.rl.runs import (
     EVAL_SEED_OFFSET,
     build_agent,
     evaluate,
@@ -35,7 +37,6 @@ from rlimm.experiments.runs import (
     make_teacher,
     teacher_description,
 )
-from rlimm.experiments.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,15 @@ def prepare(config: TrainConfig, tensorboard_log: str | None = None) -> Prepared
     env = make_env(config.env, config.env.episode_steps)
     restriction = FactoredRestriction.for_env(env, config.restriction.visible) if config.restriction else None
     teacher = make_teacher(config) if config.regularizer != "none" else None
-    ratio = config.lambda_ratio if teacher is not None else 0.0
     model = build_agent(
-        config.algo, env, config.regularizer, teacher, restriction, ratio, config.seed, tensorboard_log
+        config.algo,
+        env,
+        config.regularizer,
+        teacher,
+        restriction,
+        config.teacher_coef,
+        config.seed,
+        tensorboard_log,
     )
     return PreparedRun(config, model, teacher)
 
@@ -119,9 +126,11 @@ def train(
     config, model = prepared.config, prepared.model
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=False)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    atomic_write_text(
+        run_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    )
     if argv is not None:
-        (run_dir / "command.txt").write_text(shlex.join(argv) + "\n")
+        atomic_write_text(run_dir / "command.txt", shlex.join(argv) + "\n")
     if prepared.teacher is not None:
         save_teacher(prepared.teacher, run_dir / "teacher.npz", teacher_description(config))
 
@@ -146,5 +155,5 @@ def train(
         train_seconds=round(train_seconds, 3),
         interrupted=interrupted,
     )
-    (run_dir / "result.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+    atomic_write_text(run_dir / "result.json", json.dumps(asdict(result), indent=2) + "\n")
     return result

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from rlimm.errors import RlimmError
+from rlimm.common.command import add_jobs_option, positive_int
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``compare`` on the ``rlimm`` command's subparsers."""
     p = sub.add_parser(
         "compare",
@@ -18,26 +18,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", help="YAML config file (see configs/)")
     p.add_argument("--out", required=True, help="output folder (results.csv, summary.md, plot.png)")
-    p.add_argument("--seeds", type=int, help="number of seeds (overrides the config)")
+    p.add_argument("--seeds", type=positive_int, help="number of seeds (overrides the config)")
     p.add_argument("--seed-offset", type=int, help="first seed (overrides the config)")
     p.add_argument("--budgets", type=int, nargs="+", help="training budgets (overrides the config)")
     p.add_argument("--methods", nargs="+", help="subset of none, naive, imm (overrides the config)")
     p.add_argument(
         "--lambda-ratios", type=float, nargs="+", help="λ ratios λ/(1+λ) to sweep (overrides the config)"
     )
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    add_jobs_option(p)
     p.add_argument("--tensorboard", action="store_true", help="write learning curves to OUT/tensorboard")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlimm.experiments.config import load_config
-    from rlimm.experiments.report import write_report
-    from rlimm.experiments.runner import run_matrix
+    from rlimm.rl.config import load_compare_config
+    from rlimm.rl.matrix import run_matrix
+    from rlimm.rl.report import write_report
 
-    if args.jobs is not None and args.jobs < 1:
-        raise RlimmError(f"--jobs must be at least 1, got {args.jobs}")
     overrides = {
         "seeds": args.seeds,
         "seed_offset": args.seed_offset,
@@ -45,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         "methods": args.methods,
         "lambda_ratio": args.lambda_ratios,
     }
-    config = load_config(args.config, overrides)
+    config = load_compare_config(args.config, overrides)
     results = run_matrix(
         config, args.out, args.jobs, progress=not args.no_progress, tensorboard=args.tensorboard
     )

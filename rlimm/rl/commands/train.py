@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rlimm.commands.options import parse_key_values, parse_teacher_spec
+from rlimm.common.command import parse_key_values
 from rlimm.errors import RlimmError
+from rlimm.rl.commands.options import parse_teacher_spec
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``train`` on the ``rlimm`` command's subparsers."""
     p = sub.add_parser(
         "train",
@@ -47,12 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-freq", type=int, help="save a checkpoint every N environment steps")
     p.add_argument("-f", "--log-folder", default="logs", help="folder of run folders (default: logs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlimm.experiments.train_config import load_train_config
-    from rlimm.experiments.training import new_run_dir, prepare, train
+    from rlimm.rl.config import load_train_config
+    from rlimm.rl.training import new_run_dir, prepare, train
 
     overrides = {
         "env": {"id": args.env, "kwargs": parse_key_values(args.env_kwargs, "--env-kwargs")},

@@ -1,29 +1,30 @@
-"""Experiment configuration files: YAML validated by pydantic.
+"""The RL experiment's configuration (``rlimm compare``, ``train``, ``teacher``, ``tune``): YAML
+validated by pydantic, and the matrix of runs it describes with each run's λ.
 
 Every key is checked when the file is loaded: unknown keys, wrong types and impossible values are
-refused with the key's dotted name and what is accepted (:class:`rlimm.errors.ConfigError`).
+refused with the key's dotted name and what is accepted (:class:`rlimm.errors.ConfigError`). Loading
+a file imports neither stable-baselines3 nor the agents; ``algo.kwargs`` are checked against the
+algorithm's constructor when the agent is built (:func:`rlimm.agents.registry.check_kwargs`), before
+anything is written.
+
+λ is resolved here, once per run, where its budget is known (:meth:`CompareConfig.runs`,
+:attr:`RunSpec.teacher_coef`); the agent's constructor receives it as ``teacher_coef``.
 """
 
 from __future__ import annotations
 
-import inspect
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from rlimm.coefficients import check_ratio, paper_grid_ratio
-from rlimm.config_files import load_yaml_config, parse_mapping
+from rlimm.coefficients import check_ratio, paper_grid_ratio, ratio_to_lambda
+from rlimm.common.config import Ratio, StrictModel, load_config
 from rlimm.errors import RlimmError
 
-ALGOS = ("reinforce",)
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EnvConfig(_Strict):
+class EnvConfig(StrictModel):
     """The environment to train on."""
 
     id: str = "rlimm/ToroidalGrid-v0"
@@ -34,13 +35,13 @@ class EnvConfig(_Strict):
     episode_steps: int | None = Field(default=None, gt=0)
 
 
-class RestrictionConfig(_Strict):
+class RestrictionConfig(StrictModel):
     """What the restricted teacher sees: the names of the visible observation fields."""
 
     visible: list[str] = Field(min_length=1)
 
 
-class TeacherConfig(_Strict):
+class TeacherConfig(StrictModel):
     """The restricted teacher.
 
     ``fib``, ``qmdp`` and ``induced_optimal`` are solved exactly for the training environment;
@@ -91,41 +92,21 @@ class TeacherConfig(_Strict):
         return self
 
 
-ALGO_RESERVED = {"policy", "env", "regularizer", "teacher", "restriction", "teacher_coef", "seed"}
-
-
-def accepted_algo_kwargs(cls: type) -> list[str]:
-    """Constructor arguments of an rlimm algorithm, including those of its SB3 base class."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters.values()
-        names |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            break
-    return sorted(names - ALGO_RESERVED - {"self", "_init_setup_model"})
-
-
-class AlgoConfig(_Strict):
+class AlgoConfig(StrictModel):
     """The learning algorithm and its constructor keyword arguments."""
 
     name: Literal["reinforce", "ppo", "a2c"] = "reinforce"
+    #: Constructor arguments of the algorithm (checked against it when the agent is built).
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _known_kwargs(self) -> AlgoConfig:
-        from rlimm.experiments.runs import algo_class
+    def steps_per_update(self) -> int:
+        """Environment steps per update: ``n_steps`` from ``kwargs`` or the algorithm's default."""
+        from rlimm.agents.registry import steps_per_update
 
-        accepted = accepted_algo_kwargs(algo_class(self.name))
-        for key in self.kwargs:
-            if key not in accepted:
-                raise ValueError(f"unknown {self.name} argument '{key}'; accepted: {', '.join(accepted)}")
-        return self
+        return steps_per_update(self.name, self.kwargs)
 
 
-class EvalConfig(_Strict):
+class EvalConfig(StrictModel):
     """The evaluation protocol: ``episodes`` rollouts of ``steps`` steps from the env's start
     distribution; a run's score is the mean undiscounted return."""
 
@@ -134,7 +115,7 @@ class EvalConfig(_Strict):
     deterministic: bool = False
 
 
-class LinearRatioRule(_Strict):
+class LinearRatioRule(StrictModel):
     """λ-ratio linear in the budget (the paper's kind of data-size rule, e.g. fitted by ``rlimm tune``):
     ``r = clip(intercept + slope · budget, low, high)``, rounded to ``round_to`` when given."""
 
@@ -159,7 +140,7 @@ class LinearRatioRule(_Strict):
         return float(min(max(r, self.low), self.high))
 
 
-class TuneConfig(_Strict):
+class TuneConfig(StrictModel):
     """What ``rlimm tune`` searches: the λ-ratio of ``method`` in ``[low, high]`` at every budget,
     ``trials`` Optuna trials per budget, each scored by the mean over ``seeds`` seeds."""
 
@@ -177,7 +158,7 @@ class TuneConfig(_Strict):
         return self
 
 
-class CompareConfig(_Strict):
+class CompareConfig(StrictModel):
     """A comparison: every (method, budget, seed[, λ-ratio]) is one run."""
 
     name: str
@@ -228,25 +209,118 @@ class CompareConfig(_Strict):
         return value
 
     def lambda_ratios(self) -> list[float] | None:
-        """The ratios to sweep, or ``None`` for a data-size rule (see :meth:`ratio_at`)."""
+        """The ratios to sweep, or ``None`` for a data-size rule."""
         if self.lambda_ratio == "paper_grid" or isinstance(self.lambda_ratio, LinearRatioRule):
             return None
         return list(self.lambda_ratio) if isinstance(self.lambda_ratio, list) else [self.lambda_ratio]
 
-    def ratio_at(self, budget: int, updates: int) -> float:
-        """The rule's λ-ratio at ``budget`` (``updates`` gradient updates)."""
+    def updates_and_timesteps(self, budget: int) -> tuple[int, int]:
+        """Gradient updates and environment steps of a run with ``budget`` (in ``budget_unit``)."""
+        per = self.algo.steps_per_update()
+        if self.budget_unit == "updates":
+            return budget, budget * per
+        return max(budget // per, 1), budget
+
+    def lambda_ratio_for(self, method: str, budget: int, ratio: float | None = None) -> float:
+        """The λ-ratio of a run: 0 for ``none``, else ``ratio`` (one point of a sweep) or the config's
+        data-size rule at ``budget``."""
+        if method == "none":
+            return 0.0
+        if ratio is not None:
+            return check_ratio(ratio)
         if isinstance(self.lambda_ratio, LinearRatioRule):
             return self.lambda_ratio.ratio(budget)
         if self.lambda_ratio == "paper_grid":
-            return paper_grid_ratio(updates)
-        raise RlimmError("lambda_ratio is not a rule")
+            return paper_grid_ratio(self.updates_and_timesteps(budget)[0])
+        raise RlimmError("'lambda_ratio': a sweep needs a ratio per run")
+
+    def runs(self) -> list[RunSpec]:
+        """Every run of the comparison, with its λ; ``none`` runs once per (budget, seed) whatever
+        the λ sweep."""
+        specs: dict[tuple, RunSpec] = {}
+        for budget in self.budgets:
+            for method in self.methods:
+                for ratio in self.lambda_ratios() or [None]:
+                    r = self.lambda_ratio_for(method, budget, ratio)
+                    for seed in range(self.seed_offset, self.seed_offset + self.seeds):
+                        spec = RunSpec(method, budget, seed, r)
+                        specs.setdefault(spec.key(), spec)
+        return list(specs.values())
 
 
-def parse_config(data: Any, source: str = "<config>") -> CompareConfig:
-    """Validate a mapping as a :class:`CompareConfig`, raising :class:`ConfigError`."""
-    return parse_mapping(CompareConfig, data, source)
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the comparison matrix: a method trained for a budget from a seed, at a λ-ratio."""
+
+    method: str
+    budget: int
+    seed: int
+    lambda_ratio: float
+
+    @property
+    def teacher_coef(self) -> float:
+        """λ of this run, as the agent's ``teacher_coef``."""
+        return ratio_to_lambda(self.lambda_ratio)
+
+    def key(self) -> tuple[str, int, int, str]:
+        return (self.method, self.budget, self.seed, f"{self.lambda_ratio:.4f}")
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
-    """Read, merge top-level ``overrides`` into (``None`` values skipped), and validate a YAML file."""
-    return load_yaml_config(CompareConfig, path, overrides)
+class TrainConfig(StrictModel):
+    """One agent (``rlimm train``): what to train, on what, with which teacher and regulariser, for
+    how long. It shares its parts with :class:`CompareConfig`, so a setting tried with ``train`` moves
+    to ``compare`` unchanged."""
+
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    #: What the teacher sees; needed unless ``regularizer`` is ``none``.
+    restriction: RestrictionConfig | None = None
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    algo: AlgoConfig = Field(default_factory=lambda: AlgoConfig(name="ppo"))
+    regularizer: Literal["none", "naive", "imm"] = "none"
+    #: λ as the ratio λ/(1+λ) in [0, 1).
+    lambda_ratio: Ratio = 0.2
+    n_timesteps: int = Field(default=20_000, gt=0)
+    seed: int = Field(default=0, ge=0)
+    #: Evaluate every ``eval_freq`` environment steps (0: only at the end).
+    eval_freq: int = Field(default=0, ge=0)
+    evaluation: EvalConfig = Field(default_factory=EvalConfig)
+    #: Save a checkpoint every ``save_freq`` environment steps (0: only the final model).
+    save_freq: int = Field(default=0, ge=0)
+
+    @field_validator("algo", mode="before")
+    @classmethod
+    def _ppo_by_default(cls, value: Any) -> Any:
+        # ``rlimm train`` defaults to PPO (as the RL Zoo), also when only algo.kwargs are given.
+        if isinstance(value, dict) and "name" not in value:
+            return {"name": "ppo", **value}
+        return value
+
+    @model_validator(mode="after")
+    def _teacher_needs_restriction(self) -> TrainConfig:
+        if self.regularizer != "none" and self.restriction is None:
+            raise ValueError(
+                f"regularizer '{self.regularizer}' needs restriction.visible (or --visible): the "
+                "observation fields the teacher sees"
+            )
+        return self
+
+    @property
+    def teacher_coef(self) -> float:
+        """λ of the run, as the agent's ``teacher_coef`` (0 without a regulariser)."""
+        return ratio_to_lambda(self.lambda_ratio) if self.regularizer != "none" else 0.0
+
+
+def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:
+    """Read a compare config, with ``overrides`` merged in (``None`` values skipped), and validate it."""
+    return load_config(CompareConfig, path, overrides)
+
+
+def load_train_config(
+    path: str | Path | None,
+    overrides: dict[str, Any] | None = None,
+    replace: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Read a train config (the defaults when ``path`` is ``None``), merge ``overrides``, put
+    ``replace``'s sections in place of the file's (a teacher given on the command line replaces the
+    file's teacher as a whole) and validate it."""
+    return load_config(TrainConfig, path, overrides, replace)

@@ -8,8 +8,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from rlimm.common.files import atomic_write, atomic_write_text  # noqa: E402
+from rlimm.common.stats import paired_difference  # noqa: E402
+from rlimm.common.stats import summarize as summarize_sample
 
 METHOD_ORDER = ["none", "naive", "imm"]
 METHOD_LABELS = {"none": "none (no teacher)", "naive": "naive (pointwise KL)", "imm": "IMM (induced KL)"}
@@ -22,16 +25,13 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Per (budget, λ-ratio, method): runs, mean score, its standard error, 10th/90th percentiles."""
-    g = df.groupby(["budget", "lambda_ratio", "method"])["score"]
+    rows = []
+    for (budget, ratio, method), g in df.groupby(["budget", "lambda_ratio", "method"]):
+        s = summarize_sample(g["score"].to_numpy())
+        rows.append((budget, ratio, method, s.n, s.mean, s.sem, s.p10, s.p90))
     out = pd.DataFrame(
-        {
-            "runs": g.size(),
-            "mean": g.mean(),
-            "sem": g.std(ddof=1) / np.sqrt(g.size()),
-            "p10": g.quantile(0.1),
-            "p90": g.quantile(0.9),
-        }
-    ).reset_index()
+        rows, columns=["budget", "lambda_ratio", "method", "runs", "mean", "sem", "p10", "p90"]
+    )
     out["method"] = pd.Categorical(
         out["method"], METHOD_ORDER + sorted(set(out["method"]) - set(METHOD_ORDER))
     )
@@ -118,7 +118,7 @@ def plot(summary: pd.DataFrame, path: str | Path, title: str = "", budget_label:
         fig.suptitle(title + "\nmean over seeds, band = 10th–90th percentile of per-run scores", fontsize=10)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)
     return path
 
@@ -146,11 +146,8 @@ def paired_differences(df: pd.DataFrame) -> pd.DataFrame:
             merged = g.merge(other, on="seed", suffixes=("_a", "_b"))
             if len(merged) < 2:
                 continue
-            diff = (merged["score_a"] - merged["score_b"]).to_numpy()
-            half = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
-            rows.append(
-                (budget, ratio, f"{a} − {b}", len(diff), diff.mean(), diff.mean() - half, diff.mean() + half)
-            )
+            d = paired_difference(merged["score_a"].to_numpy(), merged["score_b"].to_numpy())
+            rows.append((budget, ratio, f"{a} − {b}", d.n, d.mean, d.low, d.high))
     cols = ["budget", "lambda_ratio", "comparison", "pairs", "mean", "low", "high"]
     return pd.DataFrame(rows, columns=cols).sort_values(["budget", "lambda_ratio"], kind="stable")
 
@@ -181,7 +178,8 @@ def write_report(
     table = markdown_table(summary)
     diffs = differences_table(paired_differences(df))
     md = results.with_name("summary.md")
-    md.write_text(
+    atomic_write_text(
+        md,
         (f"# {title}\n\n" if title else "")
         + "Score = mean undiscounted return of the evaluation rollouts of a run; cells: mean over seeds "
         "± standard error [10th, 90th percentile of per-run scores] (runs).\n\n"
@@ -192,7 +190,7 @@ def write_report(
             "standard errors of the per-seed differences.\n\n" + diffs + "\n"
             if diffs
             else ""
-        )
+        ),
     )
     png = plot(summary, results.with_name("plot.png"), title, budget_label)
     return md, png, table

@@ -1,4 +1,5 @@
-"""The comparison matrix: expand, run in worker processes, write results as they finish, resume.
+"""The comparison matrix (``rlimm compare``): run every run of a config in worker processes, write
+results as they finish, resume.
 
 ``results.csv`` gets one complete line per finished run, written (and flushed) by the parent process
 as soon as a worker returns it, so an interrupted comparison loses no finished run; rerunning the
@@ -11,23 +12,16 @@ import csv
 import json
 import multiprocessing as mp
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
 
 from rlimm.agents.teachers import TabularTeacher
+from rlimm.common.files import atomic_write_csv
 from rlimm.errors import RlimmError
-from rlimm.experiments.config import CompareConfig
-from rlimm.experiments.runs import (
-    RunSpec,
-    build_agent,
-    lambda_ratio_for,
-    make_env,
-    make_restriction,
-    make_teacher,
-    run_one,
-)
+from rlimm.rl.config import CompareConfig, RunSpec
+from rlimm.rl.runs import build_agent, make_env, make_restriction, make_teacher, run_one
 
 COLUMNS = [
     "method",
@@ -46,20 +40,6 @@ COLUMNS = [
 IDENTITY_KEYS = ("env", "restriction", "teacher", "algo", "budget_unit", "evaluation")
 
 
-def expand(config: CompareConfig) -> list[RunSpec]:
-    """Every run of the comparison; ``none`` runs once per (budget, seed) whatever the λ sweep."""
-    ratios = config.lambda_ratios()
-    specs: dict[tuple, RunSpec] = {}
-    for budget in config.budgets:
-        for method in config.methods:
-            for ratio in ratios or [None]:
-                r = lambda_ratio_for(config, method, budget, ratio)
-                for seed in range(config.seed_offset, config.seed_offset + config.seeds):
-                    spec = RunSpec(method, budget, seed, r)
-                    specs.setdefault(spec.key(), spec)
-    return list(specs.values())
-
-
 def preflight(config: CompareConfig) -> TabularTeacher | None:
     """Build everything a run needs once, so bad input fails before anything is written; returns
     the teacher (``None`` when only ``none`` runs)."""
@@ -67,7 +47,7 @@ def preflight(config: CompareConfig) -> TabularTeacher | None:
     restriction = make_restriction(config, env)
     teacher = make_teacher(config) if set(config.methods) - {"none"} else None
     build_agent(config.algo, env, "imm" if teacher else "none", teacher, restriction, 0.0)
-    expand(config)
+    config.runs()
     return teacher
 
 
@@ -82,7 +62,7 @@ def read_results(path: Path) -> tuple[list[dict], bool]:
         return [], False
     header = next(csv.reader([lines[0]]))
     if header != COLUMNS:
-        raise RlimmError(f"{path} has columns {header}, expected {COLUMNS}; use another --out")
+        raise RlimmError(f"{path} has columns {header}, expected {COLUMNS}; use another output folder")
     for row in csv.reader(lines[1:]):
         try:
             rec = dict(zip(COLUMNS, row, strict=True))
@@ -108,7 +88,7 @@ def _check_identity(out: Path, config: CompareConfig) -> None:
             changed = sorted(k for k in IDENTITY_KEYS if saved.get(k) != identity.get(k))
             raise RlimmError(
                 f"{out} holds results of a different experiment (differs in: {', '.join(changed)}); "
-                "use another --out"
+                "use another output folder"
             )
     else:
         stamp.write_text(json.dumps(identity, indent=2) + "\n")
@@ -148,19 +128,19 @@ def run_matrix(
     """Run (or finish) a comparison into ``out``; returns the path of ``results.csv``."""
     jobs = jobs if jobs is not None else os.cpu_count() or 1
     if jobs < 1:
-        raise RlimmError(f"--jobs must be at least 1, got {jobs}")
+        raise RlimmError(f"jobs must be at least 1, got {jobs}")
     teacher = preflight(config)
     out = Path(out)
     results = out / "results.csv"
     if out.exists() and not out.is_dir():
-        raise RlimmError(f"--out {out} exists and is not a folder")
+        raise RlimmError(f"output folder {out} exists and is not a folder")
     done, torn = read_results(results)
     out.mkdir(parents=True, exist_ok=True)
     _check_identity(out, config)
     if torn or not results.exists():
-        _write_rows(results, done)
+        atomic_write_csv(results, done, COLUMNS)
     finished = {_row_key(r) for r in done}
-    todo = [s for s in expand(config) if s.key() not in finished]
+    todo = [s for s in config.runs() if s.key() not in finished]
     # Longest runs first: better balance across workers.
     todo.sort(key=lambda s: -s.budget)
     tb = str(out / "tensorboard") if tensorboard else None
@@ -173,13 +153,3 @@ def run_matrix(
             bar.update()
     bar.close()
     return results
-
-
-def _write_rows(path: Path, rows: Iterable[dict]) -> None:
-    """Rewrite ``path`` with a header and ``rows``, atomically (write a temporary file, rename)."""
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)

@@ -9,7 +9,6 @@ up to ``tune.trials`` complete trials.
 
 from __future__ import annotations
 
-import csv
 import json
 import multiprocessing as mp
 from contextlib import contextmanager
@@ -21,10 +20,10 @@ import numpy as np
 from tqdm import tqdm
 
 from rlimm.agents.teachers import TabularTeacher
+from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.errors import RlimmError
-from rlimm.experiments.config import CompareConfig, LinearRatioRule
-from rlimm.experiments.runner import IDENTITY_KEYS, init_worker, preflight, work
-from rlimm.experiments.runs import RunSpec
+from rlimm.rl.config import CompareConfig, LinearRatioRule, RunSpec
+from rlimm.rl.matrix import IDENTITY_KEYS, init_worker, preflight, work
 
 
 @dataclass(frozen=True)
@@ -125,11 +124,11 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t = config.tune
     if jobs < 1:
-        raise RlimmError(f"--jobs must be at least 1, got {jobs}")
+        raise RlimmError(f"jobs must be at least 1, got {jobs}")
     teacher: TabularTeacher | None = preflight(config.model_copy(update={"methods": [t.method]}))
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise RlimmError(f"--out {out} exists and is not a folder")
+        raise RlimmError(f"output folder {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
     seeds = range(config.seed_offset, config.seed_offset + t.seeds)
@@ -167,20 +166,17 @@ def tune(
             ]
 
     bar.close()
-    trials_csv = out / "trials.csv"
-    with trials_csv.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["budget", "trial", "lambda_ratio", "score"])
-        writer.writeheader()
-        writer.writerows(rows)
+    trials_csv = atomic_write_csv(out / "trials.csv", rows, ["budget", "trial", "lambda_ratio", "score"])
     rule = fit_rule(best, t.low, t.high)
     rule_yaml = out / "tuned.yaml"
-    rule_yaml.write_text(
+    atomic_write_text(
+        rule_yaml,
         f"# λ-ratio rule fitted by `rlimm tune` to the best ratio of {t.method} per {config.budget_unit} "
         f"budget;\n# paste into a compare config. Best per budget: "
         + "; ".join(
             f"{b.budget} → {b.lambda_ratio:.3f} (score {b.score:.2f}, {b.trials} trials)" for b in best
         )
         + "\n"
-        + yaml.safe_dump({"lambda_ratio": rule.model_dump(mode="json")}, sort_keys=False)
+        + yaml.safe_dump({"lambda_ratio": rule.model_dump(mode="json")}, sort_keys=False),
     )
     return TuneOutcome(best, rule, trials_csv, rule_yaml)

@@ -1,6 +1,8 @@
-"""Reading YAML config files into pydantic models, with one-line errors that name the key.
+"""Experiment configs: strict pydantic models read from YAML, with overrides and one-line errors that
+name the dotted key.
 
-Shared by every experiment's config (``rlimm.experiments.config``, ``rlimm.logreg.config``).
+Shared by every experiment's config (``rlimm.rl.config``, ``rlimm.lm.config``, ``rlimm.logreg.config``):
+subclass :class:`StrictModel`, read a file with :func:`load_config`.
 """
 
 from __future__ import annotations
@@ -9,12 +11,18 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from rlimm.coefficients import check_ratio
 from rlimm.errors import ConfigError, RlimmError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base of every config section: unknown keys are refused and values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _valid_ratio(value: float) -> float:
@@ -58,12 +66,21 @@ def parse_mapping(model: type[M], data: Any, source: str = "<config>") -> M:
         raise ConfigError(f"{source}: {format_validation_error(err)}") from None
 
 
-def load_yaml_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
-    """Read a YAML file, merge top-level ``overrides`` (``None`` values are skipped), validate."""
-    data = read_yaml(path)
-    if isinstance(data, dict) and overrides:
-        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    return parse_mapping(model, data, str(path))
+def load_config(
+    model: type[M],
+    path: str | Path | None,
+    overrides: dict[str, Any] | None = None,
+    replace: dict[str, Any] | None = None,
+) -> M:
+    """Read a YAML file (no file: every default), merge ``overrides`` into it (nested mappings key by
+    key, ``None`` values skipped), put ``replace``'s sections in place of the file's (``None`` values
+    skipped), and validate it as ``model``."""
+    data = read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "<command line>"
+    if isinstance(data, dict):
+        data = merge_nested(data, overrides or {})
+        data.update({k: v for k, v in (replace or {}).items() if v is not None})
+    return parse_mapping(model, data, source)
 
 
 def merge_nested(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

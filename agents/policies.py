@@ -1,0 +1,69 @@
+"""Actor-critic policies whose ``evaluate_actions`` can also return the action distribution.
+
+The regulariser needs the whole action distribution at the batch's states (its logits for discrete
+actions, its parameters for continuous ones). SB3's ``evaluate_actions`` computes that distribution
+and drops it; these subclasses return it on request, from the same forward pass, so the teacher term
+costs no extra actor pass (as sb3-contrib's maskable policies extend ``evaluate_actions`` with
+``action_masks=``). Without ``return_distribution`` they are SB3's policies, number for number.
+"""
+
+from __future__ import annotations
+
+import torch as th
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.policies import (
+    ActorCriticCnnPolicy,
+    ActorCriticPolicy,
+    MultiInputActorCriticPolicy,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs
+
+
+class DistributionEvaluationMixin:
+    """Adds ``return_distribution`` to :meth:`ActorCriticPolicy.evaluate_actions`."""
+
+    def evaluate_actions(  # type: ignore[override]
+        self: ActorCriticPolicy,  # type: ignore[misc]
+        obs: PyTorchObs,
+        actions: th.Tensor,
+        return_distribution: bool = False,
+    ) -> (
+        tuple[th.Tensor, th.Tensor, th.Tensor | None]
+        | tuple[th.Tensor, th.Tensor, th.Tensor | None, Distribution]
+    ):
+        """Values, log-probabilities of ``actions`` and entropy, as SB3's method; with
+        ``return_distribution`` also the action distribution they come from."""
+        features = self.extract_features(obs)
+        if self.share_features_extractor:
+            latent_pi, latent_vf = self.mlp_extractor(features)
+        else:
+            pi_features, vf_features = features
+            latent_pi = self.mlp_extractor.forward_actor(pi_features)
+            latent_vf = self.mlp_extractor.forward_critic(vf_features)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        log_prob = distribution.log_prob(actions)
+        values = self.value_net(latent_vf)
+        entropy = distribution.entropy()
+        if return_distribution:
+            return values, log_prob, entropy, distribution
+        return values, log_prob, entropy
+
+
+class RegularizedActorCriticPolicy(DistributionEvaluationMixin, ActorCriticPolicy):
+    """SB3's ``MlpPolicy`` with :meth:`evaluate_actions` (``return_distribution=``)."""
+
+
+class RegularizedActorCriticCnnPolicy(DistributionEvaluationMixin, ActorCriticCnnPolicy):
+    """SB3's ``CnnPolicy`` with :meth:`evaluate_actions` (``return_distribution=``)."""
+
+
+class RegularizedMultiInputActorCriticPolicy(DistributionEvaluationMixin, MultiInputActorCriticPolicy):
+    """SB3's ``MultiInputPolicy`` with :meth:`evaluate_actions` (``return_distribution=``)."""
+
+
+#: The aliases PPO and A2C accept, as SB3's.
+POLICY_ALIASES = {
+    "MlpPolicy": RegularizedActorCriticPolicy,
+    "CnnPolicy": RegularizedActorCriticCnnPolicy,
+    "MultiInputPolicy": RegularizedMultiInputActorCriticPolicy,
+}

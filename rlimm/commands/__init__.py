@@ -1,1 +1,0 @@
-"""The subcommands of ``rlimm``: one module each, with ``add_parser(subparsers)``."""

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Mutation testing (mutmut 3, configured in pyproject.toml [tool.mutmut]) of the IMM core, and a table of
+# the results per module. See docs/mutation.md.
+#
+#   bash scripts/mutation.sh                      # rlimm.induction rlimm.losses rlimm.coefficients
+#   bash scripts/mutation.sh rlimm.lm.histories   # any module listed in [tool.mutmut] only_mutate
+#
+# Environment: MUTATION_JOBS (default 1: the machine is shared), MUTATION_WORKDIR (default
+# $TMPDIR/rlimm-mutation), RLIMM_DATA_DIR (default ../shared/data).
+#
+# mutmut writes a mutants/ folder next to pyproject.toml; to keep the checkout clean (and unaffected by
+# edits made while it runs) the script copies pyproject.toml, rlimm/, tests/ and configs/ to the work
+# folder and runs there. The copy's rlimm/ is what gets mutated; rlimm.agents and rlimm.envs (mapped to
+# agents/ and envs/ by package-dir) come from the editable install.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+work="${MUTATION_WORKDIR:-${TMPDIR:-/tmp}/rlimm-mutation}"
+jobs="${MUTATION_JOBS:-1}"
+export RLIMM_DATA_DIR="${RLIMM_DATA_DIR:-$(cd "$repo/.." && pwd)/shared/data}"
+mutmut="$repo/.venv/bin/mutmut"
+python="$repo/.venv/bin/python"
+[ -x "$mutmut" ] || { echo "mutmut is missing: $repo/.venv/bin/pip install -e '.[dev]'" >&2; exit 2; }
+
+modules=("$@")
+[ ${#modules[@]} -gt 0 ] || modules=(rlimm.induction rlimm.losses rlimm.coefficients)
+patterns=()
+for m in "${modules[@]}"; do patterns+=("$m.*"); done
+
+rm -rf "$work"
+mkdir -p "$work"
+cp -r "$repo/pyproject.toml" "$repo/rlimm" "$repo/tests" "$repo/configs" "$work/"
+find "$work" -name __pycache__ -type d -prune -exec rm -rf {} +
+cd "$work"
+
+start=$(date +%s)
+# mutmut's exit status is not a verdict (survivors do not fail it); the table below is.
+"$mutmut" run --max-children "$jobs" "${patterns[@]}" || true
+elapsed=$(( $(date +%s) - start ))
+
+# The per-module table (the summary script is read first: stdin carries mutmut's results).
+summary=$(cat <<'PY'
+import re
+import sys
+
+# Surviving mutants examined and found equivalent (no test can tell them from the original); the
+# reason for each is in docs/mutation.md. Names follow mutmut's numbering of the current source: when a
+# module changes, re-check its survivors with `mutmut show NAME` and update this list and the document.
+EQUIVALENT = {
+    "rlimm.induction.x_induced_probs__mutmut_19",  # einsum "BH,BHC->BC": upper-case subscripts are valid
+    "rlimm.losses.x_kl_from_teacher__mutmut_9",  # log_p at p == 0 is masked out of every term
+    "rlimm.losses.x_naive_loss__mutmut_9",  # log_softmax dim=+1 is dim=-1 on (batch, n_classes) logits
+}
+
+elapsed, modules = int(sys.argv[1]), sys.argv[2:]
+rows = {m: {"killed": 0, "survived": 0, "equivalent": 0, "other": 0} for m in modules}
+new_survivors = []
+for line in sys.stdin:
+    match = re.match(r"\s+(\S+): (.+)$", line)
+    if not match:
+        continue
+    name, status = match.groups()
+    module = re.split(r"\.x[_ǁ]", name, maxsplit=1)[0]
+    if module not in rows:
+        continue
+    if status in ("killed", "timeout"):
+        rows[module]["killed"] += 1
+    elif status == "survived" and name in EQUIVALENT:
+        rows[module]["equivalent"] += 1
+    elif status == "survived":
+        rows[module]["survived"] += 1
+        new_survivors.append(name)
+    else:  # no tests, suspicious, skipped, not checked
+        rows[module]["other"] += 1
+        new_survivors.append(f"{name} ({status})")
+
+print()
+print("| module | mutants | killed | survived | equivalent (explained) | other | score |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for m, r in rows.items():
+    total = sum(r.values())
+    tested = total - r["equivalent"]
+    score = f"{100 * r['killed'] / tested:.1f}%" if tested else "-"
+    print(f"| {m} | {total} | {r['killed']} | {r['survived']} | {r['equivalent']} | {r['other']} | {score} |")
+print(f"\n{elapsed} s wall time")
+if new_survivors:
+    print("\nNot killed and not explained (inspect with `mutmut show NAME` in the work folder):")
+    for name in new_survivors:
+        print("  ", name)
+sys.exit(1 if new_survivors else 0)
+PY
+)
+"$mutmut" results --all true | "$python" -c "$summary" "$elapsed" "${modules[@]}"

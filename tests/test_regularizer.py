@@ -1,0 +1,78 @@
+"""The shared regulariser on its own: exact induction in one batched forward, the diagnostics, and
+an inactive regulariser that asks nothing of the policy (continuous actions train without a teacher)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import rlimm.envs as E
+from rlimm.agents.ppo import PPO
+from rlimm.agents.regularizer import TeacherRegularizer, action_logits
+from rlimm.agents.reinforce import REINFORCE
+from rlimm.agents.teachers import pomdp_teacher
+from rlimm.errors import RlimmError
+
+
+@pytest.fixture(scope="module")
+def setting():
+    env = gym.make(E.GRID_ID, max_episode_steps=50)
+    restriction = E.FactoredRestriction.for_env(env, ["x"])
+    return restriction, pomdp_teacher(env, restriction, "fib")
+
+
+def test_imm_term_is_exact_induction_with_one_batched_forward(setting):
+    restriction, teacher = setting
+    model = REINFORCE(
+        "MlpPolicy",
+        gym.make(E.GRID_ID, max_episode_steps=50),
+        regularizer="imm",
+        teacher=teacher,
+        restriction=restriction,
+        teacher_coef=1.0,
+        seed=0,
+    )
+    model.learn(50)
+    obs = torch.as_tensor(model.rollout_buffer.observations.reshape(-1, 1))
+    with torch.no_grad():
+        distribution = model.policy.get_distribution(obs)
+    calls = []
+    hook = model.policy.action_net.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
+    contexts = restriction.visible(obs.numpy().astype(int).ravel())
+    # The buffer recorded the teacher's view of each observation at collection time.
+    np.testing.assert_array_equal(model.rollout_buffer.contexts.ravel(), contexts)
+    out = model.regularizer.compute(model.policy, torch.as_tensor(contexts), distribution, 1.0)
+    hook.remove()
+    # One forward pass for the induced policy, over the members of the contexts in the batch.
+    assert calls == [len(np.unique(contexts)) * restriction.n_hidden]
+    # Hand computation: policy over all states, averaged over each column's rows.
+    with torch.no_grad():
+        all_probs = model.policy.get_distribution(torch.arange(121.0)).distribution.probs.numpy()
+    induced = all_probs.reshape(11, 11, 4).mean(axis=0)  # (x, a): average over y
+    p = teacher.table[contexts]
+    q = induced[contexts]
+    kl = np.where(p > 0, p * (np.log(np.where(p > 0, p, 1)) - np.log(q)), 0).sum(1).mean()
+    assert out.imm_kl == pytest.approx(kl, rel=1e-5)
+    assert out.loss.item() == pytest.approx(kl, rel=1e-5)
+    # The naive diagnostic is the pointwise KL at the visited states.
+    naive = np.where(
+        p > 0, p * (np.log(np.where(p > 0, p, 1)) - np.log(all_probs[obs.numpy().astype(int).ravel()])), 0
+    )
+    assert out.naive_kl == pytest.approx(naive.sum(1).mean(), rel=1e-5)
+
+
+def test_an_inactive_regularizer_is_off_and_asks_nothing():
+    off = TeacherRegularizer("none", None, None, 0.0)
+    assert not off.enabled
+    # Continuous actions without a teacher: PPO trains (the regulariser never asks for logits).
+    model = PPO("MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=32, n_epochs=1, seed=0)
+    model.learn(128)
+    assert model.num_timesteps == 128
+
+
+def test_a_regularizer_on_continuous_actions_is_refused_clearly():
+    from stable_baselines3.common.distributions import DiagGaussianDistribution
+
+    dist = DiagGaussianDistribution(1).proba_distribution(torch.zeros(2, 1), torch.zeros(1))
+    with pytest.raises(RlimmError, match="Discrete action space"):
+        action_logits(dist)
