@@ -24,9 +24,9 @@ from torch.nn import functional as F
 
 from rlimm.agents.policies import POLICY_ALIASES, RegularizedActorCriticPolicy
 from rlimm.agents.regularizer import RegularizedMixin
-from rlimm.agents.teachers import TabularTeacher
+from rlimm.agents.teachers import Teacher
 from rlimm.coefficients import TeacherCoef
-from rlimm.envs.restriction import PartitionRestriction
+from rlimm.envs.restriction import Restriction
 
 
 class PPO(RegularizedMixin, SB3PPO):
@@ -50,7 +50,7 @@ class PPO(RegularizedMixin, SB3PPO):
     :param use_sde: generalised state-dependent exploration (continuous actions).
     :param sde_sample_freq: resample the gSDE noise every n steps (-1: once per rollout).
     :param rollout_buffer_class: the rollout buffer; with a restriction it must be a
-        :class:`~rlimm.agents.buffers.ContextRolloutBuffer` (the default then).
+        :class:`~rlimm.agents.buffers.TeacherRolloutBuffer` (the default then).
     :param rollout_buffer_kwargs: its keyword arguments.
     :param target_kl: stop an update's epochs early beyond this approximate KL (``None``: never).
     :param stats_window_size: episodes averaged in the rollout logs.
@@ -59,6 +59,11 @@ class PPO(RegularizedMixin, SB3PPO):
     :param restriction: what the teacher sees of an observation.
     :param teacher_coef: λ, a number or a callable of ``progress_remaining`` (1 → 0), as
         ``learning_rate``; see :mod:`rlimm.coefficients`.
+    :param induction: how the induced policy averages over the hidden part: ``exact`` (enumerate it
+        with the restriction's belief), ``knn`` or ``marginal`` (k hidden parts drawn from the
+        rollout, :mod:`rlimm.agents.neighbours`), or ``auto`` (exact when the restriction can
+        enumerate, else knn).
+    :param induction_k: hidden parts per state for ``knn`` and ``marginal``.
     :param tensorboard_log: TensorBoard folder (``None``: none).
     :param policy_kwargs: keyword arguments of the policy.
     :param verbose: 0 silent, 1 info, 2 debug.
@@ -92,9 +97,11 @@ class PPO(RegularizedMixin, SB3PPO):
         target_kl: float | None = None,
         stats_window_size: int = 100,
         regularizer: str = "none",
-        teacher: TabularTeacher | None = None,
-        restriction: PartitionRestriction | None = None,
+        teacher: Teacher | None = None,
+        restriction: Restriction | None = None,
         teacher_coef: TeacherCoef = 0.0,
+        induction: str = "auto",
+        induction_k: int = 16,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
@@ -131,7 +138,7 @@ class PPO(RegularizedMixin, SB3PPO):
             _init_setup_model=False,
         )
         # The teacher is set before the model, whose buffer and regulariser depend on it.
-        self._init_teacher(regularizer, teacher, restriction, teacher_coef)
+        self._init_teacher(regularizer, teacher, restriction, teacher_coef, induction, induction_k)
         if _init_setup_model:
             self._setup_model()
 

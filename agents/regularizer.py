@@ -5,12 +5,16 @@
 - ``none``:  0 (the plain algorithm);
 - ``naive``: mean over the batch of KL(P̄(·|x̄) ‖ π(·|x))    — pointwise, at each visited state;
 - ``imm``:   mean over the batch of KL(P̄(·|x̄) ‖ π̄(·|x̄))  — π̄ is the policy induced over the
-  hidden part with the restriction's belief, computed exactly: one batched forward over the members
-  of the contexts that occur in the batch.
+  hidden part: exactly (``induction="exact"``: one batched forward over the members of the contexts
+  that occur in the batch, with the restriction's belief), or from k hidden parts drawn from the
+  rollout (``"knn"``, ``"marginal"``: :mod:`rlimm.agents.neighbours`; one batched forward over
+  batch × k synthetic states).
 
-The divergences are :func:`rlimm.losses.imm_loss` and :func:`rlimm.losses.naive_loss`; this module
-only gathers their inputs from a batch. Both KLs are computed as diagnostics whichever one is
-optimised, so IMM and naive runs can be compared on one TensorBoard view.
+The teacher's probabilities are recorded with each observation at collection time
+(:mod:`rlimm.agents.buffers`). The divergences are :func:`rlimm.losses.imm_loss` and
+:func:`rlimm.losses.naive_loss`; this module only gathers their inputs from a batch. Both KLs are
+computed as diagnostics whichever one is optimised, so IMM and naive runs can be compared on one
+TensorBoard view.
 """
 
 from __future__ import annotations
@@ -19,15 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
 from stable_baselines3.common.logger import HParam, TensorBoardOutputFormat
 
-from rlimm.agents.buffers import ContextRolloutBuffer
+from rlimm.agents import neighbours
+from rlimm.agents.buffers import DictTeacherRolloutBuffer, TeacherRolloutBuffer, TeacherViewMixin
 from rlimm.agents.policies import DistributionEvaluationMixin
-from rlimm.agents.teachers import TabularTeacher
+from rlimm.agents.teachers import Teacher
 from rlimm.coefficients import TeacherCoef, as_coefficient, lambda_at
-from rlimm.envs.restriction import PartitionRestriction
 from rlimm.errors import RlimmError
 from rlimm.losses import imm_loss, naive_loss
 
@@ -42,12 +48,16 @@ class RegularizerOutput:
     :param lam: the λ used.
     :param imm_kl: batch mean of KL(teacher ‖ induced policy), no gradient (``nan`` if not computed).
     :param naive_kl: batch mean of KL(teacher ‖ policy at the full state), no gradient.
+    :param ess: sampled induction: mean effective sample size of the weights (``nan`` otherwise).
+    :param distance: sampled induction: mean standardised distance to the neighbours (``nan`` otherwise).
     """
 
     loss: torch.Tensor
     lam: float
     imm_kl: float
     naive_kl: float
+    ess: float = float("nan")
+    distance: float = float("nan")
 
 
 def check_regularizer(kind: str) -> str:
@@ -66,6 +76,18 @@ def action_logits(distribution: Distribution) -> torch.Tensor:
     return distribution.distribution.logits
 
 
+def _rows(obs: torch.Tensor | dict, index: torch.Tensor) -> torch.Tensor | dict:
+    if isinstance(obs, dict):
+        return {k: v[index] for k, v in obs.items()}
+    return obs[index]
+
+
+def _repeat(obs: torch.Tensor | dict, k: int) -> torch.Tensor | dict:
+    if isinstance(obs, dict):
+        return {key: v.repeat_interleave(k, dim=0) for key, v in obs.items()}
+    return obs.repeat_interleave(k, dim=0)
+
+
 class TeacherRegularizer:
     """λ times the divergence between a restricted teacher and the policy.
 
@@ -75,27 +97,48 @@ class TeacherRegularizer:
     :param coef: λ as a number or a callable of SB3's ``progress_remaining``
         (see :mod:`rlimm.coefficients`).
     :param device: where the lookup tables live (the policy's device).
+    :param induction: ``exact`` (enumerate the hidden part with the restriction's belief), ``knn`` or
+        ``marginal`` (draw k hidden parts from the rollout), or ``auto``: exact when the restriction
+        can enumerate its hidden part, else knn.
+    :param k: hidden parts per state for sampled induction.
+    :param seed: seed of the ``marginal`` draws (their own generator: the draws never move SB3's).
     """
 
     def __init__(
         self,
         kind: str,
-        teacher: TabularTeacher | None,
-        restriction: PartitionRestriction | None,
+        teacher: Teacher | None,
+        restriction: Any,
         coef: TeacherCoef,
         device: torch.device | str = "cpu",
+        induction: str = "auto",
+        k: int = 16,
+        seed: int | None = None,
     ) -> None:
         self.kind = check_regularizer(kind)
         self.coef: Callable[[float], float] = as_coefficient(coef)
         self.teacher = teacher
         self.restriction = restriction
+        exact_possible = restriction is not None and getattr(restriction, "exact", True)
+        method = ("exact" if exact_possible else "knn") if induction == "auto" else induction
+        neighbours.check_induction(method, k)
+        if method == "exact" and restriction is not None and not exact_possible:
+            raise RlimmError(
+                f"'induction: exact' needs a restriction whose hidden part can be enumerated; "
+                f"{restriction.describe()} cannot: use knn or marginal"
+            )
+        self.induction, self.k = method, k
+        dev = torch.device(device)
         if teacher is not None:
             if restriction is None:
                 raise RlimmError("a teacher needs a restriction that says what it sees")
-            dev = torch.device(device)
-            self._members = torch.as_tensor(restriction.members, device=dev)
-            self._belief = torch.as_tensor(restriction.belief, dtype=torch.float32, device=dev)
-            self._teacher = torch.as_tensor(teacher.table, dtype=torch.float32, device=dev)
+            self._tables = method == "exact" and hasattr(restriction, "members")
+            if self._tables:
+                self._members = torch.as_tensor(restriction.members, device=dev)
+                self._belief = torch.as_tensor(restriction.belief, dtype=torch.float32, device=dev)
+            else:
+                self._discrete = torch.as_tensor(restriction.discrete_features, dtype=torch.bool, device=dev)
+                self._generator = torch.Generator(device=dev).manual_seed(0 if seed is None else int(seed))
 
     @property
     def enabled(self) -> bool:
@@ -106,19 +149,22 @@ class TeacherRegularizer:
     def compute(
         self,
         policy: torch.nn.Module,
-        contexts: torch.Tensor,
+        batch: Any,
         distribution: Distribution,
         progress_remaining: float,
+        pool: Any = None,
         diagnostics: bool = True,
     ) -> RegularizerOutput:
         """Evaluate the regulariser on a batch.
 
         :param policy: the SB3 policy being trained.
-        :param contexts: ``(batch,)`` visible context of each observation, recorded at collection
-            time (:class:`~rlimm.agents.buffers.ContextRolloutBuffer`).
+        :param batch: the buffer's samples: ``teacher_probs`` (recorded at collection time),
+            ``contexts`` (exact induction), ``observations`` and ``indices`` (sampled induction).
         :param distribution: the policy's action distribution at the batch's observations (already
             computed for the algorithm's own loss).
         :param progress_remaining: SB3's training progress (1 → 0), for λ schedules.
+        :param pool: sampled induction: every observation of the rollout (the batch's ``indices`` are
+            rows of it).
         :param diagnostics: also compute the KL that is not optimised (without gradient).
         """
         lam = lambda_at(self.coef, progress_remaining)
@@ -131,34 +177,65 @@ class TeacherRegularizer:
             return RegularizerOutput(torch.zeros(()), lam, float("nan"), float("nan"))
 
         logits = action_logits(distribution)
-        contexts = contexts.long().reshape(-1).to(self._teacher.device)
-        teacher_probs = self._teacher[contexts]
+        teacher_probs = batch.teacher_probs.to(logits.device)
         use_imm = self.kind == "imm" and lam > 0
         use_naive = self.kind == "naive" and lam > 0
 
         with torch.set_grad_enabled(torch.is_grad_enabled() and use_naive):
             naive = naive_loss(teacher_probs, logits)
-        imm = None
+        imm, ess, distance = None, float("nan"), float("nan")
         if use_imm or diagnostics:
             with torch.set_grad_enabled(torch.is_grad_enabled() and use_imm):
-                imm = self._imm_loss(policy, contexts, teacher_probs)
+                if self.induction == "exact" and self._tables:
+                    imm = self._exact_imm(policy, batch.contexts, teacher_probs)
+                elif self.induction == "exact":
+                    imm = self._enumerated_imm(policy, batch.observations, teacher_probs)
+                else:
+                    imm, draw = self._sampled_imm(policy, batch, teacher_probs, pool)
+                    ess, distance = draw.effective_sample_size().item(), draw.mean_distance().item()
 
         loss = logits.new_zeros(())
         if use_imm:
             loss = lam * imm
         elif use_naive:
             loss = lam * naive
-        return RegularizerOutput(loss, lam, float("nan") if imm is None else imm.item(), naive.item())
+        imm_kl = float("nan") if imm is None else imm.item()
+        return RegularizerOutput(loss, lam, imm_kl, naive.item(), ess, distance)
 
-    def _imm_loss(
+    def _exact_imm(
         self, policy: torch.nn.Module, contexts: torch.Tensor, teacher_probs: torch.Tensor
     ) -> torch.Tensor:
         # Induce once per distinct context in the batch: one forward over its members.
+        contexts = contexts.long().reshape(-1).to(self._members.device)
         unique, rows = torch.unique(contexts, return_inverse=True)
         members = self._members[unique]  # (U, H) observations
         logits = action_logits(policy.get_distribution(members.reshape(-1).to(torch.float32)))
         hidden_logits = logits.reshape(members.shape[0], members.shape[1], -1)
         return imm_loss(teacher_probs, hidden_logits, self._belief[unique], rows=rows)
+
+    def _enumerated_imm(self, policy: torch.nn.Module, obs: Any, teacher_probs: torch.Tensor) -> torch.Tensor:
+        # An exact restriction without lookup tables enumerates each state's hidden values itself.
+        candidates, belief = self.restriction.enumerate_hidden(obs)
+        logits = action_logits(policy.get_distribution(candidates))
+        return imm_loss(teacher_probs, logits.reshape(belief.shape[0], belief.shape[1], -1), belief)
+
+    def _sampled_imm(
+        self, policy: torch.nn.Module, batch: Any, teacher_probs: torch.Tensor, pool: Any
+    ) -> tuple[torch.Tensor, neighbours.Draw]:
+        if pool is None:
+            raise RlimmError("sampled induction needs the rollout's observations (pool)")
+        r = self.restriction
+        features = r.visible_features(batch.observations)
+        pool_features = r.visible_features(pool)
+        if self.induction == "knn":
+            draw = neighbours.knn(features, pool_features, batch.indices, self.k, self._discrete)
+        else:
+            draw = neighbours.marginal(features, pool_features, self.k, self._discrete, self._generator)
+        b, k = draw.index.shape
+        # The synthetic states (x̄_i, h_j): one forward over batch × k.
+        synthetic = r.combine(_repeat(batch.observations, k), _rows(pool, draw.index.reshape(-1)))
+        logits = action_logits(policy.get_distribution(synthetic)).reshape(b, k, -1)
+        return imm_loss(teacher_probs, logits, draw.weights), draw
 
 
 class RegularizedMixin:
@@ -167,7 +244,7 @@ class RegularizedMixin:
     - the constructor arguments ``regularizer``, ``teacher``, ``restriction``, ``teacher_coef``
       (all with defaults, so SB3's ``load`` can rebuild the object), stored by :meth:`_init_teacher`
       before the model is set up;
-    - a :class:`~rlimm.agents.buffers.ContextRolloutBuffer` when there is a restriction, so the
+    - a :class:`~rlimm.agents.buffers.TeacherRolloutBuffer` when there is a restriction, so the
       teacher's view of each observation is recorded at collection time;
     - the shared :class:`TeacherRegularizer` (:meth:`_teacher_loss`, the one call each algorithm's
       ``train()`` adds) and its fixed TensorBoard keys (``train/…``), the hyperparameters in
@@ -178,38 +255,50 @@ class RegularizedMixin:
     """
 
     regularizer_kind: str
-    teacher: TabularTeacher | None
-    restriction: PartitionRestriction | None
+    teacher: Teacher | None
+    restriction: Any
     teacher_coef: TeacherCoef
+    induction: str
+    induction_k: int
     regularizer: TeacherRegularizer
 
     def _init_teacher(
         self,
         regularizer: str,
-        teacher: TabularTeacher | None,
-        restriction: PartitionRestriction | None,
+        teacher: Teacher | None,
+        restriction: Any,
         teacher_coef: TeacherCoef,
+        induction: str = "auto",
+        induction_k: int = 16,
     ) -> None:
         self.regularizer_kind = check_regularizer(regularizer)
         as_coefficient(teacher_coef)  # validate early, with a clear message
+        if induction != "auto":
+            neighbours.check_induction(induction, induction_k)
         if regularizer != "none" and teacher is None:
             raise RlimmError(f"regularizer '{regularizer}' needs a teacher")
         self.teacher = teacher
         self.restriction = restriction
         self.teacher_coef = teacher_coef
+        self.induction = induction
+        self.induction_k = induction_k
 
     def _setup_model(self) -> None:
         if self.restriction is not None:
+            dict_obs = isinstance(self.observation_space, spaces.Dict)  # type: ignore[attr-defined]
+            buffer = DictTeacherRolloutBuffer if dict_obs else TeacherRolloutBuffer
             custom = self.rollout_buffer_class  # type: ignore[attr-defined]
-            if custom is not None and not issubclass(custom, ContextRolloutBuffer):
+            if custom is not None and not issubclass(custom, TeacherViewMixin):
                 raise RlimmError(
-                    f"rollout_buffer_class {custom.__name__} cannot record the teacher's contexts; "
-                    "leave it unset (rlimm uses ContextRolloutBuffer)"
+                    f"rollout_buffer_class {custom.__name__} cannot record what the teacher sees; "
+                    f"leave it unset (rlimm uses {buffer.__name__})"
                 )
-            self.rollout_buffer_class = ContextRolloutBuffer
+            self.rollout_buffer_class = custom or buffer
             self.rollout_buffer_kwargs = {  # type: ignore[attr-defined]
                 **self.rollout_buffer_kwargs,  # type: ignore[attr-defined]
-                "context_of": self.restriction.context_of,
+                "view": self._teacher_view,
+                "columns": self._teacher_view_columns(),
+                "raw_observations": self._raw_observations,
             }
         super()._setup_model()  # type: ignore[misc]
         if not isinstance(self.policy, DistributionEvaluationMixin):  # type: ignore[attr-defined]
@@ -218,6 +307,34 @@ class RegularizedMixin:
                 "'MlpPolicy', 'CnnPolicy', 'MultiInputPolicy' or a policy of rlimm.agents.policies"
             )
         self._setup_regularizer()
+
+    def _teacher_view_columns(self) -> dict[str, tuple[tuple[int, ...], Any]]:
+        columns: dict[str, tuple[tuple[int, ...], Any]] = {}
+        if hasattr(self.restriction, "context_of"):
+            columns["contexts"] = ((), np.int64)
+        if getattr(self, "teacher", None) is not None:
+            columns["teacher_probs"] = ((self.teacher.n_actions,), np.float32)  # type: ignore[union-attr]
+        return columns
+
+    def _teacher_view(self, raw_obs: Any) -> dict[str, np.ndarray]:
+        """What the buffer records of a batch of raw observations (one per environment)."""
+        visible = self.restriction.visible(raw_obs)
+        out = {}
+        if hasattr(self.restriction, "context_of"):
+            out["contexts"] = np.asarray(visible, dtype=np.int64).reshape(-1)
+        if getattr(self, "teacher", None) is not None:
+            out["teacher_probs"] = np.asarray(self.teacher.probs(visible), dtype=np.float32)  # type: ignore[union-attr]
+        return out
+
+    def _raw_observations(self) -> Any:
+        """The raw version of the observation the buffer is adding (``VecNormalize``'s original), or
+        ``None`` without ``VecNormalize``. Called once per added step, after the env stepped: the raw
+        observation acted on is the one kept from the previous call (or from the reset)."""
+        vec_normalize = self._vec_normalize_env  # type: ignore[attr-defined]
+        if vec_normalize is None:
+            return None
+        raw, self._raw_last_obs = self._raw_last_obs, vec_normalize.get_original_obs()
+        return raw
 
     def _setup_regularizer(self) -> None:
         teacher = getattr(self, "teacher", None)
@@ -232,11 +349,14 @@ class RegularizedMixin:
             self.restriction,
             self.teacher_coef,
             self.device,  # type: ignore[attr-defined]
+            getattr(self, "induction", "auto"),
+            getattr(self, "induction_k", 16),
+            self.seed,  # type: ignore[attr-defined]
         )
 
     def _excluded_save_params(self) -> list[str]:
         # The teacher can be large or live elsewhere (another model): never pickled with the agent.
-        return [*super()._excluded_save_params(), "teacher", "regularizer"]  # type: ignore[misc]
+        return [*super()._excluded_save_params(), "teacher", "regularizer", "_raw_last_obs"]  # type: ignore[misc]
 
     def learn(self, total_timesteps: int, *args: Any, tb_log_name: str | None = None, **kwargs: Any) -> Any:
         """SB3's ``learn``; TensorBoard runs are named ``<Algo>_<regularizer>`` unless given."""
@@ -244,7 +364,13 @@ class RegularizedMixin:
         return super().learn(total_timesteps, *args, tb_log_name=name, **kwargs)  # type: ignore[misc]
 
     def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
+        before = getattr(self, "_last_obs", None)
         out = super()._setup_learn(*args, **kwargs)  # type: ignore[misc]
+        vec_normalize = self._vec_normalize_env  # type: ignore[attr-defined]
+        if vec_normalize is not None and (
+            self._last_obs is not before or getattr(self, "_raw_last_obs", None) is None
+        ):  # type: ignore[attr-defined]
+            self._raw_last_obs = vec_normalize.get_original_obs()  # the env was reset
         self._record_hparams()
         return out
 
@@ -258,6 +384,7 @@ class RegularizedMixin:
             "lambda": float(coef) if isinstance(coef, (int, float)) else repr(coef),
             "teacher": getattr(self.teacher, "name", "") if getattr(self, "teacher", None) else "",
             "restriction": self.restriction.describe() if self.restriction is not None else "",
+            "induction": self.regularizer.induction if self.regularizer.teacher is not None else "",
             "learning_rate": lr if isinstance(lr, (int, float)) else "schedule",
             "n_steps": int(self.n_steps),  # type: ignore[attr-defined]
             "gamma": float(self.gamma),  # type: ignore[attr-defined]
@@ -275,20 +402,27 @@ class RegularizedMixin:
         """``λ · R`` on a (mini)batch of the buffer, recorded under the fixed ``train/`` keys (averaged
         over the minibatches of an update); exactly zero when the regulariser is off.
 
-        :param batch: the buffer's samples (their ``contexts`` are read only when the regulariser is on).
+        :param batch: the buffer's samples (what the teacher saw is read only when the regulariser is on).
         :param distribution: the policy's action distribution at the batch's observations.
         """
         if not self.regularizer.enabled:
             return torch.zeros(())
+        pool = None
+        if self.regularizer.induction != "exact":
+            pool = self.rollout_buffer.rollout_observations()  # type: ignore[attr-defined]
         out = self.regularizer.compute(
             self.policy,  # type: ignore[attr-defined]
-            batch.contexts,
+            batch,
             distribution,
             self._current_progress_remaining,  # type: ignore[attr-defined]
+            pool,
         )
         logger = self.logger  # type: ignore[attr-defined]
         logger.record_mean("train/regularizer_loss", out.loss.item())
         logger.record("train/lambda", out.lam)
         logger.record_mean("train/imm_kl", out.imm_kl)
         logger.record_mean("train/naive_kl", out.naive_kl)
+        if self.regularizer.induction != "exact":
+            logger.record_mean("train/induction_ess", out.ess)
+            logger.record_mean("train/neighbour_distance", out.distance)
         return out.loss

@@ -24,9 +24,9 @@ from torch import nn
 
 from rlimm.agents.policies import RegularizedActorCriticPolicy
 from rlimm.agents.regularizer import RegularizedMixin
-from rlimm.agents.teachers import TabularTeacher
+from rlimm.agents.teachers import Teacher
 from rlimm.coefficients import TeacherCoef
-from rlimm.envs.restriction import PartitionRestriction
+from rlimm.envs.restriction import Restriction
 
 
 class ActorOnlyPolicy(RegularizedActorCriticPolicy):
@@ -95,6 +95,11 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
     :param restriction: what the teacher sees of an observation.
     :param teacher_coef: λ, a number or a callable of ``progress_remaining`` (1 → 0), as
         ``learning_rate``; see :mod:`rlimm.coefficients`.
+    :param induction: how the induced policy averages over the hidden part: ``exact`` (enumerate it
+        with the restriction's belief), ``knn`` or ``marginal`` (k hidden parts drawn from the
+        rollout, :mod:`rlimm.agents.neighbours`), or ``auto`` (exact when the restriction can
+        enumerate, else knn).
+    :param induction_k: hidden parts per state for ``knn`` and ``marginal``.
     :param stats_window_size: episodes averaged in the rollout logs.
     :param tensorboard_log: TensorBoard folder, ``None`` for none.
     :param policy_kwargs: merged over :data:`DEFAULT_POLICY_KWARGS`.
@@ -117,9 +122,11 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
         normalize_advantage: bool = False,
         max_grad_norm: float | None = None,
         regularizer: str = "none",
-        teacher: TabularTeacher | None = None,
-        restriction: PartitionRestriction | None = None,
+        teacher: Teacher | None = None,
+        restriction: Restriction | None = None,
         teacher_coef: TeacherCoef = 0.0,
+        induction: str = "auto",
+        induction_k: int = 16,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -151,7 +158,7 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
             _init_setup_model=False,
         )
         # The teacher is set before the model, whose buffer and regulariser depend on it.
-        self._init_teacher(regularizer, teacher, restriction, teacher_coef)
+        self._init_teacher(regularizer, teacher, restriction, teacher_coef, induction, induction_k)
         if _init_setup_model:
             self._setup_model()
 

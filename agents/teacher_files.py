@@ -1,8 +1,10 @@
 """Teacher files: a restricted teacher saved by ``rlimm teacher`` for reuse by ``train`` and ``compare``.
 
-A teacher file is a NumPy ``.npz`` archive with the ``(contexts, actions)`` policy table and a JSON
-description of what it was built for (environment, visible fields, solver), so that a teacher built
-for another restriction is refused rather than silently misused.
+A tabular teacher is a NumPy ``.npz`` archive with the ``(contexts, actions)`` policy table; a policy
+on the visible part (a :class:`~rlimm.agents.teachers.PolicyTeacher`: a trained visible policy or an
+induced expert) is a ``.pt`` file (``torch.save``). Both hold a JSON description of what the teacher
+was built for (environment, visible parts, solver), so that a teacher built for another restriction
+is refused rather than silently misused. Load ``.pt`` files only from sources you trust (pickle).
 """
 
 from __future__ import annotations
@@ -14,11 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from rlimm.agents.teachers import TabularTeacher
+from rlimm.agents.teachers import PolicyTeacher, TabularTeacher, Teacher
 from rlimm.common.files import atomic_write
 from rlimm.errors import RlimmError
 
 SUFFIX = ".npz"
+#: The suffix of each kind of teacher file.
+SUFFIXES = {TabularTeacher: ".npz", PolicyTeacher: ".pt"}
+
+
+def suffix_for(teacher: Teacher) -> str:
+    """``.npz`` for a table, ``.pt`` for a policy on the visible part."""
+    return ".npz" if isinstance(teacher, TabularTeacher) else ".pt"
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,7 @@ class TeacherFile:
         settings (``solver``, ``policy`` …).
     """
 
-    teacher: TabularTeacher
+    teacher: Teacher
     meta: dict[str, Any] = field(default_factory=dict)
 
     def check_visible(self, visible: list[str]) -> None:
@@ -43,14 +52,20 @@ class TeacherFile:
             )
 
 
-def save_teacher(teacher: TabularTeacher, path: str | Path, meta: dict[str, Any]) -> Path:
-    """Write ``teacher`` and its description to ``path`` (``.npz``), atomically."""
+def save_teacher(teacher: Teacher, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write ``teacher`` and its description to ``path`` (``.npz`` for a table, ``.pt`` otherwise),
+    atomically."""
     path = Path(path)
-    if path.suffix != SUFFIX:
-        raise RlimmError(f"a teacher file must end in {SUFFIX}, got {path}")
+    expected = suffix_for(teacher)
+    if path.suffix != expected:
+        raise RlimmError(f"a {type(teacher).__name__} is saved as a {expected} file, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     description = json.dumps({**meta, "name": teacher.name})
-    return atomic_write(path, lambda tmp: np.savez(tmp, table=teacher.table, meta=np.array(description)))
+    if isinstance(teacher, TabularTeacher):
+        return atomic_write(path, lambda tmp: np.savez(tmp, table=teacher.table, meta=np.array(description)))
+    import torch
+
+    return atomic_write(path, lambda tmp: torch.save({"teacher": teacher, "meta": description}, tmp))
 
 
 def load_teacher(path: str | Path) -> TeacherFile:
@@ -58,6 +73,14 @@ def load_teacher(path: str | Path) -> TeacherFile:
     path = Path(path)
     if not path.is_file():
         raise RlimmError(f"teacher file not found: {path}")
+    if path.suffix == ".pt":
+        import torch
+
+        try:
+            data = torch.load(path, weights_only=False)
+            return TeacherFile(data["teacher"], json.loads(data["meta"]))
+        except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line message
+            raise RlimmError(f"{path} is not a teacher file written by `rlimm teacher` ({err})") from None
     try:
         with np.load(path, allow_pickle=False) as archive:
             table = archive["table"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -22,6 +23,25 @@ from rlimm.envs.restriction import PartitionRestriction
 from rlimm.errors import RlimmError
 
 POLICY_MODES = ("argmax", "softmax")
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """What every restricted teacher offers: action probabilities for a batch of visible parts (what
+    ``restriction.visible`` returns: context indices for a partition, visible coordinates for a Box
+    restriction, visible keys for a Dict one), and a check that it fits a restriction and an action
+    space."""
+
+    name: str
+
+    @property
+    def n_actions(self) -> int: ...
+
+    def probs(self, visible: Any) -> np.ndarray: ...
+
+    def check_compatible(self, restriction: Any, action_space: gym.Space) -> None: ...
+
+
 SOLVERS = ("fib", "qmdp", "induced_optimal")
 
 
@@ -110,14 +130,55 @@ def alpha_teacher(
 
 
 def tabular_model(env: gym.Env) -> tuple[np.ndarray, np.ndarray]:
-    """``(transitions, rewards)`` of an environment that offers ``tabular_model()``."""
+    """``(transitions (A, S, S), rewards (S, A))`` of a tabular environment, for exact solvers.
+
+    Uses ``env.unwrapped.tabular_model()`` when the environment offers it (the grid); otherwise reads
+    gymnasium's toy-text table ``env.unwrapped.P[s][a] = [(p, s', r, terminated), …]`` (Taxi,
+    FrozenLake, CliffWalking): ``rewards`` is the expected immediate reward ``Σ p·r``, and a transition
+    that ends the episode keeps its reward but loses its mass in ``transitions``, whose row then sums
+    to less than one (see :mod:`rlimm.agents.pomdp`).
+    """
     base = env.unwrapped
-    if not hasattr(base, "tabular_model"):
+    if hasattr(base, "tabular_model"):
+        return base.tabular_model()
+    if getattr(base, "P", None) is not None:
+        return _transition_table_model(base)
+    raise RlimmError(
+        f"{type(base).__name__} offers neither tabular_model() nor a transition table P, so exact "
+        "teachers cannot be computed for it; use a teacher trained on the partial view instead"
+    )
+
+
+def _transition_table_model(base: gym.Env) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays from a gymnasium toy-text ``P[s][a] = [(p, s', r, terminated), …]`` table."""
+    obs_space, act_space = base.observation_space, base.action_space
+    if not isinstance(obs_space, spaces.Discrete) or not isinstance(act_space, spaces.Discrete):
         raise RlimmError(
-            f"{type(base).__name__} offers no tabular_model(), so exact teachers cannot be "
-            "computed for it; use a teacher trained on the partial view instead"
+            f"a transition table P needs Discrete observations and actions; {type(base).__name__} has "
+            f"{obs_space} and {act_space}"
         )
-    return base.tabular_model()
+    if getattr(base, "fickle_passenger", False):
+        raise RlimmError(
+            "Taxi's fickle passenger changes destination outside the transition table P: exact teachers "
+            "need fickle_passenger=False"
+        )
+    n_states, n_actions = int(obs_space.n), int(act_space.n)
+    transitions = np.zeros((n_actions, n_states, n_states))
+    rewards = np.zeros((n_states, n_actions))
+    for s in range(n_states):
+        for a in range(n_actions):
+            try:
+                outcomes = base.P[s][a]
+            except (KeyError, IndexError) as err:
+                raise RlimmError(
+                    f"the transition table P of {type(base).__name__} has no entry for state {s}, action {a}"
+                ) from err
+            for outcome in outcomes:
+                p, nxt, r, done = outcome[:4]
+                rewards[s, a] += p * r
+                if not done:
+                    transitions[a, s, int(nxt)] += p
+    return transitions, rewards
 
 
 def pomdp_teacher(
@@ -152,22 +213,34 @@ def pomdp_teacher(
 
 def policy_teacher(
     model: BaseAlgorithm,
-    restriction: PartitionRestriction | None = None,
+    restriction: Any = None,
     mode: str = "softmax",
     temperature: float = 1.0,
     name: str | None = None,
-) -> TabularTeacher:
-    """Teacher from an SB3 model that acts on the *visible part* (``Discrete(C)`` observations, e.g.
-    trained on :class:`~rlimm.envs.VisibleObservation`): its policy at every context, as a table.
+) -> TabularTeacher | PolicyTeacher:
+    """Teacher from an SB3 model that acts on the *visible part* (e.g. trained on
+    :class:`~rlimm.envs.VisibleObservation`): for ``Discrete(C)`` observations its policy at every
+    context, as a table; otherwise a :class:`PolicyTeacher` that evaluates the policy.
 
     Utilities are the model's action log-probabilities (Q-values for DQN): ``softmax`` with
     temperature 1 is the model's own policy, ``argmax`` its greedy policy.
 
-    :param restriction: if given, the model's observation space must have one value per context.
+    :param restriction: if given, the model's observation space must be its visible part.
     """
     space = model.observation_space
+    if not isinstance(model.action_space, spaces.Discrete):
+        raise RlimmError(f"teachers need a Discrete action space, got {model.action_space}")
+    name = name or f"{type(model).__name__.lower()}-{mode}"
     if not isinstance(space, spaces.Discrete):
-        raise RlimmError(f"a policy teacher must observe the visible part as Discrete(contexts), got {space}")
+        teacher = PolicyTeacher(model.policy, space, int(model.action_space.n), mode, temperature, name)
+        if restriction is not None:
+            expected = restriction.visible_space
+            if _space_shape(expected) != _space_shape(space):
+                raise RlimmError(
+                    f"the teacher model observes {space} but the restriction shows {expected} "
+                    "(a teacher acts on the visible part only)"
+                )
+        return teacher
     n = int(space.n)
     if restriction is not None and n != restriction.n_contexts:
         raise RlimmError(
@@ -183,7 +256,86 @@ def policy_teacher(
         else:
             raise RlimmError(f"cannot read a policy from {type(model).__name__}")
     table = utilities_to_policy(utilities.cpu().double().numpy(), mode, temperature)
-    return TabularTeacher(table, name or f"{type(model).__name__.lower()}-{mode}")
+    return TabularTeacher(table, name)
+
+
+class PolicyTeacher:
+    """A teacher that is a policy on the visible part: an SB3 policy (or any torch module mapping a
+    batch of visible observations to action logits) trained on the env as the restricted model sees
+    it (:class:`~rlimm.envs.VisibleObservation`), or an induced expert (:func:`fit_induced_expert`).
+
+    Its probabilities are computed at collection time from the raw visible part and stored with the
+    rollout, so the learner's ``VecNormalize`` never changes what it sees.
+
+    :param policy: an SB3 policy (``get_distribution``; DQN's ``q_net``) or a module ``visible → logits``.
+    :param visible_space: the observation space the policy acts on.
+    :param n_actions: number of (discrete) actions.
+    :param mode: ``softmax`` (the policy's own probabilities at ``temperature`` 1) or ``argmax``.
+    """
+
+    def __init__(
+        self,
+        policy: th.nn.Module,
+        visible_space: gym.Space,
+        n_actions: int,
+        mode: str = "softmax",
+        temperature: float = 1.0,
+        name: str = "policy",
+    ) -> None:
+        if mode not in POLICY_MODES:
+            raise RlimmError(f"unknown teacher policy '{mode}'; accepted: {', '.join(POLICY_MODES)}")
+        self.policy = policy.to("cpu").eval()
+        self.visible_space = visible_space
+        self._n_actions = int(n_actions)
+        self.mode, self.temperature, self.name = mode, float(temperature), name
+
+    @property
+    def n_actions(self) -> int:
+        return self._n_actions
+
+    @th.no_grad()
+    def logits(self, visible: Any) -> th.Tensor:
+        obs = (
+            {k: th.as_tensor(np.asarray(v)) for k, v in visible.items()}
+            if isinstance(visible, dict)
+            else th.as_tensor(np.asarray(visible))
+        )
+        if hasattr(self.policy, "get_distribution"):
+            return self.policy.get_distribution(obs).distribution.logits
+        if hasattr(self.policy, "q_net"):
+            return self.policy.q_net(self.policy.extract_features(obs, self.policy.q_net.features_extractor))
+        return self.policy(obs.float())
+
+    def probs(self, visible: Any) -> np.ndarray:
+        """Action probabilities ``(batch, A)`` for a batch of visible parts."""
+        utilities = self.logits(visible).double().numpy()
+        return utilities_to_policy(utilities, self.mode, self.temperature)
+
+    def check_compatible(self, restriction: Any, action_space: gym.Space) -> None:
+        """Raise unless the policy's input is the restriction's visible part and its actions the env's."""
+        if not isinstance(action_space, spaces.Discrete):
+            raise RlimmError(
+                f"the teacher regulariser needs a Discrete action space, got {action_space} "
+                "(continuous actions: use regularizer 'none')"
+            )
+        if self.n_actions != int(action_space.n):
+            raise RlimmError(
+                f"teacher '{self.name}' has {self.n_actions} actions but the environment has "
+                f"{int(action_space.n)}"
+            )
+        expected = getattr(restriction, "visible_space", None)
+        if expected is not None and _space_shape(expected) != _space_shape(self.visible_space):
+            raise RlimmError(
+                f"teacher '{self.name}' observes {self.visible_space} but the restriction shows {expected}"
+            )
+
+
+def _space_shape(space: gym.Space) -> Any:
+    if isinstance(space, spaces.Dict):
+        return {k: _space_shape(v) for k, v in space.spaces.items()}
+    if isinstance(space, spaces.Discrete):
+        return ("discrete", int(space.n))
+    return tuple(space.shape or ())
 
 
 def load_model(path: str | Path) -> BaseAlgorithm:
@@ -205,14 +357,14 @@ def load_model(path: str | Path) -> BaseAlgorithm:
 
 def train_restricted_teacher(
     env: gym.Env,
-    restriction: PartitionRestriction,
+    restriction: Any,
     algo: str = "ppo",
     total_timesteps: int = 20_000,
     seed: int = 0,
     mode: str = "softmax",
     temperature: float = 1.0,
     algo_kwargs: dict | None = None,
-) -> tuple[TabularTeacher, BaseAlgorithm]:
+) -> tuple[TabularTeacher | PolicyTeacher, BaseAlgorithm]:
     """Train an SB3 policy on the restricted view of ``env`` (only the visible part observed) and
     return it as a teacher, with the trained model.
 
@@ -228,3 +380,143 @@ def train_restricted_teacher(
     model = classes[algo]("MlpPolicy", VisibleObservation(env, restriction), seed=seed, **(algo_kwargs or {}))
     model.learn(total_timesteps)
     return policy_teacher(model, restriction, mode, temperature, f"trained-{algo}-{mode}"), model
+
+
+def train_full_expert(
+    env: gym.Env,
+    algo: str = "ppo",
+    total_timesteps: int = 50_000,
+    seed: int = 0,
+    algo_kwargs: dict | None = None,
+) -> BaseAlgorithm:
+    """An SB3 policy trained on the *full* observation: the expert an induced expert is made from."""
+    from stable_baselines3 import A2C, DQN, PPO
+
+    classes = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+    if algo not in classes:
+        raise RlimmError(f"unknown expert algorithm '{algo}'; accepted: {', '.join(classes)}")
+    model = classes[algo]("MlpPolicy", env, seed=seed, **(algo_kwargs or {}))
+    model.learn(total_timesteps)
+    return model
+
+
+class _VisibleMLP(th.nn.Module):
+    """visible part (an array, or a dict of arrays flattened in key order) → action logits."""
+
+    def __init__(self, n_inputs: int, n_actions: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = th.nn.Sequential(
+            th.nn.Linear(n_inputs, hidden),
+            th.nn.Tanh(),
+            th.nn.Linear(hidden, hidden),
+            th.nn.Tanh(),
+            th.nn.Linear(hidden, n_actions),
+        )
+
+    def forward(self, visible: Any) -> th.Tensor:
+        if isinstance(visible, dict):
+            parts = [th.as_tensor(visible[k]).float().reshape(len(visible[k]), -1) for k in sorted(visible)]
+            visible = th.cat(parts, dim=1)
+        x = th.as_tensor(visible).float()
+        return self.net(x.reshape(x.shape[0], -1))
+
+
+def _expert_probs(expert: BaseAlgorithm, obs: Any) -> np.ndarray:
+    obs_t, _ = expert.policy.obs_to_tensor(obs)
+    with th.no_grad():
+        if hasattr(expert.policy, "get_distribution"):
+            return expert.policy.get_distribution(obs_t).distribution.probs.cpu().double().numpy()
+        q = expert.policy.q_net(obs_t).cpu().double().numpy()
+    return utilities_to_policy(q, "argmax")
+
+
+def fit_induced_expert(
+    expert: BaseAlgorithm,
+    env: gym.Env,
+    restriction: Any,
+    samples: int = 20_000,
+    seed: int = 0,
+    epochs: int = 200,
+    name: str = "induced-expert",
+) -> TabularTeacher | PolicyTeacher:
+    """The *induced expert*: a full-state expert's action distribution regressed onto the visible part
+    over the states the expert itself visits — E[π_expert(·|x) | x̄], the restricted model IMM's
+    consistency argument assumes (the Box analogue of ``induced_optimal``).
+
+    For a partition restriction the average is exact per context (visit-weighted); otherwise a small
+    MLP on the visible part is fitted by minimising KL(expert ‖ MLP) over the visited states.
+
+    :param expert: an SB3 model acting on the full observation.
+    :param samples: environment steps the expert is run for.
+    """
+    if not isinstance(env.action_space, spaces.Discrete):
+        raise RlimmError(f"teachers need a Discrete action space, got {env.action_space}")
+    n_actions = int(env.action_space.n)
+    rng_obs, probs_list = [], []
+    obs, _ = env.reset(seed=seed)
+    for _ in range(samples):
+        rng_obs.append(obs)
+        p = _expert_probs(expert, obs)[0]
+        probs_list.append(p)
+        action, _ = expert.predict(obs, deterministic=False)
+        obs, _, terminated, truncated, _ = env.step(int(action))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    probs = np.asarray(probs_list)
+    if isinstance(rng_obs[0], dict):
+        batch: Any = {k: np.stack([o[k] for o in rng_obs]) for k in rng_obs[0]}
+    else:
+        batch = np.stack([np.asarray(o) for o in rng_obs])
+    visible = restriction.visible(batch)
+    if hasattr(restriction, "n_contexts"):  # exact per context, visit-weighted
+        table = np.full((restriction.n_contexts, n_actions), 1.0 / n_actions)
+        contexts = np.asarray(visible, dtype=np.int64).reshape(-1)
+        sums = np.zeros_like(table)
+        np.add.at(sums, contexts, probs)
+        counts = np.bincount(contexts, minlength=restriction.n_contexts)
+        seen = counts > 0
+        table[seen] = sums[seen] / counts[seen, None]
+        return TabularTeacher(table / table.sum(axis=1, keepdims=True), name)
+    generator = th.Generator().manual_seed(seed)
+    features = restriction.visible_features(batch)
+    with th.random.fork_rng():
+        th.manual_seed(seed)
+        net = _VisibleMLP(int(np.asarray(features).shape[1]), n_actions)
+    x = visible if isinstance(visible, dict) else th.as_tensor(np.asarray(visible), dtype=th.float32)
+    target = th.as_tensor(probs, dtype=th.float32)
+    optimizer = th.optim.Adam(net.parameters(), lr=3e-3)
+    n = len(target)
+    for _ in range(epochs):
+        order = th.randperm(n, generator=generator)
+        for start in range(0, n, 1024):
+            idx = order[start : start + 1024]
+            xb = {k: v[idx.numpy()] for k, v in x.items()} if isinstance(x, dict) else x[idx]
+            log_q = th.log_softmax(net(xb), dim=-1)
+            loss = -(target[idx] * log_q).sum(dim=1).mean()  # KL(expert ‖ net) up to a constant
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return PolicyTeacher(net, restriction.visible_space, n_actions, "softmax", 1.0, name)
+
+
+def paper_alpha_teacher(path: str | Path, restriction: Any) -> TabularTeacher:
+    """The IMM paper's own grid teacher: the authors' FIB α-vectors (``grid_fib_alphas.csv``, 121 × 4,
+    state y·11 + x, columns UP, DOWN, LEFT, RIGHT), utilities b(x)·α with the uniform column belief,
+    argmax with the paper's tie-breaking — the *first* maximal action (``np.argmax``: UP in the centre
+    column), where :func:`alpha_teacher` shares exact ties."""
+    path = Path(path)
+    if not path.is_file():
+        raise RlimmError(
+            f"the paper's alpha-vectors were not found at {path}; set teacher.path or RLIMM_DATA_DIR "
+            "(the file is imm_reference/grid_fib_alphas.csv)"
+        )
+    alphas = np.loadtxt(path, delimiter=",", comments="#")
+    if alphas.shape != (restriction.n_observations, 4):
+        raise RlimmError(
+            f"{path} holds alpha-vectors of shape {alphas.shape}; the restriction needs "
+            f"({restriction.n_observations}, 4)"
+        )
+    utilities = restriction.state_belief() @ alphas
+    table = np.zeros_like(utilities)
+    table[np.arange(len(utilities)), utilities.argmax(axis=1)] = 1.0
+    return TabularTeacher(table, "paper-fib-argmax")

@@ -5,7 +5,15 @@ Importing this package registers ``rlimm/ToroidalGrid-v0`` with gymnasium.
 
 from gymnasium.envs.registration import register, registry
 
-from rlimm.envs.restriction import FactoredRestriction, PartitionRestriction
+from rlimm.envs.restriction import (
+    CoordinateRestriction,
+    FactoredRestriction,
+    IdentityRestriction,
+    KeyRestriction,
+    PartitionRestriction,
+    Restriction,
+    restriction_for,
+)
 from rlimm.envs.toroidal_grid import ACTION_NAMES, ToroidalGridEnv
 from rlimm.envs.wrappers import VisibleObservation
 
@@ -17,8 +25,13 @@ if GRID_ID not in registry:
 __all__ = [
     "ACTION_NAMES",
     "GRID_ID",
+    "CoordinateRestriction",
     "FactoredRestriction",
+    "IdentityRestriction",
+    "KeyRestriction",
     "PartitionRestriction",
+    "Restriction",
     "ToroidalGridEnv",
     "VisibleObservation",
+    "restriction_for",
 ]

@@ -46,6 +46,8 @@ class ToroidalGridEnv(gym.Env):
     #: Names and sizes of the observation's factors, slowest first (``obs = y·W + x``):
     #: what a :class:`~rlimm.envs.restriction.FactoredRestriction` may name as visible.
     observation_factors: dict[str, int]
+    #: The paper's evaluation protocol: the task never ends, so an evaluation episode is 22 steps.
+    evaluation_steps: int = 22
 
     def __init__(
         self,

@@ -4,6 +4,7 @@
 #
 #   bash scripts/mutation.sh                      # rlimm.induction rlimm.losses rlimm.coefficients
 #   bash scripts/mutation.sh rlimm.lm.histories   # any module listed in [tool.mutmut] only_mutate
+#   bash scripts/mutation.sh 'rlimm.logreg.train.x_objective*'   # or mutmut's mutant-name globs
 #
 # Environment: MUTATION_JOBS (default 1: the machine is shared), MUTATION_WORKDIR (default
 # $TMPDIR/rlimm-mutation), RLIMM_DATA_DIR (default ../shared/data).
@@ -21,10 +22,12 @@ mutmut="$repo/.venv/bin/mutmut"
 python="$repo/.venv/bin/python"
 [ -x "$mutmut" ] || { echo "mutmut is missing: $repo/.venv/bin/pip install -e '.[dev]'" >&2; exit 2; }
 
-modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(rlimm.induction rlimm.losses rlimm.coefficients)
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(rlimm.induction rlimm.losses rlimm.coefficients)
 patterns=()
-for m in "${modules[@]}"; do patterns+=("$m.*"); done
+for t in "${targets[@]}"; do
+    case "$t" in *"*"*) patterns+=("$t") ;; *) patterns+=("$t.*") ;; esac
+done
 
 rm -rf "$work"
 mkdir -p "$work"
@@ -39,6 +42,7 @@ elapsed=$(( $(date +%s) - start ))
 
 # The per-module table (the summary script is read first: stdin carries mutmut's results).
 summary=$(cat <<'PY'
+import fnmatch
 import re
 import sys
 
@@ -49,19 +53,36 @@ EQUIVALENT = {
     "rlimm.induction.x_induced_probs__mutmut_19",  # einsum "BH,BHC->BC": upper-case subscripts are valid
     "rlimm.losses.x_kl_from_teacher__mutmut_9",  # log_p at p == 0 is masked out of every term
     "rlimm.losses.x_naive_loss__mutmut_9",  # log_softmax dim=+1 is dim=-1 on (batch, n_classes) logits
+    # LM and logistic-regression loss code (docs/mutation.md, second table)
+    "rlimm.lm.histories.x_induced_logits__mutmut_10",  # hidden None: the model starts from zeros itself
+    "rlimm.lm.histories.x_induced_logits__mutmut_13",  # (the same, argument dropped)
+    "rlimm.lm.histories.xǁHistoryIndexǁsample__mutmut_25",  # clamp to count+1: u·count < count always
+    "rlimm.lm.train.xǁTrainerǁ_train_batch__mutmut_80",  # zero_grad(set_to_none=None): zeroed in place
+    "rlimm.lm.train.xǁTrainerǁ_train_batch__mutmut_81",  # zero_grad(set_to_none=False): zeroed in place
+    "rlimm.logreg.train.x_logits__mutmut_10",  # einsum with upper-case subscripts
+    "rlimm.logreg.train.x_induced_positive_prob__mutmut_16",  # theta[:, 3:5] is theta[:, 3:4] (4 columns)
+    "rlimm.logreg.train.x_train_reference__mutmut_44",  # stack of 1-D tensors: dim=+1 is dim=-1
+    "rlimm.logreg.train.x_context_window__mutmut_1",  # n < size: at n == size both give arange(n)
+    # the chunk size only (runs are independent problems; chunking does not change the result)
+    "rlimm.logreg.train.x_train__mutmut_13",
+    "rlimm.logreg.train.x_train__mutmut_14",
+    "rlimm.logreg.train.x_train__mutmut_19",
+    "rlimm.logreg.train.x_train__mutmut_20",
+    "rlimm.logreg.train.x_train__mutmut_21",
+    "rlimm.logreg.train.x_train__mutmut_22",
+    "rlimm.logreg.train.x_train__mutmut_28",
 }
 
-elapsed, modules = int(sys.argv[1]), sys.argv[2:]
-rows = {m: {"killed": 0, "survived": 0, "equivalent": 0, "other": 0} for m in modules}
+elapsed, patterns = int(sys.argv[1]), sys.argv[2:]
+rows = {}
 new_survivors = []
 for line in sys.stdin:
     match = re.match(r"\s+(\S+): (.+)$", line)
-    if not match:
+    if not match or not any(fnmatch.fnmatchcase(match.group(1), p) for p in patterns):
         continue
     name, status = match.groups()
     module = re.split(r"\.x[_ǁ]", name, maxsplit=1)[0]
-    if module not in rows:
-        continue
+    rows.setdefault(module, {"killed": 0, "survived": 0, "equivalent": 0, "other": 0})
     if status in ("killed", "timeout"):
         rows[module]["killed"] += 1
     elif status == "survived" and name in EQUIVALENT:
@@ -89,4 +110,4 @@ if new_survivors:
 sys.exit(1 if new_survivors else 0)
 PY
 )
-"$mutmut" results --all true | "$python" -c "$summary" "$elapsed" "${modules[@]}"
+"$mutmut" results --all true | "$python" -c "$summary" "$elapsed" "${patterns[@]}"

@@ -161,3 +161,41 @@ def test_run_folders_number_up(tmp_path):
     first.mkdir(parents=True)
     (first.parent / "rlimm-ToroidalGrid-v0-none_7").mkdir()
     assert new_run_dir(tmp_path, config).name == "rlimm-ToroidalGrid-v0-none_8"
+
+
+def test_ctrl_c_saves_the_model_and_exits_130(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) stops training early: the model
+    trained so far is saved and evaluated, and the exit code is 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    logs = tmp_path / "logs"
+    cmd = [sys.executable, "-m", "rlimm", "train", "--algo", "reinforce", "-n", "100000000"]
+    cmd += ["--regularizer", "imm", "--visible", "x", "--save-freq", "500", "-f", str(logs), "--no-progress"]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list(logs.glob("*/*/checkpoints/*.zip")):  # training is under way
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.stderr.read()
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    (run,) = logs.glob("reinforce/*")
+    result = json.loads((run / "result.json").read_text())
+    assert result["interrupted"] is True
+    assert 500 <= result["timesteps"] < 100_000_000
+    assert (run / "model.zip").is_file() and (run / "teacher.npz").is_file()
+    assert "interrupted after" in out

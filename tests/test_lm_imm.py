@@ -4,6 +4,7 @@ and the evaluation of perplexity and of the restricted (bigram) task."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -266,3 +267,31 @@ def test_the_teacher_is_read_at_the_model_precision():
     hand = torch.stack([_prediction_after(model, row.tolist()) for row in h]).mean(0)
     p = table[2].double()
     torch.testing.assert_close(loss, (p * (p.log() - hand.log())).sum(), rtol=1e-13, atol=0)
+
+
+def test_index_and_windows_edge_cases():
+    # A stream that does not start with eos: position 0 is a real word, before it comes the padding.
+    stream = torch.tensor([3, 1, 2, 3], dtype=torch.int32)
+    index = HistoryIndex(stream, V, EOS)
+    assert index.tokens.dtype == torch.int64
+    w = index.windows(torch.tensor([0, 1, 3]), 3)
+    assert w.dtype == torch.int64 and w.tolist() == [[0, 0, 3], [0, 3, 1], [1, 2, 3]]
+    assert index.windows(torch.tensor([2, 0]), 1).tolist() == [[2], [3]]  # length 1: the word itself
+    with pytest.raises(ValueError, match=re.escape("history length must be >= 1, got 0")):
+        index.windows(torch.tensor([1]), 0)
+    # A one-word stream is a stream; a 2-D or empty one is refused, naming its shape.
+    assert HistoryIndex(torch.tensor([4]), V, EOS).positions_of(4).tolist() == [0]
+    with pytest.raises(ValueError, match=re.escape("non-empty 1-D stream, got shape (2, 2)")):
+        HistoryIndex(torch.zeros(2, 2, dtype=torch.int64), V, EOS)
+    with pytest.raises(ValueError, match=re.escape("non-empty 1-D stream, got shape (0,)")):
+        HistoryIndex(torch.zeros(0, dtype=torch.int64), V, EOS)
+
+
+def test_sampling_names_exactly_the_words_that_never_occur():
+    # Words 3 (once) and 1 (twice) occur; 4 and 14 never do. At most ten missing words are named.
+    index = HistoryIndex(torch.tensor([0, 1, 2, 3, 1]), 15, EOS)
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match=re.escape("words [4, 14] never occur in the training stream")):
+        index.sample(torch.tensor([3, 4, 1, 14, 4]), 2, gen)
+    with pytest.raises(ValueError, match=re.escape("words [4, 5, 6, 7, 8, 9, 10, 11, 12, 13] never occur")):
+        index.sample(torch.arange(15), 2, gen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,9 @@ from rlimm.lm import train as train_module
 from rlimm.lm.batches import batchify, window
 from rlimm.lm.config import parse_config
 from rlimm.lm.experiment import fit_teacher, load_corpus
+from rlimm.lm.histories import imm_loss_for
 from rlimm.lm.model import LSTMLanguageModel, detach_hidden
+from rlimm.lm.noising import KNNoiser
 from rlimm.lm.train import BEST_MODEL, CHECKPOINT, EPOCH_KEYS, TENSORBOARD, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +59,8 @@ def _equal(a, b):
 
 def test_none_is_plain_truncated_bptt_sgd(data):
     config = _config(**{"train.epochs": 1, "imm.lambda_ratio": 0.9})
-    trainer = _trainer(config, "none", data)
+    messages = []
+    trainer = _trainer(config, "none", data, log=messages.append)
     trainer.run()
 
     # The same training written out by hand: same init, same dropout stream, loss = T × mean CE.
@@ -67,16 +71,26 @@ def test_none_is_plain_truncated_bptt_sgd(data):
     opt = torch.optim.SGD(model.parameters(), lr=tc.lr)
     source = batchify(corpus.train, tc.batch_size)
     hidden = model.init_hidden(tc.batch_size)
+    ce_sum, tokens, expected_messages = 0.0, 0, []
     for i in range(12):
         x, y = window(source, i, tc.bptt)
         logits, hidden = model(x, detach_hidden(hidden))
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten()) * x.shape[0]
+        ce = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        loss = ce * x.shape[0]
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
         opt.step()
+        ce_sum, tokens = ce_sum + float(ce.detach()) * y.numel(), tokens + y.numel()
+        # A progress line every tenth of the epoch (here every batch), with the running perplexity.
+        expected_messages.append(f"none: epoch 1 batch {i + 1}/12 train ppl {math.exp(ce_sum / tokens):.2f}")
     assert _equal(_params(trainer.model), _params(model))
     assert trainer.finished and len(trainer.progress.history) == 1
+    assert trainer.progress.step == 12
+    # The epoch's training perplexity is exp(token-weighted mean CE) over its batches.
+    assert trainer.progress.history[0]["train_ppl"] == pytest.approx(math.exp(ce_sum / tokens), rel=1e-12)
+    assert messages[:12] == expected_messages
+    assert len(messages) == 13 and messages[12].startswith("none: epoch 1/1: train ppl ")
 
 
 def test_same_seed_same_parameters_and_the_caller_rng_is_untouched(data):
@@ -103,14 +117,26 @@ def test_methods_start_from_the_same_network_and_then_differ(data):
     assert not _equal(none, _params(trainers["imm"].model))
 
 
-def test_imm_with_lambda_zero_trains_exactly_like_none(data):
+def test_imm_with_lambda_zero_trains_exactly_like_none(data, monkeypatch):
     # The IMM pass (without dropout) draws from its own generator only: with λ = 0 nothing changes.
     none = _trainer(_config(), "none", data)
     none.run()
+    kls = []
+
+    def recorded(*args):
+        kl = imm_loss_for(*args)
+        kls.append(float(kl.detach()))
+        return kl
+
+    monkeypatch.setattr(train_module, "imm_loss_for", recorded)
     imm = _trainer(_config(**{"imm.lambda_ratio": 0.0}), "imm", data)
     imm.run()
-    assert imm.progress.history[0]["imm_kl"] is not None
     assert _equal(_params(none.model), _params(imm.model))
+    # The logged KL of each epoch is the mean of its 12 batches' KL.
+    assert len(kls) == 24
+    assert [r["imm_kl"] for r in imm.progress.history] == pytest.approx(
+        [sum(kls[:12]) / 12, sum(kls[12:]) / 12], rel=1e-12
+    )
 
 
 _FINISH = """
@@ -328,3 +354,57 @@ def test_imm_step_is_ce_plus_lambda_kl_from_kn_to_the_induced_model(data, clip):
     assert _max_diff(_params(none.model), expected) > 0.1
     after_log, _ = _imm_step_by_hand(config, data, lr=0.5, induced_before_log=False)
     assert _max_diff(after_log, expected) > 1e-3
+
+
+def test_noising_step_is_ce_on_the_kn_noised_window(data):
+    # One `noising` step by hand: the window noised by KNNoiser (tested in test_lm_model.py) from the
+    # trainer's noising generator (train.seed + 1_000_003), then the `none` step on the noised window.
+    # On this corpus a word is replaced with probability γ0·N1+(v·)/c(v) ≈ 0.005-0.06: the largest γ0
+    # and a long window (350 positions) make the noise touch the batch (here one position).
+    config = _config(**{"train.epochs": 1, "train.bptt": 35, "train.clip": 1e4, "noising.gamma0": 1.0})
+    trainer = _trainer(config, "noising", data)
+    trainer.run(max_batches=1)
+
+    corpus, kn = data
+    tc, m = config.train, config.model
+    torch.manual_seed(tc.seed)
+    model = LSTMLanguageModel(len(corpus.vocab), m.hidden, m.layers, m.dropout, init_scale=m.init_scale)
+    x, y = window(batchify(corpus.train, tc.batch_size), 0, tc.bptt)
+    noiser = KNNoiser.from_kn(kn, config.noising.gamma0)
+    nx, ny, mask = noiser(x, y, torch.Generator().manual_seed(tc.seed + 1_000_003))
+    assert int(mask.sum()) == 1
+    logits, _ = model(nx)
+    loss = F.cross_entropy(logits.flatten(0, 1), ny.flatten()) * x.shape[0]
+    opt = torch.optim.SGD(model.parameters(), lr=tc.lr)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert _equal(_params(trainer.model), _params(model))  # the same operations: bit-identical
+    # Without the noise (one replaced position) the step lands elsewhere: measured 0.105 away.
+    plain = _trainer(config, "none", data)
+    plain.run(max_batches=1)
+    assert _max_diff(_params(plain.model), _params(model)) > 0.01
+
+
+def test_batch_perplexity_and_batch_time_are_accumulated_over_the_epoch(tmp_path, data, monkeypatch):
+    # Every LOG_EVERY batches (5 here) the running perplexity of the epoch goes to TensorBoard; the
+    # progress lines (every batch on this 12-batch epoch) print the same running figure.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setattr(train_module, "LOG_EVERY", 5)
+    messages = []
+    trainer = _trainer(
+        _config(**{"train.epochs": 1}), "none", data, tmp_path, log=messages.append, tensorboard=True
+    )
+    ticks = iter(range(10**6))  # a clock that advances by 1 s at every reading
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: float(next(ticks)))
+    trainer.run()
+    monkeypatch.undo()
+    # Each batch reads the clock at its start and its end: one second per batch, summed over 12.
+    assert trainer.progress.batch_seconds == 12.0
+    events = EventAccumulator(str(tmp_path / TENSORBOARD))
+    events.Reload()
+    logged = events.Scalars(train_module.BATCH_KEY)
+    assert [e.step for e in logged] == [5, 10]
+    printed = [float(m.rsplit(" ", 1)[1]) for m in messages[:12]]
+    assert [e.value for e in logged] == pytest.approx([printed[4], printed[9]], abs=0.005)

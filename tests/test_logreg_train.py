@@ -2,6 +2,8 @@
 them one by one does — the one-by-one reference being a plain torch.optim.SGD loop over the core's
 imm_loss / naive_loss with the learning rate divided by (1 + λ)."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -69,7 +71,9 @@ def test_interpolation_mixes_the_teacher_in_at_prediction_time():
 
 def test_unknown_method_is_refused():
     x, y, teacher = _data(runs=1, n=4)
-    with pytest.raises(RlimmError, match="unknown method 'kd'.*imm"):
+    with pytest.raises(
+        RlimmError, match=re.escape("unknown method 'kd'; accepted: baseline, imm, noising, interpolation")
+    ):
         T.train(x, y, teacher, "kd", 1.0, SETTINGS)
 
 
@@ -174,3 +178,21 @@ def test_objective_names_the_accepted_kinds():
     x, y, teacher = _data(runs=1, n=4)
     with pytest.raises(RlimmError, match="unknown objective 'kd'; accepted: baseline, imm, noising"):
         T.objective(torch.zeros(1, 4, dtype=torch.float64), x, y, teacher, "kd", torch.ones(1))
+
+
+def test_predictions_on_a_test_set_shared_by_all_problems():
+    # Two problems, three test points: ŷ = [θ0 + θ[1:]·x > 0]; a tie (logit exactly 0) predicts 0.
+    theta = torch.tensor([[0.5, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    x_test = torch.tensor([[-1.0, 0.3, 0.2], [0.0, -0.7, 0.9], [-0.5, 0.1, 0.1]])
+    expected = [[False, True, False], [False, False, False]]  # logits [-0.5, 0.5, 0.0] and zeros
+    assert T.predict_positive(theta, x_test, "baseline").tolist() == expected
+    # Interpolation without a ratio is the baseline; a mixed probability of exactly 0.5 predicts 0.
+    teacher = torch.tensor([0.9, 0.2, 0.5])
+    assert T.predict_positive(theta, x_test, "interpolation", teacher_test=teacher).tolist() == expected
+    assert T.predict_positive(theta[1:], x_test, "interpolation", 0.5, teacher).tolist() == [
+        [True, False, False]
+    ]
+    with pytest.raises(
+        RlimmError, match=re.escape("interpolation needs the teacher's probabilities at the test points")
+    ):
+        T.predict_positive(theta, x_test, "interpolation", 0.5)

@@ -63,11 +63,24 @@ def test_bad_shapes_raise(bad):
         TabularPOMDP(t, r, o, 0.9)
 
 
-def test_transition_rows_not_summing_to_one_raise():
+def test_transition_rows_summing_to_more_than_one_raise():
+    t, r, o = _valid_arrays()
+    t[1, 2] = [0.5, 0.4, 0.2]
+    with pytest.raises(RlimmError, match="at most one"):
+        TabularPOMDP(t, r, o, 0.9)
+
+
+def test_sub_stochastic_transition_rows_mean_the_episode_ends():
+    # Rows summing to less than one are accepted: the missing mass ends the episode (worth nothing).
     t, r, o = _valid_arrays()
     t[1, 2] = [0.5, 0.2, 0.2]
-    with pytest.raises(RlimmError, match="sum to one"):
-        TabularPOMDP(t, r, o, 0.9)
+    t[0, 1] = 0.0  # action 0 in state 1 always ends the episode
+    TabularPOMDP(t, r, o, 0.9)
+    # One state, reward 1, continues with probability 0.5: Q = 1 / (1 - 0.9·0.5).
+    q = q_value_iteration(np.full((1, 1, 1), 0.5), np.ones((1, 1)), 0.9)
+    np.testing.assert_allclose(q, [[1.0 / (1.0 - 0.45)]], atol=1e-8)
+    one = TabularPOMDP(np.full((1, 1, 1), 0.5), np.ones((1, 1)), np.ones((1, 1, 1)), 0.9)
+    np.testing.assert_allclose(fib(one), q, atol=1e-8)
 
 
 def test_negative_probabilities_raise_even_if_rows_sum_to_one():
@@ -170,6 +183,41 @@ def test_qmdp_upper_bounds_fib(seed):
     assert np.all(q >= f - 1e-9)
     # with noisy observations the bound is strictly tighter somewhere
     assert np.max(q - f) > 1e-3
+
+
+def _fib_dense(pomdp, tol=1e-10, max_iter=100_000):
+    """The former dense FIB: M[a,o,s,s'] = T(s'|s,a) O(o|s',a) built once, one einsum per iteration."""
+    m = np.einsum("ast,ato->aost", pomdp.transitions, pomdp.observations)
+    alpha = np.zeros_like(pomdp.rewards, dtype=float)
+    for _ in range(max_iter):
+        future = np.einsum("aost,tk->aosk", m, alpha).max(axis=-1).sum(axis=1)
+        new = pomdp.rewards + pomdp.discount * future.T
+        if np.max(np.abs(new - alpha)) < tol:
+            return new
+        alpha = new
+    raise AssertionError("dense FIB did not converge")
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_sparse_fib_equals_dense_fib_on_random_pomdps(seed):
+    pomdp = _random_pomdp(seed, n_states=6, n_actions=3, n_obs=3)
+    np.testing.assert_allclose(fib(pomdp), _fib_dense(pomdp), rtol=0, atol=1e-12)
+    # sparse transitions, deterministic observations, some rows ending the episode
+    rng = np.random.default_rng(seed)
+    t = (rng.random((3, 8, 8)) < 0.3) * rng.random((3, 8, 8))
+    t /= np.maximum(t.sum(-1, keepdims=True), 1e-12) / rng.uniform(0.5, 1.0, size=(3, 8, 1))
+    sparse = TabularPOMDP.from_restriction(t, rng.normal(size=(8, 3)), np.arange(8) % 3, 0.8)
+    np.testing.assert_allclose(fib(sparse), _fib_dense(sparse), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("variance", "tol"), [(0.1, 1e-10), (0.1, 1e-3), (0.3, 1e-3)])
+def test_fib_on_the_grid_is_bit_identical_to_the_dense_computation(variance, tol):
+    # the trained grid (Σ = 0.1·I) at the default tolerance, and the paper's stopping rule
+    env = rlimm.envs.ToroidalGridEnv(reward_variance=variance)
+    transitions, rewards = env.tabular_model()
+    restriction = rlimm.envs.FactoredRestriction.for_env(env, ["x"])
+    pomdp = TabularPOMDP.from_restriction(transitions, rewards, restriction.context_of, 0.9)
+    assert np.array_equal(fib(pomdp, tol=tol), _fib_dense(pomdp, tol=tol))
 
 
 def test_fib_matches_its_definition():

@@ -1,6 +1,8 @@
 """The shared regulariser on its own: exact induction in one batched forward, the diagnostics, and
 an inactive regulariser that asks nothing of the policy (continuous actions train without a teacher)."""
 
+from types import SimpleNamespace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -40,8 +42,13 @@ def test_imm_term_is_exact_induction_with_one_batched_forward(setting):
     hook = model.policy.action_net.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
     contexts = restriction.visible(obs.numpy().astype(int).ravel())
     # The buffer recorded the teacher's view of each observation at collection time.
-    np.testing.assert_array_equal(model.rollout_buffer.contexts.ravel(), contexts)
-    out = model.regularizer.compute(model.policy, torch.as_tensor(contexts), distribution, 1.0)
+    np.testing.assert_array_equal(model.rollout_buffer.view_data["contexts"].ravel(), contexts)
+    batch = SimpleNamespace(
+        contexts=torch.as_tensor(contexts),
+        teacher_probs=torch.as_tensor(model.rollout_buffer.view_data["teacher_probs"].reshape(-1, 4)),
+    )
+    np.testing.assert_array_equal(batch.teacher_probs.numpy(), teacher.table[contexts].astype(np.float32))
+    out = model.regularizer.compute(model.policy, batch, distribution, 1.0)
     hook.remove()
     # One forward pass for the induced policy, over the members of the contexts in the batch.
     assert calls == [len(np.unique(contexts)) * restriction.n_hidden]

@@ -179,3 +179,46 @@ def test_visible_observation_refuses_mismatched_restriction():
     env = gym.make(GRID_ID)
     with pytest.raises(RlimmError):
         VisibleObservation(env, FactoredRestriction(FACTORS, ["x"]))
+
+
+def _tables_by_loop(context_of, weights):
+    """The partition tables built context by context (the former construction)."""
+    n_contexts = int(context_of.max()) + 1
+    n_hidden = int(np.bincount(context_of).max())
+    members = np.zeros((n_contexts, n_hidden), dtype=np.int64)
+    belief = np.zeros((n_contexts, n_hidden))
+    for c in range(n_contexts):
+        obs = np.flatnonzero(context_of == c)
+        members[c, :] = obs[0]
+        members[c, : len(obs)] = obs
+        belief[c, : len(obs)] = weights[obs]
+    return members, belief / belief.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_partition_tables_equal_the_context_by_context_construction(seed):
+    rng = np.random.default_rng(seed)
+    context_of = rng.permutation(np.concatenate([np.arange(7), rng.integers(0, 7, size=30)]))
+    weights = rng.random(len(context_of)) + 0.1
+    r = PartitionRestriction(context_of, belief=weights)
+    members, belief = _tables_by_loop(context_of, weights)
+    np.testing.assert_array_equal(r.members, members)
+    np.testing.assert_allclose(r.belief, belief, rtol=1e-15)
+
+
+def test_for_env_uses_known_or_given_factors():
+    taxi = gym.make("Taxi-v4")
+    r = FactoredRestriction.for_env(taxi, ["destination"])
+    np.testing.assert_array_equal(r.context_of, np.arange(500) % 4)
+    given = FactoredRestriction.for_env(taxi, ["b"], factors={"a": 125, "b": 4})
+    np.testing.assert_array_equal(given.context_of, r.context_of)
+    with pytest.raises(RlimmError, match="12"):
+        FactoredRestriction.for_env(gym.make(GRID_ID), ["x"], factors=FACTORS)
+
+
+def test_factored_restriction_is_a_restriction_with_a_visible_space():
+    r = FactoredRestriction(FACTORS, ["x"])
+    assert isinstance(r, rlimm.envs.Restriction) and r.exact
+    assert r.observation_space == spaces.Discrete(12) and r.visible_space == spaces.Discrete(4)
+    assert r.visible_names == ("x",) and r.hidden_fields == ["y"]
+    assert r.describe() == "visible x, hidden y (uniform belief)"

@@ -137,9 +137,9 @@ def test_several_environments_at_once_with_the_context_buffer_and_vecnormalize()
         seed=0,
     )
     model.learn(256)
-    assert model.rollout_buffer.contexts.size == 32 * 4
+    assert model.rollout_buffer.view_data["contexts"].size == 32 * 4
     # Re-collect one rollout and check every env's column was recorded at collection time.
     model.learn(128, reset_num_timesteps=False)
     obs = model.rollout_buffer.observations.reshape(-1).astype(int)
-    np.testing.assert_array_equal(model.rollout_buffer.contexts.reshape(-1), obs % 11)
+    np.testing.assert_array_equal(model.rollout_buffer.view_data["contexts"].reshape(-1), obs % 11)
     assert np.isfinite(model.logger.name_to_value["train/imm_kl"])

@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from rlimm.coefficients import check_ratio, paper_grid_ratio, ratio_to_lambda
 from rlimm.common.config import Ratio, StrictModel, load_config
+from rlimm.common.device import DeviceName
 from rlimm.errors import RlimmError
 
 
@@ -36,9 +37,26 @@ class EnvConfig(StrictModel):
 
 
 class RestrictionConfig(StrictModel):
-    """What the restricted teacher sees: the names of the visible observation fields."""
+    """What the restricted teacher sees (:func:`rlimm.envs.restriction_for`).
 
-    visible: list[str] = Field(min_length=1)
+    ``visible``: factor names of a ``Discrete`` observation (the grid's ``x``; Taxi-v4's ``taxi_row,
+    taxi_col, passenger``), coordinate indices or names of a 1-D ``Box`` (CartPole-v1's ``theta,
+    theta_dot`` or ``2, 3``; ``novel`` for the RL Zoo's no-velocity view), keys of a ``Dict``, or
+    ``all`` (nothing hidden: IMM and naive then coincide). ``factors`` names the factors of any
+    other ``Discrete`` observation, ``{name: size}``, slowest first.
+    """
+
+    visible: list[str | int] = Field(min_length=1)
+    factors: dict[str, int] | None = None
+
+
+class InductionConfig(StrictModel):
+    """How the IMM term averages the policy over the hidden part: ``exact`` (enumerated with the
+    restriction's belief), ``knn`` or ``marginal`` (``k`` hidden parts drawn from the rollout), or
+    ``auto`` (exact when the restriction can enumerate its hidden part, else knn)."""
+
+    method: Literal["auto", "exact", "knn", "marginal"] = "auto"
+    k: int = Field(default=16, ge=1)
 
 
 class TeacherConfig(StrictModel):
@@ -47,10 +65,16 @@ class TeacherConfig(StrictModel):
     ``fib``, ``qmdp`` and ``induced_optimal`` are solved exactly for the training environment;
     ``trained`` trains an SB3 policy (``algo``, ``timesteps``, ``kwargs``) on the visible part only;
     ``model`` loads a saved SB3 model (``path``) that acts on the visible part;
-    ``file`` loads a teacher file (``path``, ``.npz``) written by ``rlimm teacher``.
+    ``file`` loads a teacher file (``path``, ``.npz`` or ``.pt``) written by ``rlimm teacher``;
+    ``induced_expert`` distils a full-state expert (a saved SB3 model ``path``, or one trained with
+    ``algo``, ``timesteps``, ``kwargs``) onto the visible part over ``samples`` states it visits;
+    ``paper_alphas`` is the IMM paper's own grid teacher from its α-vectors (``path``, default
+    ``$RLIMM_DATA_DIR/imm_reference/grid_fib_alphas.csv``), argmax with the paper's tie-breaking.
     """
 
-    solver: Literal["fib", "qmdp", "induced_optimal", "trained", "model", "file"] = "fib"
+    solver: Literal[
+        "fib", "qmdp", "induced_optimal", "trained", "model", "file", "induced_expert", "paper_alphas"
+    ] = "fib"
     policy: Literal["argmax", "softmax"] = "argmax"
     temperature: float = Field(default=1.0, gt=0)
     discount: float = Field(default=0.9, ge=0, lt=1)
@@ -59,6 +83,8 @@ class TeacherConfig(StrictModel):
     timesteps: int = Field(default=20_000, gt=0)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     seed: int = Field(default=0, ge=0)
+    #: ``induced_expert``: environment steps of the expert the visible policy is fitted on.
+    samples: int = Field(default=20_000, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> TeacherConfig:
@@ -69,8 +95,13 @@ class TeacherConfig(StrictModel):
             "kwargs": "trained",
             "seed": "trained",
             "discount": "exact",
+            "samples": "induced_expert",
         }
-        groups = {"exact": ("fib", "qmdp", "induced_optimal"), "saved": ("model", "file")}
+        groups = {
+            "exact": ("fib", "qmdp", "induced_optimal"),
+            "saved": ("model", "file", "induced_expert", "paper_alphas"),
+            "trained": ("trained", "induced_expert"),
+        }
         # A key counts as given when set to something else than its default, so that a resolved
         # config (every key written out, as ``rlimm train`` saves it) loads again.
         given = {
@@ -83,7 +114,11 @@ class TeacherConfig(StrictModel):
             if key in given and not applies:
                 raise ValueError(f"'{key}' does not apply to solver '{self.solver}'")
         # A saved teacher's table is fixed: policy/temperature would be silently ignored.
-        if self.solver == "file" and {"policy", "temperature"} & given:
+        if self.solver == "induced_expert" and self.path and {"algo", "timesteps", "kwargs"} & given:
+            raise ValueError(
+                "solver 'induced_expert' takes a saved expert ('path') or one to train, not both"
+            )
+        if self.solver in ("file", "paper_alphas") and {"policy", "temperature"} & given:
             raise ValueError("'policy' and 'temperature' do not apply to solver 'file' (its table is fixed)")
         if self.solver == "model" and not self.path:
             raise ValueError("solver 'model' needs 'path', the saved SB3 model acting on the visible part")
@@ -107,11 +142,12 @@ class AlgoConfig(StrictModel):
 
 
 class EvalConfig(StrictModel):
-    """The evaluation protocol: ``episodes`` rollouts of ``steps`` steps from the env's start
-    distribution; a run's score is the mean undiscounted return."""
+    """The evaluation protocol: ``episodes`` episodes from the env's start distribution, each to the
+    env's own end (termination or its time limit) or for at most ``steps`` steps when given (the
+    grid's protocol: 22); a run's score is the mean undiscounted episode return."""
 
     episodes: int = Field(default=10, gt=0)
-    steps: int = Field(default=22, gt=0)
+    steps: int | None = Field(default=None, gt=0)
     deterministic: bool = False
 
 
@@ -163,7 +199,9 @@ class CompareConfig(StrictModel):
 
     name: str
     env: EnvConfig = Field(default_factory=EnvConfig)
-    restriction: RestrictionConfig
+    #: What the teacher sees; needed unless ``methods`` is ``[none]``.
+    restriction: RestrictionConfig | None = None
+    induction: InductionConfig = Field(default_factory=InductionConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     algo: AlgoConfig = Field(default_factory=AlgoConfig)
     methods: list[Literal["none", "naive", "imm"]] = Field(min_length=1)
@@ -180,6 +218,18 @@ class CompareConfig(StrictModel):
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
     #: The search of ``rlimm tune`` (ignored by ``compare``).
     tune: TuneConfig = Field(default_factory=TuneConfig)
+
+    @model_validator(mode="after")
+    def _teacher_needs_restriction(self) -> CompareConfig:
+        if self.restriction is None and set(self.methods) - {"none"}:
+            raise ValueError(
+                "methods naive and imm need restriction.visible: the observation parts the teacher sees"
+            )
+        return self
+
+    #: Torch device of every run's agent: ``cpu`` (the default: the grid's networks are tiny MLPs, one
+    #: run per process), ``auto`` (CUDA when available), ``cuda`` or ``cuda:N``; ``--device`` overrides it.
+    device: DeviceName = "cpu"
 
     @field_validator("methods", "budgets")
     @classmethod
@@ -286,6 +336,9 @@ class TrainConfig(StrictModel):
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
     #: Save a checkpoint every ``save_freq`` environment steps (0: only the final model).
     save_freq: int = Field(default=0, ge=0)
+    induction: InductionConfig = Field(default_factory=InductionConfig)
+    #: Torch device of the agent: ``cpu`` (default), ``auto`` (CUDA when available), ``cuda[:N]``.
+    device: DeviceName = "cpu"
 
     @field_validator("algo", mode="before")
     @classmethod

@@ -1,5 +1,5 @@
-"""The comparison matrix (``rlimm compare``): run every run of a config in worker processes, write
-results as they finish, resume.
+"""The comparison matrix (``rlimm compare``): run every run of a config in worker processes (or on a
+Dask cluster, :mod:`rlimm.rl.cluster`), write results as they finish, resume.
 
 ``results.csv`` gets one complete line per finished run, written (and flushed) by the parent process
 as soon as a worker returns it, so an interrupted comparison loses no finished run; rerunning the
@@ -12,16 +12,17 @@ import csv
 import json
 import multiprocessing as mp
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
 
 from rlimm.agents.teachers import TabularTeacher
+from rlimm.common.device import describe, resolve_device
 from rlimm.common.files import atomic_write_csv
 from rlimm.errors import RlimmError
 from rlimm.rl.config import CompareConfig, RunSpec
-from rlimm.rl.runs import build_agent, make_env, make_restriction, make_teacher, run_one
+from rlimm.rl.runs import build_agent, check_evaluation, make_env, make_restriction, make_teacher, run_one
 
 COLUMNS = [
     "method",
@@ -46,7 +47,18 @@ def preflight(config: CompareConfig) -> TabularTeacher | None:
     env = make_env(config.env, config.env.episode_steps)
     restriction = make_restriction(config, env)
     teacher = make_teacher(config) if set(config.methods) - {"none"} else None
-    build_agent(config.algo, env, "imm" if teacher else "none", teacher, restriction, 0.0)
+    # Built on the CPU: this only checks the algorithm's arguments (the runs use ``config.device``).
+    build_agent(
+        config.algo,
+        env,
+        "imm" if teacher else "none",
+        teacher,
+        restriction,
+        0.0,
+        device="cpu",
+        induction=config.induction,
+    )
+    check_evaluation(make_env(config.env), config.evaluation.steps)
     config.runs()
     return teacher
 
@@ -94,6 +106,16 @@ def _check_identity(out: Path, config: CompareConfig) -> None:
         stamp.write_text(json.dumps(identity, indent=2) + "\n")
 
 
+class RunsFailed(Exception):
+    """Some runs failed for good (on a cluster: their worker died too often, or they raised); every
+    other run finished and is in ``results``."""
+
+    def __init__(self, results: Path, failed: list[tuple[RunSpec, BaseException]]) -> None:
+        super().__init__(f"{len(failed)} runs failed")
+        self.results = results
+        self.failed = failed
+
+
 def init_worker() -> None:
     import torch
 
@@ -124,32 +146,74 @@ def run_matrix(
     jobs: int | None = None,
     progress: bool = True,
     tensorboard: bool = False,
+    cluster: str | None = None,
+    retries: int = 1,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
-    """Run (or finish) a comparison into ``out``; returns the path of ``results.csv``."""
+    """Run (or finish) a comparison into ``out``; returns the path of ``results.csv``.
+
+    :param jobs: local worker processes (default: one per core); not used with ``cluster``.
+    :param cluster: the address of a Dask scheduler (``tcp://HOST:8786``): every run is one task on
+        its workers (:mod:`rlimm.rl.cluster`), the driver writes the results.
+    :param retries: on a cluster, how many times a run that raised is submitted again.
+    :param log: receives one line before the runs start: where results and TensorBoard logs go.
+    :raises RunsFailed: (cluster) some runs failed for good; all others are in ``results.csv``.
+    """
     jobs = jobs if jobs is not None else os.cpu_count() or 1
     if jobs < 1:
         raise RlimmError(f"jobs must be at least 1, got {jobs}")
     teacher = preflight(config)
+    # Local runs use this machine's device: checked here, once. A cluster's workers resolve it.
+    device = None if cluster else resolve_device(config.device)
     out = Path(out)
     results = out / "results.csv"
     if out.exists() and not out.is_dir():
         raise RlimmError(f"output folder {out} exists and is not a folder")
     done, torn = read_results(results)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_identity(out, config)
-    if torn or not results.exists():
-        atomic_write_csv(results, done, COLUMNS)
-    finished = {_row_key(r) for r in done}
-    todo = [s for s in config.runs() if s.key() not in finished]
-    # Longest runs first: better balance across workers.
-    todo.sort(key=lambda s: -s.budget)
-    tb = str(out / "tensorboard") if tensorboard else None
-    bar = tqdm(total=len(todo), desc=config.name, unit="run", disable=not progress)
-    with results.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        for row in _results(config, todo, jobs, tb, teacher):
-            writer.writerow({k: row[k] for k in COLUMNS})
-            f.flush()
-            bar.update()
-    bar.close()
+    client = None
+    if cluster:
+        from rlimm.rl import cluster as dask_cluster
+
+        client = dask_cluster.connect(cluster)  # before anything is written: a bad address writes nothing
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _check_identity(out, config)
+        if torn or not results.exists():
+            atomic_write_csv(results, done, COLUMNS)
+        finished = {_row_key(r) for r in done}
+        todo = [s for s in config.runs() if s.key() not in finished]
+        # Longest runs first: better balance across workers.
+        todo.sort(key=lambda s: -s.budget)
+        tb = str(out / "tensorboard") if tensorboard else None
+        if log is not None:
+            where = (
+                f"on {dask_cluster.describe(client, cluster)}, device {config.device}"
+                if client is not None
+                else f"in {jobs} worker processes on {describe(device)}"
+            )
+            log(
+                f"writing {results} (TensorBoard: {tb or 'off, --tensorboard to write it'}); "
+                f"{len(todo)} runs to do, {len(done)} done, {where}"
+            )
+        if client is not None:
+            rows = dask_cluster.run_on_cluster(client, config, todo, tb, teacher, retries)
+        else:
+            rows = ((None, row) for row in _results(config, todo, jobs, tb, teacher))
+        failed: list[tuple[RunSpec, BaseException]] = []
+        bar = tqdm(total=len(todo), desc=config.name, unit="run", disable=not progress)
+        with results.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            for spec, row in rows:
+                if isinstance(row, BaseException):
+                    failed.append((spec, row))
+                else:
+                    writer.writerow({k: row[k] for k in COLUMNS})
+                    f.flush()
+                bar.update()
+        bar.close()
+    finally:
+        if client is not None:
+            client.close()
+    if failed:
+        raise RunsFailed(results, failed)
     return results

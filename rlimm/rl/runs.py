@@ -3,27 +3,33 @@ evaluate. Shared by ``compare`` (:func:`run_one`), ``train``, ``teacher`` and ``
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 import rlimm.envs  # noqa: F401  (registers the environments)
 from rlimm.agents.registry import algorithm_class, check_kwargs
 from rlimm.agents.teacher_files import load_teacher
 from rlimm.agents.teachers import (
-    TabularTeacher,
+    Teacher,
+    fit_induced_expert,
     load_model,
+    paper_alpha_teacher,
     policy_teacher,
     pomdp_teacher,
+    train_full_expert,
     train_restricted_teacher,
 )
-from rlimm.envs.restriction import FactoredRestriction
+from rlimm.common.device import as_device
+from rlimm.envs.restriction import Restriction, restriction_for
 from rlimm.errors import RlimmError
-from rlimm.rl.config import AlgoConfig, CompareConfig, EnvConfig, RunSpec, TrainConfig
+from rlimm.rl.config import AlgoConfig, CompareConfig, EnvConfig, InductionConfig, RunSpec, TrainConfig
 
 
 def make_env(env_config: EnvConfig, episode_steps: int | None = None) -> gym.Env:
@@ -32,20 +38,39 @@ def make_env(env_config: EnvConfig, episode_steps: int | None = None) -> gym.Env
         return gym.make(env_config.id, max_episode_steps=episode_steps, **env_config.kwargs)
     except gym.error.Error as err:
         raise RlimmError(f"cannot make environment '{env_config.id}': {err}") from None
-    except TypeError as err:
-        raise RlimmError(f"bad env.kwargs for '{env_config.id}': {err}") from None
+    except (TypeError, ValueError, AssertionError) as err:
+        raise RlimmError(f"bad env.kwargs {env_config.kwargs} for '{env_config.id}': {err}") from None
 
 
-def make_restriction(config: CompareConfig | TrainConfig, env: gym.Env) -> FactoredRestriction:
-    return FactoredRestriction.for_env(env, config.restriction.visible)
+def make_restriction(config: CompareConfig | TrainConfig, env: gym.Env) -> Restriction | None:
+    """What the teacher sees of ``env``'s observations (``None`` without a restriction)."""
+    r = config.restriction
+    if r is None:
+        return None
+    return restriction_for(env, r.visible, factors=r.factors)
 
 
-def build_teacher(config: CompareConfig | TrainConfig) -> tuple[TabularTeacher, BaseAlgorithm | None]:
-    """The configured restricted teacher: solved exactly, trained on the visible part, or loaded; with
-    the SB3 model it was trained as (``solver: trained``; else ``None``)."""
+def _alphas_path(path: str | None) -> Path:
+    if path:
+        return Path(path)
+    data = os.environ.get("RLIMM_DATA_DIR")
+    if not data:
+        raise RlimmError(
+            "solver 'paper_alphas' needs teacher.path or RLIMM_DATA_DIR (the folder holding "
+            "imm_reference/grid_fib_alphas.csv)"
+        )
+    return Path(data) / "imm_reference" / "grid_fib_alphas.csv"
+
+
+def build_teacher(config: CompareConfig | TrainConfig) -> tuple[Teacher, BaseAlgorithm | None]:
+    """The configured restricted teacher: solved exactly, trained on the visible part, distilled from
+    a full-state expert, or loaded; with the SB3 model it was trained as (``trained``,
+    ``induced_expert``; else ``None``)."""
     t = config.teacher
     env = make_env(config.env, config.env.episode_steps)
     restriction = make_restriction(config, env)
+    if restriction is None:
+        raise RlimmError("a teacher needs restriction.visible: the observation parts it sees")
     model = None
     if t.solver == "file":
         saved = load_teacher(t.path)
@@ -59,6 +84,16 @@ def build_teacher(config: CompareConfig | TrainConfig) -> tuple[TabularTeacher, 
         teacher, model = train_restricted_teacher(
             env, restriction, t.algo, t.timesteps, t.seed, t.policy, t.temperature, t.kwargs
         )
+    elif t.solver == "induced_expert":
+        if t.path:
+            model = load_model(t.path)
+        else:
+            model = train_full_expert(
+                make_env(config.env, config.env.episode_steps), t.algo, t.timesteps, t.seed, t.kwargs
+            )
+        teacher = fit_induced_expert(model, make_env(config.env), restriction, t.samples, t.seed)
+    elif t.solver == "paper_alphas":
+        teacher = paper_alpha_teacher(_alphas_path(t.path), restriction)
     else:
         teacher = pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount)
     teacher.check_compatible(restriction, env.action_space)
@@ -66,15 +101,16 @@ def build_teacher(config: CompareConfig | TrainConfig) -> tuple[TabularTeacher, 
 
 
 def teacher_description(config: CompareConfig | TrainConfig) -> dict:
-    """What a teacher file records of the teacher of ``config``: environment, visible fields, settings."""
-    env = {"env_id": config.env.id, "env_kwargs": config.env.kwargs, "visible": config.restriction.visible}
+    """What a teacher file records of the teacher of ``config``: environment, visible parts, settings."""
+    visible = config.restriction.visible if config.restriction is not None else None
+    env = {"env_id": config.env.id, "env_kwargs": config.env.kwargs, "visible": visible}
     return {**env, **config.teacher.model_dump()}
 
 
-def make_teacher(config: CompareConfig | TrainConfig) -> TabularTeacher:
+def make_teacher(config: CompareConfig | TrainConfig) -> Teacher:
     """The configured restricted teacher (see :func:`build_teacher`).
 
-    The runner builds it once, in the parent process, and hands the table to every run.
+    The runner builds it once, in the parent process, and hands it to every run.
     """
     return build_teacher(config)[0]
 
@@ -83,14 +119,25 @@ def build_agent(
     algo: AlgoConfig,
     env: gym.Env,
     regularizer: str,
-    teacher: TabularTeacher | None,
-    restriction: FactoredRestriction | None,
+    teacher: Teacher | None,
+    restriction: Restriction | None,
     teacher_coef: float,
     seed: int | None = None,
     tensorboard_log: str | None = None,
+    device: torch.device | str | None = None,
+    induction: InductionConfig | None = None,
 ) -> BaseAlgorithm:
-    """An rlimm agent of ``algo`` on ``env`` with its regulariser, teacher and λ (``teacher_coef``)."""
+    """An rlimm agent of ``algo`` on ``env`` with its regulariser, teacher and λ (``teacher_coef``), on
+    ``device`` (``None``: the algorithm's default, or ``algo.kwargs.device``)."""
     check_kwargs(algo.name, algo.kwargs)
+    kwargs = dict(algo.kwargs)
+    if device is not None:
+        if "device" in kwargs:
+            raise RlimmError(
+                "'algo.kwargs.device' and 'device' are both set; give the device once, as the top-level "
+                "'device' key (or --device)"
+            )
+        kwargs["device"] = device
     return algorithm_class(algo.name)(
         "MlpPolicy",
         env,
@@ -98,9 +145,11 @@ def build_agent(
         teacher=teacher,
         restriction=restriction,
         teacher_coef=teacher_coef,
+        induction=induction.method if induction is not None else "auto",
+        induction_k=induction.k if induction is not None else 16,
         seed=seed,
         tensorboard_log=tensorboard_log,
-        **algo.kwargs,
+        **kwargs,
     )
 
 
@@ -110,18 +159,49 @@ def teacher_label(config: CompareConfig) -> str:
     return f"file:{Path(t.path).name}" if t.solver == "file" else f"{t.solver}-{t.policy}"
 
 
-def evaluate(model, env: gym.Env, episodes: int, steps: int, seed: int, deterministic: bool) -> np.ndarray:  # noqa: ANN001
-    """Undiscounted return of each of ``episodes`` rollouts of at most ``steps`` steps."""
+def evaluate(
+    model,  # noqa: ANN001 - anything with SB3's predict()
+    env: gym.Env,
+    episodes: int,
+    steps: int | None,
+    seed: int,
+    deterministic: bool,
+) -> np.ndarray:
+    """Undiscounted return of each of ``episodes`` episodes: each runs to the env's own end
+    (termination or its time limit), or for at most ``steps`` steps when given (the grid's protocol)."""
+    steps = evaluation_steps(env, steps)
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
     returns = np.zeros(episodes)
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed if ep == 0 else None)
-        for _ in range(steps):
+        t = 0
+        while steps is None or t < steps:
             action, _ = model.predict(obs, deterministic=deterministic)
-            obs, reward, terminated, truncated, _ = env.step(action)
+            # SB3 predicts an array; toy-text envs index their tables with the action itself.
+            obs, reward, terminated, truncated, _ = env.step(int(action) if discrete else action)
             returns[ep] += float(reward)
+            t += 1
             if terminated or truncated:
                 break
     return returns
+
+
+def evaluation_steps(env: gym.Env, steps: int | None) -> int | None:
+    """The step cap of an evaluation episode: ``steps`` if given, else the env's own evaluation
+    protocol (``evaluation_steps``, the grid's 22), else ``None`` (the env's own end); raises unless
+    episodes end."""
+    steps = steps if steps is not None else getattr(env.unwrapped, "evaluation_steps", None)
+    if steps is None and (env.spec is None or env.spec.max_episode_steps is None):
+        name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        raise RlimmError(
+            f"'evaluation.steps' is needed: {name} has no time limit, so its episodes may never end"
+        )
+    return steps
+
+
+def check_evaluation(env: gym.Env, steps: int | None) -> None:
+    """Raise unless evaluation episodes of ``env`` end (see :func:`evaluation_steps`)."""
+    evaluation_steps(env, steps)
 
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse the training seed's start states
@@ -131,11 +211,15 @@ def run_one(
     config: CompareConfig,
     spec: RunSpec,
     tensorboard_log: str | None = None,
-    teacher: TabularTeacher | None = None,
+    teacher: Teacher | None = None,
+    device: torch.device | str | None = None,
 ) -> dict:
     """Train one agent and evaluate it; returns one row of ``results.csv``.
 
     :param teacher: the restricted teacher (built from the config when ``None`` and needed).
+    :param device: the agent's torch device (``None``: the config's ``device``); a name such as
+        ``auto`` is resolved here, on the machine that trains (a cluster worker may have a GPU that
+        the driver lacks).
     """
     start = time.perf_counter()
     updates, timesteps = config.updates_and_timesteps(spec.budget)
@@ -146,8 +230,18 @@ def run_one(
         teacher = None
     elif teacher is None:
         teacher = make_teacher(config)
+    device = as_device(config.device if device is None else device)
     model = build_agent(
-        config.algo, env, spec.method, teacher, restriction, spec.teacher_coef, spec.seed, tensorboard_log
+        config.algo,
+        env,
+        spec.method,
+        teacher,
+        restriction,
+        spec.teacher_coef,
+        spec.seed,
+        tensorboard_log,
+        device,
+        config.induction,
     )
     model.learn(timesteps, tb_log_name=f"{config.algo.name}_{spec.method}_b{spec.budget}_s{spec.seed}")
     train_seconds = time.perf_counter() - start

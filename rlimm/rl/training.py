@@ -4,7 +4,8 @@ evaluation and checkpoint callbacks, and save the model, its teacher and what pr
 A run folder (RL Zoo style, ``<log-folder>/<algo>/<env>-<regularizer>_<n>``) holds:
 
 - ``model.zip`` — the trained model (the teacher is not in it; pass ``teacher=`` to ``load``);
-- ``teacher.npz`` — the teacher it was trained with (a teacher file, see ``rlimm teacher``);
+- ``teacher.npz`` (a table) or ``teacher.pt`` (a policy on the visible part) — the teacher it was
+  trained with (a teacher file, see ``rlimm teacher``);
 - ``config.yaml`` — the resolved configuration; ``command.txt`` — the command line;
 - ``result.json`` — the final evaluation; with ``eval_freq``: ``evaluations.npz`` and
   ``best_model.zip`` (SB3's ``EvalCallback``); with ``save_freq``: ``checkpoints/``.
@@ -19,21 +20,26 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from rlimm.agents.teacher_files import save_teacher
+from rlimm.agents.teacher_files import save_teacher, suffix_for
 from rlimm.agents.teachers import TabularTeacher
+from rlimm.common.device import as_device
 from rlimm.common.files import atomic_write_text
 from rlimm.rl.config import TrainConfig
 from rlimm.rl.runs import (
     EVAL_SEED_OFFSET,
     build_agent,
+    check_evaluation,
     evaluate,
+    evaluation_steps,
     make_env,
+    make_restriction,
     make_teacher,
     teacher_description,
 )
@@ -60,12 +66,15 @@ class PreparedRun:
     teacher: TabularTeacher | None
 
 
-def prepare(config: TrainConfig, tensorboard_log: str | None = None) -> PreparedRun:
-    """Build env, restriction, teacher and model; any bad input raises here, before files exist."""
-    from rlimm.envs.restriction import FactoredRestriction
+def prepare(
+    config: TrainConfig, tensorboard_log: str | None = None, device: torch.device | None = None
+) -> PreparedRun:
+    """Build env, restriction, teacher and model; any bad input raises here, before files exist.
 
+    :param device: the agent's torch device (``None``: the config's ``device``, resolved here).
+    """
     env = make_env(config.env, config.env.episode_steps)
-    restriction = FactoredRestriction.for_env(env, config.restriction.visible) if config.restriction else None
+    restriction = make_restriction(config, env)
     teacher = make_teacher(config) if config.regularizer != "none" else None
     model = build_agent(
         config.algo,
@@ -76,7 +85,10 @@ def prepare(config: TrainConfig, tensorboard_log: str | None = None) -> Prepared
         config.teacher_coef,
         config.seed,
         tensorboard_log,
+        as_device(config.device if device is None else device),
+        config.induction,
     )
+    check_evaluation(make_env(config.env), config.evaluation.steps)
     return PreparedRun(config, model, teacher)
 
 
@@ -95,7 +107,8 @@ def _callbacks(config: TrainConfig, run_dir: Path) -> list[BaseCallback]:
     callbacks: list[BaseCallback] = []
     if config.eval_freq:
         ev = config.evaluation
-        eval_env = DummyVecEnv([lambda: Monitor(make_env(config.env, ev.steps))])
+        steps = evaluation_steps(make_env(config.env), ev.steps)
+        eval_env = DummyVecEnv([lambda: Monitor(make_env(config.env, steps))])
         eval_env.seed(config.seed + EVAL_SEED_OFFSET)
         callbacks.append(
             EvalCallback(
@@ -132,7 +145,8 @@ def train(
     if argv is not None:
         atomic_write_text(run_dir / "command.txt", shlex.join(argv) + "\n")
     if prepared.teacher is not None:
-        save_teacher(prepared.teacher, run_dir / "teacher.npz", teacher_description(config))
+        name = "teacher" + suffix_for(prepared.teacher)
+        save_teacher(prepared.teacher, run_dir / name, teacher_description(config))
 
     start = time.perf_counter()
     interrupted = False

@@ -6,7 +6,7 @@ from typing import Any
 
 from rlimm.common.command import parse_settings
 
-SAVED_SUFFIXES = {".npz": "file", ".zip": "model"}
+SAVED_SUFFIXES = {".npz": "file", ".pt": "file", ".zip": "model"}
 
 
 def parse_teacher_spec(spec: str | None) -> dict[str, Any] | None:
@@ -14,7 +14,7 @@ def parse_teacher_spec(spec: str | None) -> dict[str, Any] | None:
 
     - ``fib``, ``qmdp``, ``induced_optimal`` or ``trained``, optionally with settings:
       ``fib:policy=softmax,temperature=0.5``, ``trained:algo=ppo,timesteps=20000``;
-    - a teacher file written by ``rlimm teacher`` (``*.npz``);
+    - a teacher file written by ``rlimm teacher`` (``*.npz``, ``*.pt``);
     - a saved SB3 model acting on the visible part (``*.zip``).
     """
     if spec is None:
@@ -24,3 +24,22 @@ def parse_teacher_spec(spec: str | None) -> dict[str, Any] | None:
             return {"solver": solver, "path": spec}
     solver, settings = parse_settings(spec, "--teacher")
     return {"solver": solver, **settings}
+
+
+def parse_induction_spec(spec: str | None) -> dict[str, Any] | None:
+    """``--induction knn:k=16`` (or ``exact``, ``marginal:k=8``, ``auto``) as the ``induction`` section."""
+    if spec is None:
+        return None
+    method, settings = parse_settings(spec, "--induction")
+    return {"method": method, **settings}
+
+
+VISIBLE_HELP = (
+    "what the teacher sees: factor names of a Discrete observation (the grid: x; Taxi-v4: taxi_row "
+    "taxi_col passenger), coordinates of a Box by index or name (CartPole-v1: theta theta_dot, or 2 3), "
+    "novel (the RL Zoo's view without velocities), Dict keys, or all (nothing hidden)"
+)
+INDUCTION_HELP = (
+    "how IMM averages over the hidden part: exact, knn[:k=16], marginal[:k=16] or auto (exact when "
+    "the hidden part can be enumerated, else knn)"
+)

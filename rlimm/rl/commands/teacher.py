@@ -10,7 +10,7 @@ import numpy as np
 
 from rlimm.common.command import parse_key_values
 from rlimm.errors import RlimmError
-from rlimm.rl.commands.options import parse_teacher_spec
+from rlimm.rl.commands.options import VISIBLE_HELP, parse_teacher_spec
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("-conf", "--conf-file", help="a train or compare config: its env, restriction and teacher")
     p.add_argument("--env", help="gymnasium environment id (default: rlimm/ToroidalGrid-v0)")
     p.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE", help="environment constructor arguments")
-    p.add_argument("--visible", nargs="+", help="observation fields the teacher sees (e.g. x)")
+    p.add_argument("--visible", nargs="+", help=VISIBLE_HELP)
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     return p
 
@@ -61,12 +61,12 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - a TrainConfig or a Compar
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlimm.agents.teacher_files import SUFFIX, save_teacher
+    from rlimm.agents.teacher_files import save_teacher, suffix_for
     from rlimm.rl.runs import build_teacher, teacher_description
 
     out = Path(args.output)
-    if out.suffix != SUFFIX:
-        raise RlimmError(f"-o/--output must end in {SUFFIX}, got {out}")
+    if out.suffix not in (".npz", ".pt"):
+        raise RlimmError(f"-o/--output must end in .npz (a table) or .pt (a policy), got {out}")
     if out.exists() and not args.force:
         raise RlimmError(f"{out} exists; pass --force to overwrite it")
     config = _load(args)
@@ -75,13 +75,23 @@ def run(args: argparse.Namespace) -> int:
             "the teacher is already a teacher file; give a solver (fib, qmdp, induced_optimal, trained)"
         )
     teacher, model = build_teacher(config)
+    if out.suffix != suffix_for(teacher):
+        raise RlimmError(
+            f"teacher '{teacher.name}' is saved as a {suffix_for(teacher)} file; "
+            f"use -o {out.with_suffix(suffix_for(teacher))}"
+        )
     save_teacher(teacher, out, teacher_description(config))
     if model is not None:
         model.save(out.with_suffix(".zip"))
     np.set_printoptions(precision=3, suppress=True)
-    print(f"teacher '{teacher.name}': action probabilities per visible context {config.restriction.visible}")
-    for context, row in enumerate(teacher.table):
-        print(f"  {context:3d}: {row}")
+    if hasattr(teacher, "table"):
+        print(
+            f"teacher '{teacher.name}': action probabilities per visible context {config.restriction.visible}"
+        )
+        for context, row in enumerate(teacher.table):
+            print(f"  {context:3d}: {row}")
+    else:
+        print(f"teacher '{teacher.name}': a policy on the visible part {config.restriction.visible}")
     extra = f" and the model {out.with_suffix('.zip')}" if model is not None else ""
     print(f"saved {out}{extra}")
     return 0

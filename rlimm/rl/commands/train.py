@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from rlimm.common.command import parse_key_values
+from rlimm.common.device import add_device_option, check_device, describe, resolve_device
 from rlimm.errors import RlimmError
-from rlimm.rl.commands.options import parse_teacher_spec
+from rlimm.rl.commands.options import INDUCTION_HELP, VISIBLE_HELP, parse_induction_spec, parse_teacher_spec
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -42,11 +43,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "(fib:policy=softmax,temperature=0.5; trained:algo=ppo,timesteps=20000), a teacher file "
         "(*.npz, from `rlimm teacher`) or a saved SB3 model acting on the visible part (*.zip)",
     )
-    p.add_argument("--visible", nargs="+", help="observation fields the teacher sees (e.g. x)")
+    p.add_argument("--visible", nargs="+", help=VISIBLE_HELP)
+    p.add_argument("--induction", help=INDUCTION_HELP)
     p.add_argument("--eval-freq", type=int, help="evaluate every N environment steps (0: at the end only)")
     p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default: 10)")
+    p.add_argument(
+        "--eval-steps",
+        type=int,
+        help="cap on an evaluation episode's steps (default: the env's own end; needed for envs without "
+        "a time limit, e.g. CliffWalking-v1)",
+    )
     p.add_argument("--save-freq", type=int, help="save a checkpoint every N environment steps")
     p.add_argument("-f", "--log-folder", default="logs", help="folder of run folders (default: logs)")
+    add_device_option(p, "cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -55,24 +64,31 @@ def run(args: argparse.Namespace) -> int:
     from rlimm.rl.config import load_train_config
     from rlimm.rl.training import new_run_dir, prepare, train
 
+    if args.device is not None:
+        check_device(args.device)  # a bad flag is named as such, not as a key of the config file
     overrides = {
         "env": {"id": args.env, "kwargs": parse_key_values(args.env_kwargs, "--env-kwargs")},
         "algo": {"name": args.algo, "kwargs": parse_key_values(args.hyperparams, "-params")},
         "restriction": {"visible": args.visible} if args.visible else None,
+        "induction": parse_induction_spec(args.induction),
         "regularizer": args.regularizer,
         "lambda_ratio": args.lambda_ratio,
         "n_timesteps": args.n_timesteps,
         "seed": args.seed,
         "eval_freq": args.eval_freq,
-        "evaluation": {"episodes": args.eval_episodes},
+        "evaluation": {"episodes": args.eval_episodes, "steps": args.eval_steps},
         "save_freq": args.save_freq,
+        "device": args.device,
     }
     replace = {"teacher": parse_teacher_spec(args.teacher)}
     config = load_train_config(args.conf_file, overrides, replace)
-    prepared = prepare(config, args.tensorboard_log)
+    device = resolve_device(config.device)
+    prepared = prepare(config, args.tensorboard_log, device)
     run_dir = new_run_dir(args.log_folder, config)
     if run_dir.parent.exists() and not run_dir.parent.is_dir():
         raise RlimmError(f"--log-folder: {run_dir.parent} is a file")
+    tb = args.tensorboard_log or "off (-tb DIR to write it)"
+    print(f"rlimm train: writing {run_dir} on {describe(device)} (TensorBoard: {tb})", file=sys.stderr)
     result = train(prepared, run_dir, ["rlimm", *sys.argv[1:]], progress_bar=not args.no_progress)
     state = "interrupted after" if result.interrupted else "trained for"
     print(

@@ -1,0 +1,155 @@
+"""The comparison's runs on a Dask cluster (``rlimm compare --cluster ADDRESS``).
+
+The driver (the ``rlimm compare`` process) connects to a running Dask scheduler, ships the teacher to
+the workers once (:meth:`distributed.Client.scatter`, broadcast), submits every run as one task and
+writes each finished run to ``results.csv`` as it arrives, exactly as with local worker processes
+(:func:`rlimm.rl.matrix.run_matrix`): resuming, the refusal of another experiment's folder and the
+results themselves (runs are seeded) are the same.
+
+A worker that dies loses only the run it was computing: the scheduler gives that run to another worker
+(up to Dask's ``distributed.scheduler.allowed-failures`` deaths per task), a run that raises is retried
+``retries`` times, and a run that still fails is reported by the driver at the end while the others
+carry on.
+
+Nothing here imports Dask at module level, and nothing else imports this module unless a cluster is
+asked for: the base install does not need Dask (``pip install 'rlimm[cluster]'`` brings it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rlimm.errors import RlimmError
+
+if TYPE_CHECKING:
+    from rlimm.agents.teachers import TabularTeacher
+    from rlimm.rl.config import CompareConfig, RunSpec
+
+#: The environment variable naming the scheduler when ``--cluster`` is not given (Dask's own name).
+ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
+#: Seconds to wait for the scheduler before giving up (a wrong address should fail fast).
+CONNECT_TIMEOUT = 5
+#: Test hook, read on the workers: the path of a file of rules, one a line. ``METHOD:BUDGET:SEED`` makes
+#: the worker process that starts that run exit at once (``os._exit``), as a crashed or killed machine
+#: would; ``METHOD:BUDGET:SEED:once`` does so once (the rule is removed first), so the run dies and is
+#: then computed elsewhere. No file, no effect.
+TEST_EXIT_ENV = "RLIMM_TEST_WORKER_EXIT"
+
+
+def scheduler_address(flag: str | None) -> str | None:
+    """The scheduler to use: ``--cluster``, else ``$DASK_SCHEDULER_ADDRESS``, else ``None`` (local)."""
+    return flag or os.environ.get(ADDRESS_ENV) or None
+
+
+def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
+    """A :class:`distributed.Client` of the scheduler at ``address``.
+
+    :raises RlimmError: Dask is not installed, or the scheduler does not answer within ``timeout``.
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise RlimmError(
+            "--cluster needs Dask distributed, which is not installed: pip install 'rlimm[cluster]'"
+        ) from None
+    from distributed.comm.addressing import get_address_host_port
+
+    hint = "start one with `dask scheduler` and give its address, e.g. --cluster tcp://HOST:8786"
+    try:
+        # Checked first: a Client half-made from a malformed address hangs on exit.
+        get_address_host_port(address)
+    except (ValueError, TypeError) as err:
+        raise RlimmError(f"cannot reach the Dask scheduler at {address}: {err}; {hint}") from None
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except Exception as err:  # OSError, TimeoutError
+        reason = " ".join(str(err).split())
+        if not reason or "timed out" in reason.lower():
+            reason = f"no answer within {timeout:g} s"
+        raise RlimmError(f"cannot reach the Dask scheduler at {address} ({reason}); {hint}") from None
+
+
+def describe(client: Any, address: str) -> str:
+    """``the Dask cluster at tcp://… (N workers, T threads)``."""
+    info = client.scheduler_info()
+    workers = info.get("workers", {})
+    threads = sum(w.get("nthreads", 0) for w in workers.values())
+    return f"the Dask cluster at {info.get('address', address)} ({len(workers)} workers, {threads} threads)"
+
+
+def task_key(config: CompareConfig, spec: RunSpec, tensorboard_log: str | None) -> str:
+    """A readable task name, unique to the experiment and the run: a driver that is restarted while
+    the cluster still holds a run's result picks it up instead of computing it again."""
+    digest = hashlib.sha256(f"{config.model_dump_json()}|{tensorboard_log}".encode()).hexdigest()[:12]
+    return f"rlimm-{config.name}-{spec.method}-b{spec.budget}-s{spec.seed}-r{spec.lambda_ratio:.4f}-{digest}"
+
+
+def _test_exit_hook(spec: RunSpec) -> None:
+    rules = Path(os.environ.get(TEST_EXIT_ENV) or "")
+    if not rules.name or not rules.is_file():
+        return
+    lines = rules.read_text().split()
+    run = f"{spec.method}:{spec.budget}:{spec.seed}"
+    if run in lines:
+        os._exit(17)
+    if f"{run}:once" in lines:
+        lines.remove(f"{run}:once")
+        rules.write_text("".join(f"{line}\n" for line in lines))
+        os._exit(17)
+
+
+def cluster_task(
+    config: CompareConfig, spec: RunSpec, tensorboard_log: str | None, teacher: TabularTeacher | None
+) -> dict:
+    """One run on a worker: :func:`rlimm.rl.runs.run_one` with one torch thread (as local workers)."""
+    import torch
+
+    from rlimm.rl.runs import run_one
+
+    # Tiny networks: one thread per task beats oversubscribing the worker's cores.
+    torch.set_num_threads(1)
+    _test_exit_hook(spec)
+    return run_one(config, spec, tensorboard_log, teacher)
+
+
+def run_on_cluster(
+    client: Any,
+    config: CompareConfig,
+    specs: list[RunSpec],
+    tensorboard_log: str | None,
+    teacher: TabularTeacher | None,
+    retries: int = 1,
+) -> Iterator[tuple[RunSpec, dict | BaseException]]:
+    """Submit every run and yield ``(spec, row)`` as runs finish, or ``(spec, error)`` for a run that
+    failed for good (its worker died too often, or it raised ``retries + 1`` times)."""
+    from distributed import as_completed
+
+    if not specs:
+        return
+    # The teacher is built once by the driver and sent once to every worker, not rebuilt per run.
+    shipped = client.scatter([teacher], broadcast=True, hash=False)[0] if teacher is not None else None
+    futures = {
+        client.submit(
+            cluster_task,
+            config,
+            spec,
+            tensorboard_log,
+            shipped,
+            key=task_key(config, spec, tensorboard_log),
+            retries=retries,
+        ): spec
+        for spec in specs
+    }
+    for future in as_completed(futures, loop=client.loop):
+        spec = futures[future]
+        try:
+            row = future.result()
+        except Exception as err:  # the run's error, KilledWorker, or a lost connection
+            yield spec, err
+        else:
+            yield spec, row
+        future.release()
