@@ -8,6 +8,7 @@ indexes it.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -284,7 +285,19 @@ class PolicyTeacher:
     ) -> None:
         if mode not in POLICY_MODES:
             raise RlimmError(f"unknown teacher policy '{mode}'; accepted: {', '.join(POLICY_MODES)}")
-        self.policy = policy.to("cpu").eval()
+        # A frozen CPU copy: no optimizer, no gradients, no cached distribution (SB3 keeps the last
+        # one, with its graph), so it pickles to worker processes.
+        cached = getattr(getattr(policy, "action_dist", None), "distribution", None)
+        if cached is not None:
+            policy.action_dist.distribution = None
+        try:
+            policy = copy.deepcopy(policy).to("cpu").eval()
+        finally:
+            if cached is not None:
+                policy.action_dist.distribution = cached
+        if hasattr(policy, "optimizer"):
+            policy.optimizer = None
+        self.policy = policy.requires_grad_(False)
         self.visible_space = visible_space
         self._n_actions = int(n_actions)
         self.mode, self.temperature, self.name = mode, float(temperature), name

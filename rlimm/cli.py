@@ -40,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RlimmError as err:
         print(f"rlimm: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. an output folder on a read-only file system, or under a file
+        where = f": {err.filename}" if err.filename else ""
+        print(f"rlimm: error: cannot write the output ({err.strerror or err}){where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             "rlimm: interrupted; finished runs are saved, rerun the same command to resume", file=sys.stderr

@@ -387,24 +387,26 @@ def test_noising_step_is_ce_on_the_kn_noised_window(data):
 
 
 def test_batch_perplexity_and_batch_time_are_accumulated_over_the_epoch(tmp_path, data, monkeypatch):
-    # Every LOG_EVERY batches (5 here) the running perplexity of the epoch goes to TensorBoard; the
-    # progress lines (every batch on this 12-batch epoch) print the same running figure.
+    # Every LOG_EVERY batches (5 here) the running perplexity of the epoch goes to TensorBoard; a
+    # progress line every tenth of the epoch (every 2 batches of this 20-batch epoch) prints it too.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     monkeypatch.setattr(train_module, "LOG_EVERY", 5)
+    config = _config(**{"train.epochs": 1, "train.max_batches_per_epoch": 20})
     messages = []
-    trainer = _trainer(
-        _config(**{"train.epochs": 1}), "none", data, tmp_path, log=messages.append, tensorboard=True
-    )
+    trainer = _trainer(config, "none", data, tmp_path, log=messages.append, tensorboard=True)
     ticks = iter(range(10**6))  # a clock that advances by 1 s at every reading
     monkeypatch.setattr(train_module.time, "perf_counter", lambda: float(next(ticks)))
     trainer.run()
     monkeypatch.undo()
-    # Each batch reads the clock at its start and its end: one second per batch, summed over 12.
-    assert trainer.progress.batch_seconds == 12.0
+    # Each batch reads the clock at its start and its end: one second per batch, summed over 20.
+    assert trainer.progress.batch_seconds == 20.0
+    assert [m.split(" train ppl")[0] for m in messages[:10]] == [
+        f"none: epoch 1 batch {b}/20" for b in range(2, 21, 2)
+    ]
     events = EventAccumulator(str(tmp_path / TENSORBOARD))
     events.Reload()
     logged = events.Scalars(train_module.BATCH_KEY)
-    assert [e.step for e in logged] == [5, 10]
-    printed = [float(m.rsplit(" ", 1)[1]) for m in messages[:12]]
-    assert [e.value for e in logged] == pytest.approx([printed[4], printed[9]], abs=0.005)
+    assert [e.step for e in logged] == [5, 10, 15, 20]
+    printed = [float(m.rsplit(" ", 1)[1]) for m in messages[:10]]  # batches 2, 4, ..., 20
+    assert [logged[1].value, logged[3].value] == pytest.approx([printed[4], printed[9]], abs=0.005)

@@ -192,7 +192,6 @@ def test_predictions_on_a_test_set_shared_by_all_problems():
     assert T.predict_positive(theta[1:], x_test, "interpolation", 0.5, teacher).tolist() == [
         [True, False, False]
     ]
-    with pytest.raises(
-        RlimmError, match=re.escape("interpolation needs the teacher's probabilities at the test points")
-    ):
+    message = "interpolation needs the teacher's probabilities at the test points"
+    with pytest.raises(RlimmError, match=f"^{re.escape(message)}$"):
         T.predict_positive(theta, x_test, "interpolation", 0.5)

@@ -1,10 +1,11 @@
 """The comparison's runs on a Dask cluster (``rlimm compare --cluster ADDRESS``).
 
-The driver (the ``rlimm compare`` process) connects to a running Dask scheduler, ships the teacher to
-the workers once (:meth:`distributed.Client.scatter`, broadcast), submits every run as one task and
-writes each finished run to ``results.csv`` as it arrives, exactly as with local worker processes
-(:func:`rlimm.rl.matrix.run_matrix`): resuming, the refusal of another experiment's folder and the
-results themselves (runs are seeded) are the same.
+The driver (the ``rlimm compare`` process) connects to a running Dask scheduler, builds the teacher
+once and ships it to the cluster once (as the result of one task that every run depends on: each
+worker fetches it once, and unlike scattered data it is restored if the workers holding it die),
+submits every run as one task and writes each finished run to ``results.csv`` as it arrives, exactly
+as with local worker processes (:func:`rlimm.rl.matrix.run_matrix`): resuming, the refusal of another
+experiment's folder and the results themselves (runs are seeded) are the same.
 
 A worker that dies loses only the run it was computing: the scheduler gives that run to another worker
 (up to Dask's ``distributed.scheduler.allowed-failures`` deaths per task), a run that raises is retried
@@ -81,11 +82,25 @@ def describe(client: Any, address: str) -> str:
     return f"the Dask cluster at {info.get('address', address)} ({len(workers)} workers, {threads} threads)"
 
 
+def _digest(config: CompareConfig, tensorboard_log: str | None) -> str:
+    return hashlib.sha256(f"{config.model_dump_json()}|{tensorboard_log}".encode()).hexdigest()[:12]
+
+
 def task_key(config: CompareConfig, spec: RunSpec, tensorboard_log: str | None) -> str:
     """A readable task name, unique to the experiment and the run: a driver that is restarted while
-    the cluster still holds a run's result picks it up instead of computing it again."""
-    digest = hashlib.sha256(f"{config.model_dump_json()}|{tensorboard_log}".encode()).hexdigest()[:12]
-    return f"rlimm-{config.name}-{spec.method}-b{spec.budget}-s{spec.seed}-r{spec.lambda_ratio:.4f}-{digest}"
+    the cluster still holds a run's result picks it up instead of computing it again.
+
+    Every run's key starts ``rlimm_run-<digest>-``, so Dask sees the runs as one task group and
+    queues them on the scheduler (a worker is handed a run when it has a free thread): a worker that
+    dies then takes few waiting runs down with it.
+    """
+    run = f"{spec.method}-b{spec.budget}-s{spec.seed}-r{spec.lambda_ratio:.4f}"
+    return f"rlimm_run-{_digest(config, tensorboard_log)}-{config.name}-{run}"
+
+
+def _teacher(teacher: TabularTeacher) -> TabularTeacher:
+    """The task that holds the driver's teacher on the cluster (its argument is the teacher itself)."""
+    return teacher
 
 
 def _test_exit_hook(spec: RunSpec) -> None:
@@ -130,8 +145,13 @@ def run_on_cluster(
 
     if not specs:
         return
-    # The teacher is built once by the driver and sent once to every worker, not rebuilt per run.
-    shipped = client.scatter([teacher], broadcast=True, hash=False)[0] if teacher is not None else None
+    # The teacher is built once by the driver and travels once, inside one task; every run takes that
+    # task's result, which each worker fetches once. (Scattered data would be lost for good when the
+    # workers holding it die; a task's result is restored from the task.)
+    shipped = None
+    if teacher is not None:
+        key = f"rlimm_teacher-{_digest(config, tensorboard_log)}-{config.name}"
+        shipped = client.submit(_teacher, teacher, key=key)
     futures = {
         client.submit(
             cluster_task,

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from rlimm.coefficients import check_ratio, paper_grid_ratio, ratio_to_lambda
+from rlimm.coefficients import Linear, check_ratio, paper_grid_ratio, ratio_to_lambda
 from rlimm.common.config import Ratio, StrictModel, load_config
 from rlimm.common.device import DeviceName
 from rlimm.errors import RlimmError
@@ -215,6 +215,9 @@ class CompareConfig(StrictModel):
     #: λ as the ratio λ/(1+λ): one number, a list (a sweep), ``paper_grid`` (the paper's rule
     #: r = round(-0.0002·epochs + 0.1891, 1)) or a linear rule in the budget (see ``rlimm tune``).
     lambda_ratio: float | list[float] | Literal["paper_grid"] | LinearRatioRule = "paper_grid"
+    #: ``constant``: λ throughout training; ``linear_decay``: λ at the start falling linearly to 0 at
+    #: the end (as kickstarting anneals its teacher: a teacher weaker than the learner stops pulling).
+    lambda_schedule: Literal["constant", "linear_decay"] = "constant"
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
     #: The search of ``rlimm tune`` (ignored by ``compare``).
     tune: TuneConfig = Field(default_factory=TuneConfig)
@@ -283,6 +286,12 @@ class CompareConfig(StrictModel):
         if self.lambda_ratio == "paper_grid":
             return paper_grid_ratio(self.updates_and_timesteps(budget)[0])
         raise RlimmError("'lambda_ratio': a sweep needs a ratio per run")
+
+    def teacher_coef(self, spec: RunSpec) -> float | Linear:
+        """The agent's ``teacher_coef`` for ``spec``: its λ, or a schedule falling from it to 0."""
+        if self.lambda_schedule == "linear_decay" and spec.teacher_coef > 0:
+            return Linear(spec.teacher_coef, 0.0)
+        return spec.teacher_coef
 
     def runs(self) -> list[RunSpec]:
         """Every run of the comparison, with its λ; ``none`` runs once per (budget, seed) whatever

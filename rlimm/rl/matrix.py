@@ -38,7 +38,16 @@ COLUMNS = [
     "train_seconds",
 ]
 # The parts of a config that define what a result means; a results folder is tied to them.
-IDENTITY_KEYS = ("env", "restriction", "teacher", "algo", "budget_unit", "evaluation")
+IDENTITY_KEYS = (
+    "env",
+    "restriction",
+    "teacher",
+    "algo",
+    "budget_unit",
+    "evaluation",
+    "induction",
+    "lambda_schedule",
+)
 
 
 def preflight(config: CompareConfig) -> TabularTeacher | None:

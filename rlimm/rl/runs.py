@@ -47,7 +47,13 @@ def make_restriction(config: CompareConfig | TrainConfig, env: gym.Env) -> Restr
     r = config.restriction
     if r is None:
         return None
-    return restriction_for(env, r.visible, factors=r.factors)
+    restriction = restriction_for(env, r.visible, factors=r.factors)
+    if config.induction.method == "exact" and not restriction.exact:
+        raise RlimmError(
+            f"'induction: exact' needs a restriction whose hidden part can be enumerated; "
+            f"{restriction.describe()} cannot: use knn or marginal"
+        )
+    return restriction
 
 
 def _alphas_path(path: str | None) -> Path:
@@ -138,19 +144,26 @@ def build_agent(
                 "'device' key (or --device)"
             )
         kwargs["device"] = device
-    return algorithm_class(algo.name)(
-        "MlpPolicy",
-        env,
-        regularizer=regularizer,
-        teacher=teacher,
-        restriction=restriction,
-        teacher_coef=teacher_coef,
-        induction=induction.method if induction is not None else "auto",
-        induction_k=induction.k if induction is not None else 16,
-        seed=seed,
-        tensorboard_log=tensorboard_log,
-        **kwargs,
-    )
+    try:
+        return algorithm_class(algo.name)(
+            "MlpPolicy",
+            env,
+            regularizer=regularizer,
+            teacher=teacher,
+            restriction=restriction,
+            teacher_coef=teacher_coef,
+            induction=induction.method if induction is not None else "auto",
+            induction_k=induction.k if induction is not None else 16,
+            seed=seed,
+            tensorboard_log=tensorboard_log,
+            **kwargs,
+        )
+    except RlimmError:
+        raise
+    except (TypeError, ValueError, AssertionError) as err:
+        raise RlimmError(
+            f"bad 'algo.kwargs' {algo.kwargs} for {algo.name}: {type(err).__name__}: {err}"
+        ) from None
 
 
 def teacher_label(config: CompareConfig) -> str:
@@ -237,7 +250,7 @@ def run_one(
         spec.method,
         teacher,
         restriction,
-        spec.teacher_coef,
+        config.teacher_coef(spec),
         spec.seed,
         tensorboard_log,
         device,

@@ -1,16 +1,24 @@
 """λ search per budget with Optuna (``rlimm tune``), and the data-size rule fitted to its optima.
 
 Each budget is one Optuna study (``<name>/<method>/b<budget>``) in one storage: a local SQLite file
-by default, or any database URL Optuna accepts, so several machines can work on the same studies.
-A trial draws a λ-ratio and scores it by the mean score over the same ``tune.seeds`` seeds (paired
-across trials, which makes differences between ratios less noisy). Rerunning continues each study
-up to ``tune.trials`` complete trials.
+by default, any database URL Optuna accepts, or an Optuna journal file (``journal:PATH``), so several
+processes and machines can work on the same studies. A trial draws a λ-ratio and scores it by the
+mean score over the same ``tune.seeds`` seeds (paired across trials, which makes differences between
+ratios less noisy).
+
+Every process counts the study's complete trials before it starts another one and stops once there
+are ``tune.trials``: rerunning continues each study, and processes sharing a storage share the work.
+As each process may start a trial while another finishes the last one, a study may end with up to
+one extra complete trial per process.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
+import socket
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rlimm.agents.teachers import TabularTeacher
+from rlimm.common.device import describe, resolve_device
 from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.errors import RlimmError
 from rlimm.rl.config import CompareConfig, LinearRatioRule, RunSpec
@@ -89,7 +98,29 @@ def _complete(study) -> int:  # noqa: ANN001
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
 
-def _load_study(config: CompareConfig, budget: int, storage: str, sampler_seed: int):  # noqa: ANN202
+JOURNAL_PREFIX = "journal:"
+#: ``host:pid`` of this process, recorded with each trial it runs.
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_storage(storage: str):  # noqa: ANN201 - a URL, or an optuna JournalStorage
+    """What Optuna takes as ``storage``: a database URL as it is (``sqlite:///…``, ``postgresql://…``,
+    ``mysql://…``), or ``journal:PATH``, an append-only journal file that several processes (and
+    machines, on a shared disk) may write at once."""
+    if not storage.startswith(JOURNAL_PREFIX):
+        return storage
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = Path(storage.removeprefix(JOURNAL_PREFIX)).expanduser()
+    if not path.name:
+        raise RlimmError(f"--storage {storage}: give the journal file, e.g. journal:/shared/tune.log")
+    if not path.parent.is_dir():
+        raise RlimmError(f"--storage {storage}: folder {path.parent} does not exist")
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _load_study(config: CompareConfig, budget: int, storage: Any, label: str):  # noqa: ANN202
     import optuna
 
     name = study_name(config, budget)
@@ -100,13 +131,28 @@ def _load_study(config: CompareConfig, budget: int, storage: str, sampler_seed: 
         study.set_user_attr("identity", identity)
     elif saved != identity:
         raise RlimmError(
-            f"study '{name}' in {storage} was made with another setting (env, teacher, algo, evaluation, "
+            f"study '{name}' in {label} was made with another setting (env, teacher, algo, evaluation, "
             "seeds or tune section); use another --out or --storage, or rename the config"
         )
-    # Seeded by the trials already there: a resumed study draws new ratios instead of repeating
-    # the first ones, and a given history always leads to the same next draws.
-    seed = sampler_seed + 100_003 * len(study.trials)
-    return optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.TPESampler(seed=seed))
+    return study
+
+
+def _run_trial(study, objective: Callable, sampler_seed: int | None) -> None:  # noqa: ANN001
+    """Ask the study for a trial, score it, tell the score. With ``sampler_seed``, first give the study
+    a TPE sampler seeded by the new trial's number: a resumed study draws new ratios instead of
+    repeating the first ones, a given history always leads to the same draws, and processes sharing
+    a study (whose trial numbers differ) draw different ones."""
+    import optuna
+
+    trial = study.ask()
+    if sampler_seed is not None:
+        study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + 100_003 * trial.number)
+    try:
+        value = objective(trial)
+    except BaseException:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    study.tell(trial, value)
 
 
 def tune(
@@ -115,9 +161,14 @@ def tune(
     storage: str | None = None,
     jobs: int = 1,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> TuneOutcome:
     """Run (or continue) the λ search of ``config`` at every budget; write ``trials.csv`` and
-    ``tuned.yaml`` into ``out``."""
+    ``tuned.yaml`` into ``out``.
+
+    :param storage: an Optuna database URL or ``journal:PATH`` (default: ``OUT/optuna.db``).
+    :param log: receives one line before the trials start: where the results go.
+    """
     import optuna
     import yaml
 
@@ -126,31 +177,49 @@ def tune(
     if jobs < 1:
         raise RlimmError(f"jobs must be at least 1, got {jobs}")
     teacher: TabularTeacher | None = preflight(config.model_copy(update={"methods": [t.method]}))
+    device = resolve_device(config.device)  # the runs' device, checked before anything is written
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RlimmError(f"output folder {out} exists and is not a folder")
+    label = storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
+    backend = open_storage(label)
     out.mkdir(parents=True, exist_ok=True)
-    storage = storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
     seeds = range(config.seed_offset, config.seed_offset + t.seeds)
 
-    studies = [_load_study(config, b, storage, t.sampler_seed + i) for i, b in enumerate(config.budgets)]
-    todo = [max(t.trials - _complete(study), 0) for study in studies]
-    bar = tqdm(total=sum(todo), desc=f"tune {config.name}", unit="trial", disable=not progress)
+    studies = [_load_study(config, b, backend, label) for b in config.budgets]
+
+    def remaining(from_budget: int = 0) -> int:
+        return sum(max(t.trials - _complete(study), 0) for study in studies[from_budget:])
+
+    if log is not None:
+        log(
+            f"writing {out / 'trials.csv'} and {out / 'tuned.yaml'} (studies in {label}; TensorBoard: "
+            f"none, trials are scored only); {remaining()} trials to do, {jobs} worker processes on "
+            f"{describe(device)}"
+        )
+    bar = tqdm(total=remaining(), desc=f"tune {config.name}", unit="trial", disable=not progress)
     best: list[BudgetBest] = []
     rows: list[dict[str, Any]] = []
     with _runner(jobs) as run_all:
-        for budget, study, n_todo in zip(config.budgets, studies, todo, strict=True):
+        for i, (budget, study) in enumerate(zip(config.budgets, studies, strict=True)):
 
             def objective(trial: optuna.Trial, budget: int = budget) -> float:
                 ratio = trial.suggest_float("lambda_ratio", t.low, t.high)
                 specs = [RunSpec(t.method, budget, seed, ratio) for seed in seeds]
                 scores = [row["score"] for row in run_all([(config, s, None, teacher) for s in specs])]
                 trial.set_user_attr("scores", scores)
+                trial.set_user_attr("worker", WORKER)  # which process (of which machine) ran it
                 return float(np.mean(scores))
 
-            for _ in range(n_todo):
-                study.optimize(objective, n_trials=1)
+            # Complete trials are counted before each new one: other processes sharing the storage
+            # may have added some meanwhile.
+            sampler_seed: int | None = t.sampler_seed + i
+            while _complete(study) < t.trials:
+                _run_trial(study, objective, sampler_seed)
+                sampler_seed = None  # seeded once per process and study; the sampler goes on from there
                 bar.update()
+                bar.total = bar.n + remaining(i)
+                bar.refresh()
             complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
             best.append(
                 BudgetBest(budget, study.best_params["lambda_ratio"], study.best_value, len(complete))
