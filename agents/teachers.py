@@ -368,6 +368,16 @@ def load_model(path: str | Path) -> BaseAlgorithm:
     raise RlimmError(f"cannot load {path} as an SB3 model ({'; '.join(errors)})")
 
 
+def _sb3_class(algo: str, what: str) -> type[BaseAlgorithm]:
+    """The plain SB3 algorithm a teacher or an expert is trained with."""
+    from stable_baselines3 import A2C, DQN, PPO
+
+    classes = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+    if algo not in classes:
+        raise RlimmError(f"unknown {what} algorithm '{algo}'; accepted: {', '.join(classes)}")
+    return classes[algo]
+
+
 def train_restricted_teacher(
     env: gym.Env,
     restriction: Any,
@@ -383,14 +393,11 @@ def train_restricted_teacher(
 
     :param algo: ``ppo``, ``a2c`` or ``dqn`` (plain SB3 algorithms).
     """
-    from stable_baselines3 import A2C, DQN, PPO
-
     from rlimm.envs.wrappers import VisibleObservation
 
-    classes = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
-    if algo not in classes:
-        raise RlimmError(f"unknown teacher algorithm '{algo}'; accepted: {', '.join(classes)}")
-    model = classes[algo]("MlpPolicy", VisibleObservation(env, restriction), seed=seed, **(algo_kwargs or {}))
+    model = _sb3_class(algo, "teacher")(
+        "MlpPolicy", VisibleObservation(env, restriction), seed=seed, **(algo_kwargs or {})
+    )
     model.learn(total_timesteps)
     return policy_teacher(model, restriction, mode, temperature, f"trained-{algo}-{mode}"), model
 
@@ -403,12 +410,7 @@ def train_full_expert(
     algo_kwargs: dict | None = None,
 ) -> BaseAlgorithm:
     """An SB3 policy trained on the *full* observation: the expert an induced expert is made from."""
-    from stable_baselines3 import A2C, DQN, PPO
-
-    classes = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
-    if algo not in classes:
-        raise RlimmError(f"unknown expert algorithm '{algo}'; accepted: {', '.join(classes)}")
-    model = classes[algo]("MlpPolicy", env, seed=seed, **(algo_kwargs or {}))
+    model = _sb3_class(algo, "expert")("MlpPolicy", env, seed=seed, **(algo_kwargs or {}))
     model.learn(total_timesteps)
     return model
 

@@ -5,14 +5,20 @@
 #   bash scripts/mutation.sh                      # rlimm.induction rlimm.losses rlimm.coefficients
 #   bash scripts/mutation.sh rlimm.lm.histories   # any module listed in [tool.mutmut] only_mutate
 #   bash scripts/mutation.sh 'rlimm.logreg.train.x_objective*'   # or mutmut's mutant-name globs
+#   bash scripts/mutation.sh agents               # a profile ([tool.mutmut.profiles.agents]): the RL
+#                                                 # regulariser, neighbour draws and algorithms' losses
+#   bash scripts/mutation.sh agents 'rlimm.agents.ppo.*'         # a profile, then globs of its own
 #
 # Environment: MUTATION_JOBS (default 1: the machine is shared), MUTATION_WORKDIR (default
 # $TMPDIR/rlimm-mutation), RLIMM_DATA_DIR (default ../shared/data).
 #
 # mutmut writes a mutants/ folder next to pyproject.toml; to keep the checkout clean (and unaffected by
 # edits made while it runs) the script copies pyproject.toml, rlimm/, tests/ and configs/ to the work
-# folder and runs there. The copy's rlimm/ is what gets mutated; rlimm.agents and rlimm.envs (mapped to
-# agents/ and envs/ by package-dir) come from the editable install.
+# folder and runs there. The copy is laid out as the installed package: agents/ and envs/ (mapped to
+# rlimm.agents and rlimm.envs by pyproject's package-dir) become rlimm/agents/ and rlimm/envs/, so that
+# mutmut (which derives module names from file paths under its source path rlimm/) sees them under
+# their import names, and `import rlimm.agents` finds the copy in mutants/ before the editable install.
+# A profile replaces the [tool.mutmut] settings of the copy's pyproject.toml with its own.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="${MUTATION_WORKDIR:-${TMPDIR:-/tmp}/rlimm-mutation}"
@@ -22,17 +28,73 @@ mutmut="$repo/.venv/bin/mutmut"
 python="$repo/.venv/bin/python"
 [ -x "$mutmut" ] || { echo "mutmut is missing: $repo/.venv/bin/pip install -e '.[dev]'" >&2; exit 2; }
 
+rm -rf "$work"
+mkdir -p "$work"
+cp -r "$repo/pyproject.toml" "$repo/rlimm" "$repo/tests" "$repo/configs" "$work/"
+[ ! -e "$work/rlimm/agents" ] && [ ! -e "$work/rlimm/envs" ] || { echo "rlimm/agents or rlimm/envs exists" >&2; exit 2; }
+cp -r "$repo/agents" "$work/rlimm/agents"
+cp -r "$repo/envs" "$work/rlimm/envs"
+find "$work" -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# A profile: its settings replace [tool.mutmut]'s in the copy; prints its default targets.
+profile_py=$(cat <<'PY'
+import json
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+work, profile = Path(sys.argv[1]), sys.argv[2]
+path = work / "pyproject.toml"
+text = path.read_text(encoding="utf-8")
+settings = tomllib.loads(text)["tool"]["mutmut"]
+profiles = settings.pop("profiles", {})
+if profile not in profiles:
+    sys.exit(f"no profile '{profile}' in [tool.mutmut.profiles]; defined: {', '.join(profiles)}")
+chosen = dict(profiles[profile])
+targets = chosen.pop("targets", [])
+unwrap = chosen.pop("unwrap_no_grad", [])
+settings.update(chosen)
+kept, inside = [], False
+for line in text.splitlines(keepends=True):
+    if line.startswith("["):
+        inside = line.strip() == "[tool.mutmut]" or line.strip().startswith("[tool.mutmut.")
+    if not inside:
+        kept.append(line)
+kept.append(f"\n# scripts/mutation.sh: profile '{profile}'\n[tool.mutmut]\n")
+kept += [f"{key} = {json.dumps(value, ensure_ascii=False)}\n" for key, value in settings.items()]
+path.write_text("".join(kept), encoding="utf-8")
+# mutmut leaves decorated functions alone: `@torch.no_grad() def f` becomes `def f` … `f = torch.no_grad()(f)`
+# at the end of the module (the same function object as the decorator makes; mutmut's trampoline is
+# what gets wrapped, so every mutant runs without gradient as the original).
+for rel in unwrap:
+    source = work / rel
+    code = source.read_text(encoding="utf-8")
+    pattern = re.compile(r"^@torch\.no_grad\(\)\n(?=def (\w+)\()", re.M)
+    names = pattern.findall(code)
+    if not names:
+        sys.exit(f"{rel}: no top-level @torch.no_grad() function to unwrap")
+    code = pattern.sub("", code)
+    code += "\n\n# scripts/mutation.sh: the decorators, applied after mutmut's trampolines\n"
+    code += "".join(f"{name} = torch.no_grad()({name})\n" for name in names)
+    source.write_text(code, encoding="utf-8")
+print("\n".join(targets))
+PY
+)
+
 targets=("$@")
+if [ ${#targets[@]} -gt 0 ] && [[ "${targets[0]}" != *.* ]]; then   # a profile name (no dot)
+    profile="${targets[0]}"
+    targets=("${targets[@]:1}")
+    mapfile -t defaults < <("$python" -c "$profile_py" "$work" "$profile")
+    [ ${#defaults[@]} -gt 0 ] && [ -n "${defaults[0]}" ] || { echo "profile '$profile' failed" >&2; exit 2; }
+    [ ${#targets[@]} -gt 0 ] || targets=("${defaults[@]}")
+fi
 [ ${#targets[@]} -gt 0 ] || targets=(rlimm.induction rlimm.losses rlimm.coefficients)
 patterns=()
 for t in "${targets[@]}"; do
     case "$t" in *"*"*) patterns+=("$t") ;; *) patterns+=("$t.*") ;; esac
 done
-
-rm -rf "$work"
-mkdir -p "$work"
-cp -r "$repo/pyproject.toml" "$repo/rlimm" "$repo/tests" "$repo/configs" "$work/"
-find "$work" -name __pycache__ -type d -prune -exec rm -rf {} +
 cd "$work"
 
 start=$(date +%s)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from rlimm.common.command import add_jobs_option, add_threads_option
+from rlimm.common.device import add_device_option, check_device, describe, resolve_device
 from rlimm.errors import RlimmError
 
 
@@ -37,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     add_threads_option(p)
     add_jobs_option(p, "methods trained in parallel, one process each", default=1)
+    add_device_option(p, "auto")
     p.add_argument(
         "--tensorboard", action="store_true", help="write learning curves to OUT/<method>/tensorboard"
     )
@@ -61,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
     )
     from rlimm.lm.report import write_report
 
-    config = load_lm_config(args.config, methods=args.methods, epochs=args.epochs)
+    if args.device is not None:
+        check_device(args.device)  # a bad flag is named as such, not as a key of the config file
+    config = load_lm_config(args.config, methods=args.methods, epochs=args.epochs, device=args.device)
+    device = resolve_device(config.device)
     out = Path(args.out)
     check_output(config, out)
     given = args.data_dir or config.data.data_dir or os.environ.get(DATA_ENV)
@@ -76,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     log = None if args.quiet else (lambda msg: print(f"lm: {msg}", file=sys.stderr, flush=True))
+    tb = out / "<method>" / "tensorboard" if args.tensorboard else "off, --tensorboard to write it"
+    print(
+        f"rlimm lm: writing {out / 'results.csv'}, {out / 'summary.md'} and a folder per method "
+        f"({', '.join(config.methods)}) in {out} (TensorBoard: {tb}); training on {describe(device)}",
+        file=sys.stderr,
+        flush=True,
+    )
     out.mkdir(parents=True, exist_ok=True)
     write_json(config.model_dump(mode="json"), out / CONFIG)
     # The restricted model on its own (cheap: a fraction of a second), for the report.
@@ -91,12 +103,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             todo.append(method)
     if args.jobs > 1 and len(todo) > 1:
-        _run_parallel(config, todo, args, out)
+        _run_parallel(config, todo, args, out, device)
     elif todo:
         from rlimm.lm.experiment import run_method
 
         for method in todo:
-            run_method(config, method, corpus, kn, out / method, log, args.tensorboard)
+            run_method(config, method, corpus, kn, out / method, log, args.tensorboard, device)
 
     _, csv, md = write_report(out, config)
     print(md.read_text())
@@ -104,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_parallel(config, methods: list[str], args: argparse.Namespace, out: Path) -> None:
+def _run_parallel(config, methods: list[str], args: argparse.Namespace, out: Path, device) -> None:  # noqa: ANN001
     """One fresh process per method (spawned: no fork of a process with torch threads running)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -128,6 +140,7 @@ def _run_parallel(config, methods: list[str], args: argparse.Namespace, out: Pat
                 args.threads,
                 args.quiet,
                 args.tensorboard,
+                str(device),
             )
             for method in methods
         ]

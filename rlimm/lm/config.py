@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from rlimm.coefficients import ratio_to_lambda
 from rlimm.common.config import Ratio, StrictModel, load_config, parse_mapping
+from rlimm.common.device import DeviceName
 
 #: The methods, in report order: dropout only, Kneser-Ney noising (the naive baseline), IMM.
 METHODS = ("none", "noising", "imm")
@@ -124,6 +125,10 @@ class LMConfig(StrictModel):
     noising: NoisingConfig = Field(default_factory=NoisingConfig)
     imm: IMMConfig = Field(default_factory=IMMConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    #: Torch device of the LSTM, its batches, the Kneser-Ney tables and the IMM histories: ``auto``
+    #: (CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; ``--device`` overrides it.
+    #: The CPU gives the same results whatever the value says.
+    device: DeviceName = "auto"
 
     @field_validator("methods")
     @classmethod
@@ -150,11 +155,18 @@ def parse_config(data: Any, source: str = "<config>") -> LMConfig:
     return parse_mapping(LMConfig, data, source)
 
 
-def load_lm_config(path: str | Path, methods: list[str] | None = None, epochs: int | None = None) -> LMConfig:
+def load_lm_config(
+    path: str | Path,
+    methods: list[str] | None = None,
+    epochs: int | None = None,
+    device: str | None = None,
+) -> LMConfig:
     """Read and validate a YAML file, with the command line's overrides.
 
     :param path: the YAML file.
     :param methods: replaces ``methods`` (``None``: keep the file's).
     :param epochs: replaces ``train.epochs`` (``None``: keep the file's).
+    :param device: replaces ``device`` (``None``: keep the file's).
     """
-    return load_config(LMConfig, path, {"methods": methods, "train": {"epochs": epochs}})
+    overrides = {"methods": methods, "train": {"epochs": epochs}, "device": device}
+    return load_config(LMConfig, path, overrides)

@@ -57,12 +57,13 @@ def enumerated_or_sampled_positions(
     positions = index.sample(words, k, generator)
     counts = index.counts[words]
     few = counts <= k
-    slot = torch.arange(k)
+    slot = torch.arange(k, device=words.device)
     # Slot i of a rare word holds its i-th occurrence (slots past its count repeat the last one).
     rank = torch.minimum(slot[None, :], counts[:, None] - 1)
     exhaustive = index.positions[index.offsets[words][:, None] + rank]
     positions = torch.where(few[:, None], exhaustive, positions)
-    used = torch.where(few[:, None], slot[None, :] < counts[:, None], torch.ones(1, k, dtype=torch.bool))
+    every = torch.ones(1, k, dtype=torch.bool, device=words.device)
+    used = torch.where(few[:, None], slot[None, :] < counts[:, None], every)
     weights = used.to(torch.float32)
     return positions, weights / weights.sum(dim=1, keepdim=True)
 
@@ -136,7 +137,7 @@ def restricted_task(
     # Q̄(·|v) depends on v only: compute it once per distinct context.
     words, where = torch.unique(prev, return_inverse=True)
     generator = torch.Generator().manual_seed(seed)
-    total = torch.zeros((), dtype=torch.float64)
+    total = torch.zeros((), dtype=torch.float64, device=test.device)
     for start in range(0, words.numel(), chunk):
         part = words[start : start + chunk]
         log_q = induced_bigram_log_probs(model, index, part, k, length, generator, chunk)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from rlimm.common.device import as_device
 from rlimm.common.files import atomic_write_text
 from rlimm.errors import RlimmError
 from rlimm.lm.config import LMConfig
@@ -27,8 +28,9 @@ from rlimm.lm.train import Log, Trainer
 METRICS = "metrics.json"
 CONFIG = "config.json"
 #: Config keys that may change between sessions on one output folder: more epochs continue training,
-#: the method list and the data folder's location do not change any result.
-RESUMABLE_KEYS = ("train.epochs", "methods", "data.data_dir")
+#: the method list and the data folder's location do not change any result, and a run may move to
+#: another device (a GPU's results are close to, not equal to, the CPU's).
+RESUMABLE_KEYS = ("train.epochs", "methods", "data.data_dir", "device")
 
 
 #: The Kneser-Ney bigram's own validation and test perplexity, in the output folder.
@@ -114,6 +116,7 @@ def run_method(
     run_dir: Path,
     log: Log | None = None,
     tensorboard: bool = False,
+    device: torch.device | str | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) one method, evaluate its best model, write and return its metrics.
 
@@ -124,10 +127,21 @@ def run_method(
     :param run_dir: the method's folder (created if missing).
     :param log: progress messages.
     :param tensorboard: write TensorBoard scalars.
+    :param device: where to train and evaluate (``None``: ``config.device``, resolved here).
     """
+    device = as_device(config.device if device is None else device)
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(
-        config, method, corpus.train, corpus.valid, kn, corpus.vocab.eos_id, run_dir, log, tensorboard
+        config,
+        method,
+        corpus.train,
+        corpus.valid,
+        kn,
+        corpus.vocab.eos_id,
+        run_dir,
+        log,
+        tensorboard,
+        device,
     )
     trainer.run()
     p = trainer.progress
@@ -135,10 +149,11 @@ def run_method(
     started = time.perf_counter()
     model = trainer.best_model()
     tc, ec = config.train, config.evaluation
-    test_ppl = perplexity(model, corpus.test, tc.eval_batch_size, tc.bptt)
-    index = HistoryIndex(corpus.train, len(corpus.vocab), corpus.vocab.eos_id)
+    test = corpus.test.to(device)
+    test_ppl = perplexity(model, test, tc.eval_batch_size, tc.bptt)
+    index = HistoryIndex(corpus.train.to(device), len(corpus.vocab), corpus.vocab.eos_id)
     task = restricted_task(
-        model, kn, index, corpus.test, ec.induced_histories, ec.history_length, seed=tc.seed
+        model, kn.to(device), index, test, ec.induced_histories, ec.history_length, seed=tc.seed
     )
     # IMM on from the start (0), after epoch e (e), or never (None).
     switched = [r["epoch"] for r in p.history if r.get("imm_switched_on")]
@@ -159,6 +174,7 @@ def run_method(
         "seconds_per_batch": p.batch_seconds / batches if batches else math.nan,
         "eval_seconds": time.perf_counter() - started,
         "torch_threads": torch.get_num_threads(),
+        "device": str(device),
         "history": p.history,
     }
     write_json(metrics, run_dir / METRICS)
@@ -178,6 +194,7 @@ def run_method_in_worker(
     threads: int,
     quiet: bool,
     tb: bool,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """:func:`run_method` in a fresh process (picklable arguments only; used by ``--jobs``)."""
     import sys
@@ -188,4 +205,4 @@ def run_method_in_worker(
     cfg = LMConfig.model_validate(config)
     corpus = load_corpus(cfg, data_dir)
     log = None if quiet else (lambda msg: print(f"lm: {msg}", file=sys.stderr, flush=True))
-    return run_method(cfg, method, corpus, fit_teacher(corpus), Path(run_dir), log, tb)
+    return run_method(cfg, method, corpus, fit_teacher(corpus), Path(run_dir), log, tb, device)

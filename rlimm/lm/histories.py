@@ -23,7 +23,8 @@ class HistoryIndex:
 
     ``positions[offsets[v] : offsets[v+1]]`` are the (sorted) positions j with ``tokens[j] == v``.
 
-    :param tokens: the 1-D int64 training stream.
+    :param tokens: the 1-D int64 training stream; the index lives on its device (the sampling
+        generators stay on the CPU: the same draws on every device).
     :param vocab_size: V (words that never occur get an empty range).
     :param eos_id: the padding word for histories that would start before the corpus.
     """
@@ -36,7 +37,7 @@ class HistoryIndex:
         # A stable sort keeps the positions of each word in increasing order.
         self.positions = torch.argsort(self.tokens, stable=True)
         self.counts = torch.bincount(self.tokens, minlength=vocab_size)
-        self.offsets = torch.zeros(vocab_size + 1, dtype=torch.int64)
+        self.offsets = torch.zeros(vocab_size + 1, dtype=torch.int64, device=self.tokens.device)
         torch.cumsum(self.counts, 0, out=self.offsets[1:])
 
     def positions_of(self, word: int) -> torch.Tensor:
@@ -55,7 +56,7 @@ class HistoryIndex:
         if bool((counts == 0).any()):
             missing = sorted(set(words[counts == 0].tolist()))
             raise ValueError(f"words {missing[:10]} never occur in the training stream")
-        u = torch.rand((words.numel(), k), generator=generator, dtype=torch.float64)
+        u = torch.rand((words.numel(), k), generator=generator, dtype=torch.float64).to(counts.device)
         # floor(u · count) is uniform on {0, …, count−1}; the clamp guards u·count rounding up to count.
         rank = torch.minimum((u * counts[:, None]).long(), counts[:, None] - 1)
         return self.positions[self.offsets[words][:, None] + rank]
@@ -70,7 +71,7 @@ class HistoryIndex:
         if length < 1:
             raise ValueError(f"history length must be >= 1, got {length}")
         j = positions.reshape(-1, 1)
-        idx = j - (length - 1) + torch.arange(length)
+        idx = j - (length - 1) + torch.arange(length, device=j.device)
         # The corpus is read as if preceded by sentence ends (it starts with one anyway).
         return torch.where(idx >= 0, self.tokens[idx.clamp_min(0)], self.eos_id)
 

@@ -22,6 +22,7 @@ textbook continuation distribution (and nltk's ``KneserNeyInterpolated`` unigram
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -214,6 +215,22 @@ class KneserNeyBigram:
         self._cache_slot[cached] = torch.arange(n_cached, dtype=torch.int64)
         self._cache = self._scatter_probs(cached)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the tables live."""
+        return self.bigram_keys.device
+
+    def to(self, device: torch.device | str) -> KneserNeyBigram:
+        """The same model with every table on ``device`` (``self`` when they are there already)."""
+        device = torch.device(device)
+        if self.device == device:
+            return self
+        moved = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                setattr(moved, name, value.to(device))
+        return moved
+
     @classmethod
     def fit(
         cls,
@@ -263,7 +280,7 @@ class KneserNeyBigram:
     def _scatter_probs(self, ctx: torch.Tensor) -> torch.Tensor:
         """``probs`` without the dense-row cache (builds the cache; tests compare both paths)."""
         out = self._gamma32[ctx, None] * self._cont32[None, :]
-        self._add_discounted_counts(out, torch.arange(ctx.numel(), dtype=torch.int64), ctx)
+        self._add_discounted_counts(out, torch.arange(ctx.numel(), dtype=torch.int64, device=ctx.device), ctx)
         return out
 
     def _add_discounted_counts(self, out: torch.Tensor, rows: torch.Tensor, ctx: torch.Tensor) -> None:
@@ -277,7 +294,7 @@ class KneserNeyBigram:
         # Context i's bigrams are the CSR slice starting at starts[i]; laid end to end, entry j of the
         # concatenation (running position j) is bigram j + starts[i] - (ends[i] - lengths[i]).
         shift = torch.repeat_interleave(starts - (ends - lengths), lengths, output_size=total)
-        pair = torch.arange(total, dtype=torch.int64) + shift
+        pair = torch.arange(total, dtype=torch.int64, device=shift.device) + shift
         row_base = torch.repeat_interleave(rows * self.vocab_size, lengths, output_size=total)
         flat = row_base + self.bigram_next[pair]
         # Every (row, word) position receives at most one value, so the add is exact and deterministic.

@@ -57,7 +57,8 @@ class KNNoiser:
 
     def sample_continuation(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` independent draws from ``p_cont`` (inverse-CDF sampling, int64)."""
-        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        # Drawn on the CPU generator, then moved: the same draws on every device.
+        u = torch.rand(n, generator=generator, dtype=torch.float64).to(self.continuation_cdf.device)
         idx = torch.searchsorted(self.continuation_cdf, u, right=True)
         # u < 1 = cdf[-1] up to rounding; the clamp guards the rounding case.
         return idx.clamp_(max=self.continuation_cdf.numel() - 1)
@@ -74,7 +75,7 @@ class KNNoiser:
         """
         if inputs.shape != targets.shape:
             raise ValueError(f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)} differ")
-        u = torch.rand(inputs.shape, generator=generator, dtype=torch.float64)
+        u = torch.rand(inputs.shape, generator=generator, dtype=torch.float64).to(inputs.device)
         mask = u < self.replace_prob[inputs]
         n = int(mask.sum())
         noised_inputs, noised_targets = inputs.clone(), targets.clone()

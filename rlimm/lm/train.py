@@ -16,8 +16,15 @@ Resuming. A checkpoint (model, optimiser, learning rate, epoch and batch positio
 state of every random generator, best validation, metrics) is written atomically every
 ``checkpoint_every`` batches and at the end of every epoch. A trainer built on a run folder that holds
 one continues from it *bit-identically* to an uninterrupted run: every random draw comes from a
-generator whose state is saved (dropout from torch's global generator, which the trainer owns while it
-runs, noising and IMM sampling from their own).
+generator whose state is saved (dropout from torch's global generator — the device's, on a GPU — which
+the trainer owns while it runs, noising and IMM sampling from their own).
+
+Devices. The model, the batches, the Kneser-Ney tables and the IMM history index and batches live on
+``device`` (``config.device`` by default). The noising and IMM draws come from CPU generators and are
+moved there, so they are the same on every device; the initial weights are drawn on the CPU and moved.
+On the CPU the results are the same whatever the device setting; on a GPU, cuDNN's LSTM kernels round
+differently, so results are close to, not equal to, the CPU's (and resuming stays exact only on the
+same kind of device).
 
 TensorBoard keys (step = number of training batches done): ``lm/train_ppl``, ``lm/val_ppl``,
 ``lm/lr``, ``lm/lambda``, ``lm/imm_kl`` once per epoch; ``lm/batch_ppl`` (running train perplexity of
@@ -37,7 +44,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from rlimm.common.device import as_device
 from rlimm.common.files import atomic_write
+from rlimm.common.progress import format_duration, time_left
 from rlimm.lm.batches import batchify, n_windows, window
 from rlimm.lm.config import LMConfig
 from rlimm.lm.evaluate import perplexity
@@ -99,6 +108,7 @@ class Trainer:
         everything in memory (no resuming).
     :param log: progress messages (``None``: silent).
     :param tensorboard: write TensorBoard scalars to ``run_dir/tensorboard``.
+    :param device: where training computes (``None``: ``config.device``, resolved on this machine).
     """
 
     def __init__(
@@ -112,31 +122,37 @@ class Trainer:
         run_dir: Path | None = None,
         log: Log | None = None,
         tensorboard: bool = False,
+        device: torch.device | str | None = None,
     ) -> None:
         if method not in ("none", "noising", "imm"):
             raise ValueError(f"unknown method {method!r}")
+        self.device = as_device(config.device if device is None else device)
+        # Dropout draws from the global generator of the device it runs on.
+        self._rng_devices = [self.device] if self.device.type == "cuda" else []
+        kn = kn.to(self.device)
         self.config, self.method, self.kn = config, method, kn
-        self.valid = valid
+        self.valid = valid.to(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.log = log
         self.tensorboard = tensorboard and self.run_dir is not None
         tc = config.train
-        self.source = batchify(train, tc.batch_size)
+        self.source = batchify(train, tc.batch_size).to(self.device)
         self.batches_per_epoch = n_windows(self.source, tc.bptt)
         if tc.max_batches_per_epoch is not None:
             self.batches_per_epoch = min(self.batches_per_epoch, tc.max_batches_per_epoch)
 
         # The model's initial weights and the dropout stream come from train.seed, whatever the
         # method: the three methods start from the same network.
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=self._rng_devices):
             torch.manual_seed(tc.seed)
-            self.model = build_model(config, kn.vocab_size)
+            self.model = build_model(config, kn.vocab_size).to(self.device)
             self.rng_state = torch.get_rng_state()
+            self.cuda_rng_state = self._cuda_rng()
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=tc.lr)
         self.noiser = KNNoiser.from_kn(kn, config.noising.gamma0) if method == "noising" else None
         self.noise_gen = torch.Generator().manual_seed(tc.seed + _NOISE_SEED)
         self.imm_gen = torch.Generator().manual_seed(tc.seed + _IMM_SEED)
-        self.index = HistoryIndex(train, kn.vocab_size, eos_id) if method == "imm" else None
+        self.index = HistoryIndex(train.to(self.device), kn.vocab_size, eos_id) if method == "imm" else None
         self.lam = config.imm.lam if method == "imm" else 0.0
         self.progress = _Progress(lr=tc.lr, imm_on=method == "imm" and config.imm.switch_on_below_ppl is None)
         self.best_state = _clone_state(self.model)
@@ -159,10 +175,13 @@ class Trainer:
         writer = self._writer()
         done = 0
         started = time.perf_counter()
+        self._session = (started, self.progress.step)  # for the time left in progress lines
         try:
             # The trainer owns torch's global generator (dropout) while it runs and gives it back after.
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=self._rng_devices):
                 torch.set_rng_state(self.rng_state)
+                if self.cuda_rng_state is not None:
+                    torch.cuda.set_rng_state(self.cuda_rng_state, self.device)
                 while not self.finished:
                     if max_batches is not None and done >= max_batches:
                         break
@@ -176,6 +195,7 @@ class Trainer:
                         self._end_epoch(writer, started)
                         started = time.perf_counter()
                 self.rng_state = torch.get_rng_state()
+                self.cuda_rng_state = self._cuda_rng()
         finally:
             if writer is not None:
                 writer.close()
@@ -184,6 +204,17 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------
     def _imm_active(self) -> bool:
         return self.method == "imm" and self.progress.imm_on
+
+    def _cuda_rng(self) -> torch.Tensor | None:
+        return torch.cuda.get_rng_state(self.device) if self._rng_devices else None
+
+    def _timing(self) -> str:
+        """``elapsed 1m02s, ETA 3m10s``: this session's time, and the time left at its rate."""
+        started, first_step = getattr(self, "_session", (time.perf_counter(), self.progress.step))
+        elapsed = time.perf_counter() - started
+        total = self.config.train.epochs * self.batches_per_epoch
+        left = time_left(elapsed, self.progress.step - first_step, total - self.progress.step)
+        return f"elapsed {format_duration(elapsed)}, ETA {left}"
 
     def _train_batch(self, writer) -> None:
         started = time.perf_counter()
@@ -200,12 +231,14 @@ class Trainer:
         if self._imm_active():
             flat = inputs.flatten()
             chosen = torch.randperm(flat.numel(), generator=self.imm_gen)[: imm.positions]
-            contexts = flat[chosen]
+            contexts = flat[chosen.to(flat.device)]
             histories = sample_histories(self.index, contexts, imm.k, imm.history_length, self.imm_gen)
-            # Histories are read without dropout unless configured (as the reference code does). On a
-            # GPU, cuDNN would refuse the backward pass of an LSTM in eval mode: this trainer is CPU-only.
+            # Histories are read without dropout unless configured (as the reference code does). cuDNN
+            # refuses the backward pass of an LSTM in eval mode: on a GPU that pass uses torch's own
+            # LSTM kernels instead (the same function, a little slower).
             model.train(imm.dropout)
-            kl = imm_loss_for(model, self.kn, contexts, histories)
+            with torch.backends.cudnn.flags(enabled=imm.dropout or self.device.type != "cuda"):
+                kl = imm_loss_for(model, self.kn, contexts, histories)
             model.train()
             loss = ce + self.lam * kl
             p.kl_sum += float(kl.detach())
@@ -230,7 +263,7 @@ class Trainer:
         if self.log is not None and p.batch % max(1, self.batches_per_epoch // 10) == 0:
             self.log(
                 f"{self.method}: epoch {p.epoch + 1} batch {p.batch}/{self.batches_per_epoch} "
-                f"train ppl {math.exp(p.ce_sum / p.tokens):.2f}"
+                f"train ppl {math.exp(p.ce_sum / p.tokens):.2f}, {self._timing()}"
             )
 
     def _end_epoch(self, writer, started: float) -> None:
@@ -269,7 +302,7 @@ class Trainer:
             kl = "" if record["imm_kl"] is None else f", IMM KL {record['imm_kl']:.4f}"
             self.log(
                 f"{self.method}: epoch {record['epoch']}/{tc.epochs}: train ppl {record['train_ppl']:.2f}, "
-                f"val ppl {val:.2f} (best {p.best_val:.2f}), lr {record['lr']:g}{kl}"
+                f"val ppl {val:.2f} (best {p.best_val:.2f}), lr {record['lr']:g}{kl}, {self._timing()}"
             )
         p.epoch += 1
         p.batch = 0
@@ -289,6 +322,7 @@ class Trainer:
                 "torch": torch.get_rng_state(),
                 "noise": self.noise_gen.get_state(),
                 "imm": self.imm_gen.get_state(),
+                **({"cuda": torch.cuda.get_rng_state(self.device)} if self._rng_devices else {}),
             },
             "progress": {k: getattr(p, k) for k in p.__dataclass_fields__},
         }
@@ -299,20 +333,27 @@ class Trainer:
             atomic_write(self.run_dir / CHECKPOINT, partial(torch.save, self._state()))
 
     def _load(self) -> None:
-        state = torch.load(self.run_dir / CHECKPOINT, weights_only=True)
+        state = torch.load(self.run_dir / CHECKPOINT, weights_only=True, map_location=self.device)
         if state.get("method") != self.method:
             raise ValueError(f"{self.run_dir / CHECKPOINT} belongs to method {state.get('method')!r}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.rng_state = state["rng"]["torch"]
-        self.noise_gen.set_state(state["rng"]["noise"])
-        self.imm_gen.set_state(state["rng"]["imm"])
+        # Generator states are CPU byte tensors wherever the checkpoint was loaded to.
+        self.rng_state = state["rng"]["torch"].cpu()
+        if self._rng_devices and "cuda" in state["rng"]:
+            self.cuda_rng_state = state["rng"]["cuda"].cpu()
+        self.noise_gen.set_state(state["rng"]["noise"].cpu())
+        self.imm_gen.set_state(state["rng"]["imm"].cpu())
         progress = dict(state["progress"])
         if progress["hidden"] is not None:
             progress["hidden"] = tuple(progress["hidden"])
         self.progress = _Progress(**progress)
         best = self.run_dir / BEST_MODEL
-        self.best_state = torch.load(best, weights_only=True) if best.is_file() else _clone_state(self.model)
+        self.best_state = (
+            torch.load(best, weights_only=True, map_location=self.device)
+            if best.is_file()
+            else _clone_state(self.model)
+        )
 
     def _writer(self):
         if not self.tensorboard:
@@ -327,7 +368,7 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # the throw-away init must not move the caller's RNG
             model = build_model(self.config, self.kn.vocab_size)
         model.load_state_dict(self.best_state)
-        return model.eval()
+        return model.to(self.device).eval()
 
 
 def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

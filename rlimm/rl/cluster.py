@@ -76,7 +76,10 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
 
 def describe(client: Any, address: str) -> str:
     """``the Dask cluster at tcp://… (N workers, T threads)``."""
-    info = client.scheduler_info()
+    try:
+        info = client.scheduler_info(n_workers=-1)  # all workers (some releases list 5 by default)
+    except TypeError:  # releases without the argument list them all
+        info = client.scheduler_info()
     workers = info.get("workers", {})
     threads = sum(w.get("nthreads", 0) for w in workers.values())
     return f"the Dask cluster at {info.get('address', address)} ({len(workers)} workers, {threads} threads)"
