@@ -356,7 +356,7 @@ class RegularizedMixin:
 
     def _excluded_save_params(self) -> list[str]:
         # The teacher can be large or live elsewhere (another model): never pickled with the agent.
-        return [*super()._excluded_save_params(), "teacher", "regularizer", "_raw_last_obs"]  # type: ignore[misc]
+        return [*super()._excluded_save_params(), "teacher", "regularizer", "_raw_last_obs", "_diagnosed_at"]  # type: ignore[misc]
 
     def learn(self, total_timesteps: int, *args: Any, tb_log_name: str | None = None, **kwargs: Any) -> Any:
         """SB3's ``learn``; TensorBoard runs are named ``<Algo>_<regularizer>`` unless given."""
@@ -408,21 +408,30 @@ class RegularizedMixin:
         if not self.regularizer.enabled:
             return torch.zeros(())
         pool = None
-        if self.regularizer.induction != "exact":
+        sampled = self.regularizer.induction != "exact"
+        if sampled:
             pool = self.rollout_buffer.rollout_observations()  # type: ignore[attr-defined]
+        # The KL that is not optimised is a diagnostic: with sampled induction (a batch × k forward)
+        # it is computed on the first minibatch of each pass only, not on every minibatch.
+        diagnose = not sampled or getattr(self, "_diagnosed_at", None) != self._n_updates  # type: ignore[attr-defined]
+        self._diagnosed_at = self._n_updates  # type: ignore[attr-defined]
         out = self.regularizer.compute(
             self.policy,  # type: ignore[attr-defined]
             batch,
             distribution,
             self._current_progress_remaining,  # type: ignore[attr-defined]
             pool,
+            diagnostics=diagnose,
         )
         logger = self.logger  # type: ignore[attr-defined]
         logger.record_mean("train/regularizer_loss", out.loss.item())
         logger.record("train/lambda", out.lam)
-        logger.record_mean("train/imm_kl", out.imm_kl)
-        logger.record_mean("train/naive_kl", out.naive_kl)
-        if self.regularizer.induction != "exact":
-            logger.record_mean("train/induction_ess", out.ess)
-            logger.record_mean("train/neighbour_distance", out.distance)
+        for key, value in (
+            ("train/imm_kl", out.imm_kl),
+            ("train/naive_kl", out.naive_kl),
+            ("train/induction_ess", out.ess),
+            ("train/neighbour_distance", out.distance),
+        ):
+            if value == value:  # not nan: computed on this minibatch
+                logger.record_mean(key, value)
         return out.loss

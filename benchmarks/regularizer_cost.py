@@ -7,8 +7,14 @@ update, the environment steps per second, and the ratio to ``none``.
 Goals: REINFORCE per-update cost of imm and naive ≤ 1.3× none (issue 2); PPO-IMM throughput
 ≥ 0.75× plain PPO (issue 3). Hyperparameters are those of configs/grid_<algo>.yaml.
 
+With ``--env`` and ``--visible`` it times PPO (SB3's defaults) on a stock environment instead, the
+IMM term by sampled induction (``--induction knn --k 16``) with a teacher that is a policy on the
+visible part (untrained: its weights do not change the cost). Goal: imm ≥ 0.7× plain PPO.
+
     .venv/bin/python benchmarks/regularizer_cost.py --algo reinforce --timesteps 10000 --repeats 5
     .venv/bin/python benchmarks/regularizer_cost.py --algo ppo --timesteps 4000 --repeats 3
+    .venv/bin/python benchmarks/regularizer_cost.py --env CartPole-v1 --visible theta theta_dot \
+        --timesteps 8192
 """
 
 from __future__ import annotations
@@ -32,8 +38,14 @@ def main() -> None:
     parser.add_argument("--algo", choices=["reinforce", "ppo", "a2c"], default="reinforce")
     parser.add_argument("--timesteps", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--env", help="a stock gymnasium env id (PPO with sampled induction)")
+    parser.add_argument("--visible", nargs="+", help="what the teacher sees (with --env)")
+    parser.add_argument("--induction", default="knn", choices=["knn", "marginal"])
+    parser.add_argument("--k", type=int, default=16)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.env:
+        return _stock_env(args)
 
     name = "paper" if args.algo == "reinforce" else args.algo
     config = load_compare_config(CONFIGS / f"grid_{name}.yaml")
@@ -69,6 +81,48 @@ def main() -> None:
             f"{kind:<12}{med / updates * 1000:>11.2f}{args.timesteps / med:>10.0f}{med / base:>11.2f}x"
             f"{base / med:>17.2f}x"
         )
+
+
+def _stock_env(args: argparse.Namespace) -> None:
+    import gymnasium as gym
+
+    from rlimm.agents.ppo import PPO
+    from rlimm.agents.teachers import PolicyTeacher
+    from rlimm.envs import VisibleObservation
+    from rlimm.envs.restriction import restriction_for
+
+    env = gym.make(args.env)
+    restriction = restriction_for(env, args.visible)
+    visible_policy = PPO("MlpPolicy", VisibleObservation(gym.make(args.env), restriction), seed=0).policy
+    teacher = PolicyTeacher(
+        visible_policy, restriction.visible_space, int(env.action_space.n), name="visible"
+    )
+    seconds: dict[str, list[float]] = {"none": [], "naive": [], "imm": []}
+    for rep in range(args.repeats):
+        for kind in seconds:
+            model = PPO(
+                "MlpPolicy",
+                gym.make(args.env),
+                regularizer=kind,
+                teacher=None if kind == "none" else teacher,
+                restriction=None if kind == "none" else restriction,
+                teacher_coef=ratio_to_lambda(0.2),
+                induction=args.induction,
+                induction_k=args.k,
+                seed=rep,
+            )
+            start = time.perf_counter()
+            model.learn(args.timesteps)
+            seconds[kind].append(time.perf_counter() - start)
+    base = statistics.median(seconds["none"])
+    print(
+        f"ppo on {args.env}, teacher sees {' '.join(args.visible)}, imm by {args.induction} (k = {args.k}), "
+        f"{args.timesteps} steps, {args.repeats} interleaved repeats, 1 thread"
+    )
+    print(f"{'regularizer':<12}{'s/run':>9}{'steps/s':>10}{'time ratio':>12}{'throughput ratio':>18}")
+    for kind, values in seconds.items():
+        med = statistics.median(values)
+        print(f"{kind:<12}{med:>9.2f}{args.timesteps / med:>10.0f}{med / base:>11.2f}x{base / med:>17.2f}x")
 
 
 if __name__ == "__main__":

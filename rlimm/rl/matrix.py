@@ -193,7 +193,9 @@ def run_matrix(
         todo = [s for s in config.runs() if s.key() not in finished]
         # Longest runs first: better balance across workers.
         todo.sort(key=lambda s: -s.budget)
-        tb = str(out / "tensorboard") if tensorboard else None
+        # Workers on other machines write TensorBoard files where the path says: an absolute one.
+        tb_dir = (out / "tensorboard").resolve() if client is not None else out / "tensorboard"
+        tb = str(tb_dir) if tensorboard else None
         if log is not None:
             where = (
                 f"on {dask_cluster.describe(client, cluster)}, device {config.device}"

@@ -18,6 +18,7 @@ import json
 import multiprocessing as mp
 import os
 import socket
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,12 +104,32 @@ JOURNAL_PREFIX = "journal:"
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def open_storage(storage: str):  # noqa: ANN201 - a URL, or an optuna JournalStorage
-    """What Optuna takes as ``storage``: a database URL as it is (``sqlite:///…``, ``postgresql://…``,
+def _database(url: str):  # noqa: ANN202 - an optuna RDBStorage
+    from optuna.storages import RDBStorage
+    from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+    for attempt in range(10):
+        try:
+            return RDBStorage(url)
+        except (IntegrityError, OperationalError) as err:
+            # Processes that open a new database at once race to create its tables (SQLite: "UNIQUE
+            # constraint failed: alembic_version", "table … already exists", "database is locked"):
+            # the tables are there by the next attempt. Anything else is the user's to fix.
+            text = str(err)
+            if not isinstance(err, IntegrityError) and not ("locked" in text or "already exists" in text):
+                raise RlimmError(f"--storage {url}: cannot open it: {text.splitlines()[0]}") from None
+            time.sleep(0.1 * (attempt + 1))
+        except (SQLAlchemyError, ImportError, ValueError) as err:
+            raise RlimmError(f"--storage {url}: cannot open it: {str(err).splitlines()[0]}") from None
+    return RDBStorage(url)
+
+
+def open_storage(storage: str):  # noqa: ANN201 - an optuna RDBStorage or JournalStorage
+    """What Optuna takes as ``storage``: a database URL (``sqlite:///…``, ``postgresql://…``,
     ``mysql://…``), or ``journal:PATH``, an append-only journal file that several processes (and
     machines, on a shared disk) may write at once."""
     if not storage.startswith(JOURNAL_PREFIX):
-        return storage
+        return _database(storage)
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -182,7 +203,9 @@ def tune(
     if out.exists() and not out.is_dir():
         raise RlimmError(f"output folder {out} exists and is not a folder")
     label = storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
-    backend = open_storage(label)
+    if storage is None:
+        out.mkdir(parents=True, exist_ok=True)  # the default database lives there
+    backend = open_storage(label)  # a --storage that cannot be opened writes nothing
     out.mkdir(parents=True, exist_ok=True)
     seeds = range(config.seed_offset, config.seed_offset + t.seeds)
 
