@@ -294,13 +294,21 @@ class RegularizedMixin:
                     f"leave it unset (rlimm uses {buffer.__name__})"
                 )
             self.rollout_buffer_class = custom or buffer
-            self.rollout_buffer_kwargs = {  # type: ignore[attr-defined]
-                **self.rollout_buffer_kwargs,  # type: ignore[attr-defined]
+            # The buffer gets the view for its construction only: the saved kwargs stay the user's
+            # (a bound method of the model would drag the model, logger and all, into the zip).
+            user_kwargs = self.rollout_buffer_kwargs  # type: ignore[attr-defined]
+            self.rollout_buffer_kwargs = {
+                **user_kwargs,
                 "view": self._teacher_view,
                 "columns": self._teacher_view_columns(),
                 "raw_observations": self._raw_observations,
             }
-        super()._setup_model()  # type: ignore[misc]
+            try:
+                super()._setup_model()  # type: ignore[misc]
+            finally:
+                self.rollout_buffer_kwargs = user_kwargs
+        else:
+            super()._setup_model()  # type: ignore[misc]
         if not isinstance(self.policy, DistributionEvaluationMixin):  # type: ignore[attr-defined]
             raise RlimmError(
                 f"policy {type(self.policy).__name__} cannot return its action distribution; use "  # type: ignore[attr-defined]

@@ -333,3 +333,16 @@ def test_it_learns_the_grid(algo):
     trained = evaluate(model, gym.make(E.GRID_ID), 20, 22, seed=1_000_003, deterministic=False).mean()
     assert untrained < 5.0
     assert trained > untrained + 8.0, (untrained, trained)
+
+
+@pytest.mark.parametrize("algo", MODEL_LIST)
+def test_save_with_tensorboard_keeps_only_the_user_buffer_kwargs(algo, teacher, restriction, tmp_path):
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    model = build(algo, teacher, restriction, "imm", tensorboard_log=str(tmp_path / "tb"))
+    model.learn(KWARGS[algo]["n_steps"] * 2)
+    model.save(tmp_path / "m.zip")  # the logger's file handles must not be pickled
+    data, _, _ = load_from_zip_file(tmp_path / "m.zip")
+    assert data["rollout_buffer_kwargs"] == {}  # the teacher's view is not saved with the model
+    loaded = algo.load(tmp_path / "m.zip", env=env(), teacher=teacher)
+    loaded.learn(KWARGS[algo]["n_steps"], reset_num_timesteps=False)
