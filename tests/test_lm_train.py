@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,7 +90,9 @@ def test_none_is_plain_truncated_bptt_sgd(data):
     assert trainer.progress.step == 12
     # The epoch's training perplexity is exp(token-weighted mean CE) over its batches.
     assert trainer.progress.history[0]["train_ppl"] == pytest.approx(math.exp(ce_sum / tokens), rel=1e-12)
-    assert messages[:12] == expected_messages
+    # Each progress line ends with the session's elapsed time and the time left.
+    assert [m.split(", elapsed ")[0] for m in messages[:12]] == expected_messages
+    assert all(re.search(r", elapsed \S+, ETA \S+$", m) for m in messages[:12])
     assert len(messages) == 13 and messages[12].startswith("none: epoch 1/1: train ppl ")
 
 
@@ -408,5 +411,5 @@ def test_batch_perplexity_and_batch_time_are_accumulated_over_the_epoch(tmp_path
     events.Reload()
     logged = events.Scalars(train_module.BATCH_KEY)
     assert [e.step for e in logged] == [5, 10, 15, 20]
-    printed = [float(m.rsplit(" ", 1)[1]) for m in messages[:10]]  # batches 2, 4, ..., 20
+    printed = [float(m.split(" train ppl ")[1].split(",")[0]) for m in messages[:10]]  # batches 2, 4, ..., 20
     assert [logged[1].value, logged[3].value] == pytest.approx([printed[4], printed[9]], abs=0.005)
