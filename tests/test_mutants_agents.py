@@ -8,6 +8,7 @@ loss written out by hand at the recorded parameters: the policy-gradient term, t
 terms with their coefficients, the advantage normalisation, PPO's clipping and λ · KL(teacher ‖
 induced policy) computed from the paper's definition. The logged values are checked the same way."""
 
+import math
 from types import SimpleNamespace
 
 import gymnasium as gym
@@ -22,7 +23,7 @@ from rlimm.agents import neighbours
 from rlimm.agents.a2c import A2C
 from rlimm.agents.policies import RegularizedActorCriticPolicy, RegularizedMultiInputActorCriticPolicy
 from rlimm.agents.ppo import PPO
-from rlimm.agents.regularizer import TeacherRegularizer
+from rlimm.agents.regularizer import TeacherRegularizer, action_logits
 from rlimm.agents.reinforce import REINFORCE
 from rlimm.agents.teachers import pomdp_teacher
 from rlimm.envs.restriction import CoordinateRestriction, KeyRestriction, PartitionRestriction
@@ -54,7 +55,7 @@ class Recorder:
     parameters and gradients just before it."""
 
     def __init__(self, model):
-        self.batches, self.params, self.grads = [], [], []
+        self.batches, self.params, self.grads, self.training = [], [], [], []
         buffer, get = model.rollout_buffer, model.rollout_buffer.get
         parameters = list(model.policy.parameters())
 
@@ -64,6 +65,7 @@ class Recorder:
                 yield sample
 
         def before_step(optimizer, args, kwargs):
+            self.training.append(model.policy.training)
             self.params.append(flat([p.detach() for p in parameters]).clone())
             self.grads.append(flat([torch.zeros_like(p) if p.grad is None else p.grad for p in parameters]))
 
@@ -103,7 +105,7 @@ def hand_terms(model, policy, batch, teacher, lam, kind):
     terms = {"entropy": -entropy.mean(), "value": ((batch.returns - values) ** 2).mean()}
     if isinstance(model, PPO):
         ratio = torch.exp(log_prob - batch.old_log_prob)
-        clip = model.clip_range(1.0)
+        clip = model.clip_range(model._current_progress_remaining)
         # min(r·A, clip(r)·A): the pessimistic bound, written per sign of A
         bounded = torch.where(adv >= 0, torch.clamp(ratio, max=1 + clip), torch.clamp(ratio, min=1 - clip))
         terms["policy"] = -(bounded * adv).mean()
@@ -111,7 +113,7 @@ def hand_terms(model, policy, batch, teacher, lam, kind):
         log_ratio = log_prob - batch.old_log_prob
         terms["approx_kl"] = ((log_ratio.exp() - 1) - log_ratio).mean()
         if model.clip_range_vf is not None:
-            clip_vf = model.clip_range_vf(1.0)
+            clip_vf = model.clip_range_vf(model._current_progress_remaining)
             pred = batch.old_values + torch.clamp(values - batch.old_values, -clip_vf, clip_vf)
             terms["value"] = ((batch.returns - pred) ** 2).mean()
     else:
@@ -132,6 +134,7 @@ def check_steps(model, rec, teacher, lam, kind, max_grad_norm=None):
     """Every recorded gradient is ∇(hand loss) at the recorded parameters (clipped to
     ``max_grad_norm`` as torch's clip_grad_norm_ does); returns the hand terms of each step."""
     assert len(rec.grads) == len(rec.batches) > 0
+    assert all(rec.training)  # the update runs in training mode (dropout, batch norm)
     all_terms = []
     for params, grads, batch in zip(rec.params, rec.grads, rec.batches, strict=True):
         policy = policy_at(model, params)
@@ -263,13 +266,22 @@ def test_a2c_update_is_the_hand_loss(teacher, restriction, kind, normalize, clip
 
 
 @pytest.mark.parametrize(
-    ("kind", "n_steps", "normalize", "clip_vf", "clip"),
-    [("imm", 9, True, None, 1e9), ("naive", 10, True, 0.02, 0.05), ("imm", 8, False, None, 1e9)],
+    ("kind", "n_steps", "normalize", "clip_vf", "clip", "value_bias"),
+    [
+        ("imm", 9, True, None, 1e9, 0.0),
+        ("naive", 10, True, 0.02, 0.05, 0.0),
+        ("imm", 8, False, None, 1e9, 0.0),
+        ("imm", 8, True, 0.02, 1e9, 100.0),
+    ],
 )
-def test_ppo_update_is_the_hand_loss(teacher, restriction, kind, n_steps, normalize, clip_vf, clip):
+def test_ppo_update_is_the_hand_loss(
+    teacher, restriction, kind, n_steps, normalize, clip_vf, clip, value_bias
+):
     """Two epochs over 8 to 10 transitions in minibatches of 4, 4 and the rest: the ratio moves away
     from one in the later minibatches (the clipping acts); a minibatch of one is not normalised, one
-    of two is."""
+    of two is. The value clip acts upwards from values near zero, downwards from values far above
+    the returns (``value_bias``). With exact induction the KL that is not optimised is reported as the
+    mean over every minibatch."""
     lam = 0.37
     model = build(
         PPO,
@@ -282,13 +294,16 @@ def test_ppo_update_is_the_hand_loss(teacher, restriction, kind, n_steps, normal
         n_epochs=2,
         ent_coef=0.3,
         vf_coef=0.7,
-        clip_range=0.1,
-        clip_range_vf=clip_vf,
+        # schedules of progress_remaining (0 at this update): 0.1 and clip_vf
+        clip_range=lambda progress: 0.1 + 0.3 * progress,
+        clip_range_vf=None if clip_vf is None else (lambda progress: clip_vf * (1 + progress)),
         normalize_advantage=normalize,
         max_grad_norm=clip,
         learning_rate=2.0,
         policy_kwargs=SGD,
     )
+    with torch.no_grad():
+        model.policy.value_net.bias += value_bias
     rec = Recorder(model)
     model.learn(n_steps)
     terms = check_steps(model, rec, teacher, lam, kind, None if clip > 1 else clip)
@@ -300,6 +315,8 @@ def test_ppo_update_is_the_hand_loss(teacher, restriction, kind, n_steps, normal
         ("entropy", "train/entropy_loss"),
         ("clip_fraction", "train/clip_fraction"),
         ("teacher", "train/regularizer_loss"),
+        ("imm_kl", "train/imm_kl"),
+        ("naive_kl", "train/naive_kl"),
     ]:
         assert logged(model, name) == pytest.approx(np.mean([t[key] for t in terms]), rel=1e-5), name
     # approx_kl: the last epoch's minibatches; loss: the last minibatch's
@@ -343,6 +360,24 @@ def test_ppo_stops_an_update_when_the_kl_passes_one_and_a_half_times_target_kl(t
     assert stopped._n_updates == 1
     assert logged(stopped, "train/approx_kl") == pytest.approx(np.mean(kls[: stop + 1]), rel=1e-4)
     assert f"Early stopping at step 0 due to reaching max kl: {kls[stop]:.2f}\n" in capsys.readouterr().out
+    # A KL of exactly 1.5 · target_kl does not stop the update: only one above it does.
+    batch = free_rec.batches[stop]
+    with torch.no_grad():
+        _, log_prob, _ = policy_at(free, free_rec.params[stop]).evaluate_actions(
+            batch.observations, batch.actions.long().flatten()
+        )
+        log_ratio = log_prob - batch.old_log_prob
+        kl = float(torch.mean((torch.exp(log_ratio) - 1) - log_ratio).numpy())  # as PPO computes it
+    tie = kl / 1.5
+    for _ in range(8):  # the float64 whose 1.5-fold is the KL exactly
+        if 1.5 * tie == kl:
+            break
+        tie = math.nextafter(tie, math.inf if 1.5 * tie < kl else -math.inf)
+    assert 1.5 * tie == kl
+    at_tie = build(PPO, teacher, restriction, "imm", 0.0, policy_kwargs=SGD, target_kl=tie, **kw)
+    rec = Recorder(at_tie)
+    at_tie.learn(16)
+    assert len(rec.grads) > stop
 
 
 @pytest.mark.parametrize("algo", [PPO, A2C])
@@ -580,8 +615,9 @@ def test_a_term_that_is_not_optimised_builds_no_graph(teacher, restriction, kind
         out = reg.compute(policy, batch, policy.get_distribution(batch.observations), 1.0)
         assert out.loss.requires_grad == (lam > 0 and kind != "none")
         assert (out.loss.item() == 0.0) == (lam == 0 or kind == "none")
+        distribution = policy.get_distribution(batch.observations)  # with a graph
         with torch.no_grad():
-            quiet = reg.compute(policy, batch, policy.get_distribution(batch.observations), 1.0)
+            quiet = reg.compute(policy, batch, distribution, 1.0)
         assert not quiet.loss.requires_grad and quiet.loss.item() == out.loss.item()
 
 
@@ -626,3 +662,95 @@ def test_training_with_sampled_induction_logs_the_draws_diagnostics(teacher):
     ]:
         assert logged(model, key) == pytest.approx(value, rel=1e-5, abs=1e-7), key
     assert out.loss.item() == pytest.approx(0.6 * out.imm_kl, rel=1e-6)
+
+
+def test_the_buffer_records_the_teachers_view_of_every_environment(teacher, restriction):
+    """Two environments: each step records the context and the teacher's probabilities of both."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    model = A2C(
+        "MlpPolicy",
+        DummyVecEnv([grid, grid]),
+        n_steps=5,
+        regularizer="imm",
+        teacher=teacher,
+        restriction=restriction,
+        teacher_coef=0.5,
+        seed=0,
+    )
+    model.learn(10)
+    buf = model.rollout_buffer  # flattened by the update: (n_steps · n_envs, …)
+    contexts = restriction.visible(buf.observations.reshape(-1).astype(int))
+    assert len(set(contexts.tolist())) > 1
+    np.testing.assert_array_equal(buf.view_data["contexts"].reshape(-1), contexts)
+    np.testing.assert_array_equal(
+        buf.view_data["teacher_probs"].reshape(-1, 4), teacher.table[contexts].astype(np.float32)
+    )
+
+
+def test_bad_induction_settings_and_continuous_actions_are_refused_by_name():
+    with pytest.raises(RlimmError, match=r"^unknown induction method 'kde'; accepted: exact, knn, marginal$"):
+        neighbours.check_induction("kde", 4)
+    for k in [True, 2.0, 0, -1]:
+        with pytest.raises(RlimmError, match=rf"^induction k must be a whole number >= 1, got {k!r}$"):
+            neighbours.check_induction("knn", k)
+    neighbours.check_induction("marginal", 1)
+    from stable_baselines3.common.distributions import DiagGaussianDistribution
+
+    dist = DiagGaussianDistribution(1).proba_distribution(torch.zeros(2, 1), torch.zeros(1))
+    message = (
+        r"^the teacher regulariser needs a Discrete action space; got a DiagGaussianDistribution "
+        r"\(continuous actions: use regularizer 'none'\)$"
+    )
+    with pytest.raises(RlimmError, match=message):
+        action_logits(dist)
+
+
+def test_ppo_counts_as_clipped_only_ratios_strictly_beyond_the_clip_range(teacher, restriction):
+    """The first minibatch is scored by the policy that collected it: every ratio is exactly one, and
+    none counts as clipped, even with a clip range of zero."""
+    model = build(
+        PPO, teacher, restriction, "imm", 0.0, n_steps=16, batch_size=16, n_epochs=1, clip_range=0.0
+    )
+    model.learn(16)
+    assert logged(model, "train/clip_fraction") == 0.0
+
+
+@pytest.mark.parametrize("induction", ["exact", "knn"])
+def test_the_kl_that_is_not_optimised_is_diagnosed_once_per_pass_with_sampled_induction(teacher, induction):
+    """``naive`` optimised, the induced KL a diagnostic: with exact induction it is computed on every
+    minibatch; with sampled induction (a batch × k forward) on the first minibatch of each pass only,
+    and the logged values (imm_kl, ess, distance) are the means over the minibatches that computed it."""
+    restriction = E.FactoredRestriction.for_env(
+        gym.make(E.GRID_ID), ["x"], max_hidden=5 if induction == "knn" else 64
+    )
+    model = build(
+        PPO, teacher, restriction, "naive", 0.37, n_steps=12, batch_size=4, n_epochs=2, induction_k=3
+    )
+    assert model.regularizer.induction == induction
+    outputs = []
+    compute = model.regularizer.compute
+
+    def spy(*args, **kwargs):
+        outputs.append(compute(*args, **kwargs))
+        return outputs[-1]
+
+    model.regularizer.compute = spy
+    model.learn(12)
+    computed = [not np.isnan(out.imm_kl) for out in outputs]
+    if induction == "exact":
+        assert computed == [True] * 6
+    else:
+        assert computed == [True, False, False] * 2  # two passes (epochs) of three minibatches
+        assert [not np.isnan(out.ess) for out in outputs] == computed
+    done = [out for out in outputs if not np.isnan(out.imm_kl)]
+    assert logged(model, "train/imm_kl") == pytest.approx(np.mean([out.imm_kl for out in done]), rel=1e-5)
+    assert logged(model, "train/naive_kl") == pytest.approx(
+        np.mean([out.naive_kl for out in outputs]), rel=1e-5
+    )
+    if induction == "knn":
+        assert logged(model, "train/induction_ess") == pytest.approx(
+            np.mean([out.ess for out in done]), rel=1e-5
+        )
+    else:
+        assert "train/induction_ess" not in model.logger.name_to_value
