@@ -64,6 +64,7 @@ class TeacherViewMixin:
         super().__init__(*args, **kwargs)
 
     def reset(self) -> None:
+        self._pool: th.Tensor | TensorDict | None = None
         self.view_data = {
             name: np.zeros((self.buffer_size, self.n_envs, *shape), dtype=dtype)  # type: ignore[attr-defined]
             for name, (shape, dtype) in self.columns.items()
@@ -97,11 +98,15 @@ class TeacherViewMixin:
 
     def rollout_observations(self) -> th.Tensor | TensorDict:
         """Every observation of the (flattened) rollout, as tensors: the pool sampled induction draws
-        hidden parts from. Only valid once :meth:`get` has flattened the buffer."""
-        obs = self.observations  # type: ignore[attr-defined]
-        if isinstance(obs, dict):
-            return {k: self.to_torch(v) for k, v in obs.items()}  # type: ignore[attr-defined]
-        return self.to_torch(obs)  # type: ignore[attr-defined]
+        hidden parts from. Only valid once :meth:`get` has flattened the buffer; converted once per
+        rollout, not once per minibatch."""
+        if self._pool is None:
+            obs = self.observations  # type: ignore[attr-defined]
+            if isinstance(obs, dict):
+                self._pool = {k: self.to_torch(v) for k, v in obs.items()}  # type: ignore[attr-defined]
+            else:
+                self._pool = self.to_torch(obs)  # type: ignore[attr-defined]
+        return self._pool
 
 
 class TeacherRolloutBuffer(TeacherViewMixin, RolloutBuffer):

@@ -273,8 +273,6 @@ class RegularizedMixin:
     ) -> None:
         self.regularizer_kind = check_regularizer(regularizer)
         as_coefficient(teacher_coef)  # validate early, with a clear message
-        if induction != "auto":
-            neighbours.check_induction(induction, induction_k)
         if regularizer != "none" and teacher is None:
             raise RlimmError(f"regularizer '{regularizer}' needs a teacher")
         self.teacher = teacher

@@ -16,13 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from rlimm.agents.teachers import PolicyTeacher, TabularTeacher, Teacher
+from rlimm.agents.teachers import TabularTeacher, Teacher
 from rlimm.common.files import atomic_write
 from rlimm.errors import RlimmError
-
-SUFFIX = ".npz"
-#: The suffix of each kind of teacher file.
-SUFFIXES = {TabularTeacher: ".npz", PolicyTeacher: ".pt"}
 
 
 def suffix_for(teacher: Teacher) -> str:

@@ -248,16 +248,20 @@ def policy_teacher(
             f"the teacher model observes Discrete({n}) but the restriction has {restriction.n_contexts} "
             "visible contexts"
         )
-    obs = th.arange(n, dtype=th.float32, device=model.device)
-    with th.no_grad():
-        if hasattr(model.policy, "get_distribution"):
-            utilities = model.policy.get_distribution(obs).distribution.logits
-        elif hasattr(model.policy, "q_net"):
-            utilities = model.policy.q_net(obs)
-        else:
-            raise RlimmError(f"cannot read a policy from {type(model).__name__}")
+    utilities = policy_utilities(model.policy, th.arange(n, dtype=th.float32, device=model.device))
     table = utilities_to_policy(utilities.cpu().double().numpy(), mode, temperature)
     return TabularTeacher(table, name)
+
+
+@th.no_grad()
+def policy_utilities(policy: th.nn.Module, obs: Any) -> th.Tensor:
+    """What an SB3 policy prefers at a batch of (unpreprocessed) observations: its action logits
+    (actor-critic policies) or its Q-values (DQN)."""
+    if hasattr(policy, "get_distribution"):
+        return policy.get_distribution(obs).distribution.logits
+    if hasattr(policy, "q_net"):
+        return policy.q_net(obs)  # QNetwork.forward preprocesses the observation itself
+    raise RlimmError(f"cannot read a policy from {type(policy).__name__}")
 
 
 class PolicyTeacher:
@@ -313,10 +317,8 @@ class PolicyTeacher:
             if isinstance(visible, dict)
             else th.as_tensor(np.asarray(visible))
         )
-        if hasattr(self.policy, "get_distribution"):
-            return self.policy.get_distribution(obs).distribution.logits
-        if hasattr(self.policy, "q_net"):
-            return self.policy.q_net(self.policy.extract_features(obs, self.policy.q_net.features_extractor))
+        if hasattr(self.policy, "get_distribution") or hasattr(self.policy, "q_net"):
+            return policy_utilities(self.policy, obs)
         return self.policy(obs.float())
 
     def probs(self, visible: Any) -> np.ndarray:
@@ -438,11 +440,11 @@ class _VisibleMLP(th.nn.Module):
 
 def _expert_probs(expert: BaseAlgorithm, obs: Any) -> np.ndarray:
     obs_t, _ = expert.policy.obs_to_tensor(obs)
-    with th.no_grad():
-        if hasattr(expert.policy, "get_distribution"):
+    if hasattr(expert.policy, "get_distribution"):  # the expert's own action probabilities
+        with th.no_grad():
             return expert.policy.get_distribution(obs_t).distribution.probs.cpu().double().numpy()
-        q = expert.policy.q_net(obs_t).cpu().double().numpy()
-    return utilities_to_policy(q, "argmax")
+    # DQN: greedy on its Q-values.
+    return utilities_to_policy(policy_utilities(expert.policy, obs_t).cpu().double().numpy(), "argmax")
 
 
 def fit_induced_expert(

@@ -22,7 +22,7 @@ from rlimm.common.device import describe, resolve_device
 from rlimm.common.files import atomic_write_csv
 from rlimm.errors import RlimmError
 from rlimm.rl.config import CompareConfig, RunSpec
-from rlimm.rl.runs import build_agent, check_evaluation, make_env, make_restriction, make_teacher, run_one
+from rlimm.rl.runs import build_agent, evaluation_steps, make_env, make_restriction, make_teacher, run_one
 
 COLUMNS = [
     "method",
@@ -67,7 +67,7 @@ def preflight(config: CompareConfig) -> TabularTeacher | None:
         device="cpu",
         induction=config.induction,
     )
-    check_evaluation(make_env(config.env), config.evaluation.steps)
+    evaluation_steps(make_env(config.env), config.evaluation.steps)  # raises unless episodes end
     config.runs()
     return teacher
 

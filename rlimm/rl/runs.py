@@ -212,11 +212,6 @@ def evaluation_steps(env: gym.Env, steps: int | None) -> int | None:
     return steps
 
 
-def check_evaluation(env: gym.Env, steps: int | None) -> None:
-    """Raise unless evaluation episodes of ``env`` end (see :func:`evaluation_steps`)."""
-    evaluation_steps(env, steps)
-
-
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse the training seed's start states
 
 

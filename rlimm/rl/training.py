@@ -35,7 +35,6 @@ from rlimm.rl.config import TrainConfig
 from rlimm.rl.runs import (
     EVAL_SEED_OFFSET,
     build_agent,
-    check_evaluation,
     evaluate,
     evaluation_steps,
     make_env,
@@ -88,7 +87,7 @@ def prepare(
         as_device(config.device if device is None else device),
         config.induction,
     )
-    check_evaluation(make_env(config.env), config.evaluation.steps)
+    evaluation_steps(make_env(config.env), config.evaluation.steps)  # raises unless episodes end
     return PreparedRun(config, model, teacher)
 
 
