@@ -57,6 +57,9 @@ class A2C(RegularizedMixin, SB3A2C):
         rollout, :mod:`rlimm.agents.neighbours`), or ``auto`` (exact when the restriction can
         enumerate, else knn).
     :param induction_k: hidden parts per state for ``knn`` and ``marginal``.
+    :param kl_estimator: Box actions: the estimator of KL(teacher ‖ induced Gaussian mixture),
+        ``mc``, ``quadrature`` (≤ 2 action dimensions) or ``moment`` (:mod:`rlimm.gaussian_kl`).
+    :param kl_samples: Box actions, ``mc``: actions drawn from the teacher per state.
     :param tensorboard_log: TensorBoard folder (``None``: none).
     :param policy_kwargs: keyword arguments of the policy.
     :param verbose: 0 silent, 1 info, 2 debug.
@@ -92,6 +95,8 @@ class A2C(RegularizedMixin, SB3A2C):
         teacher_coef: TeacherCoef = 0.0,
         induction: str = "auto",
         induction_k: int = 16,
+        kl_estimator: str = "mc",
+        kl_samples: int = 16,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
@@ -125,7 +130,9 @@ class A2C(RegularizedMixin, SB3A2C):
             _init_setup_model=False,
         )
         # The teacher is set before the model, whose buffer and regulariser depend on it.
-        self._init_teacher(regularizer, teacher, restriction, teacher_coef, induction, induction_k)
+        self._init_teacher(
+            regularizer, teacher, restriction, teacher_coef, induction, induction_k, kl_estimator, kl_samples
+        )
         if _init_setup_model:
             self._setup_model()
 

@@ -34,6 +34,10 @@ class Draw:
     weights: torch.Tensor
     distances: torch.Tensor
 
+    def rows(self, index: torch.Tensor) -> Draw:
+        """The draws of some rows (of a draw made for a whole rollout)."""
+        return Draw(self.index[index], self.weights[index], self.distances[index])
+
     def effective_sample_size(self) -> torch.Tensor:
         """Mean over the batch of 1 / Σ_j w_j² (k for equal weights, 1 for a single neighbour)."""
         return (1.0 / (self.weights**2).sum(dim=1)).mean()
@@ -87,6 +91,24 @@ def knn(batch: torch.Tensor, pool: torch.Tensor, own: torch.Tensor, k: int, disc
     h = torch.where(h > 0, h, torch.ones_like(h))
     weights = torch.where(finite, torch.exp(-0.5 * (dist / h) ** 2), torch.zeros_like(dist))
     return Draw(index, weights / weights.sum(dim=1, keepdim=True), dist)
+
+
+@torch.no_grad()
+def knn_all(pool: torch.Tensor, k: int, discrete: torch.Tensor, chunk: int = 1024) -> Draw:
+    """The ``knn`` draw of every row of the pool (its own hidden part first), ``chunk`` rows at a time
+    so that the distance matrix never holds more than chunk × N entries."""
+    n = pool.shape[0]
+    parts = [
+        knn(
+            pool[start : start + chunk],
+            pool,
+            torch.arange(start, min(start + chunk, n), device=pool.device),
+            k,
+            discrete,
+        )
+        for start in range(0, n, chunk)
+    ]
+    return Draw(*(torch.cat([getattr(p, f) for p in parts]) for f in ("index", "weights", "distances")))
 
 
 @torch.no_grad()

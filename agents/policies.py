@@ -48,6 +48,14 @@ class DistributionEvaluationMixin:
             return values, log_prob, entropy, distribution
         return values, log_prob, entropy
 
+    def actor_output(self: ActorCriticPolicy, obs: PyTorchObs) -> th.Tensor:  # type: ignore[misc]
+        """The action net's output at ``obs`` (logits for discrete actions, the mean for Gaussian
+        ones): the actor alone, without building a distribution object. The regulariser evaluates
+        the policy at batch × k synthetic states, where that object's construction is a fifth of
+        the cost."""
+        features = self.extract_features(obs, self.pi_features_extractor)
+        return self.action_net(self.mlp_extractor.forward_actor(features))
+
 
 class RegularizedActorCriticPolicy(DistributionEvaluationMixin, ActorCriticPolicy):
     """SB3's ``MlpPolicy`` with :meth:`evaluate_actions` (``return_distribution=``)."""

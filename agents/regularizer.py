@@ -11,8 +11,9 @@
   batch × k synthetic states).
 
 The teacher's probabilities are recorded with each observation at collection time
-(:mod:`rlimm.agents.buffers`). The divergences are :func:`rlimm.losses.imm_loss` and
-:func:`rlimm.losses.naive_loss`; this module only gathers their inputs from a batch. Both KLs are
+(:mod:`rlimm.agents.buffers`). The divergences are the core's — :mod:`rlimm.losses` for Discrete
+actions, :mod:`rlimm.gaussian_kl` for Box actions, chosen by the action space
+(:mod:`rlimm.agents.action_families`); this module only gathers their inputs from a batch. Both KLs are
 computed as diagnostics whichever one is optimised, so IMM and naive runs can be compared on one
 TensorBoard view.
 """
@@ -26,16 +27,17 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.logger import HParam, TensorBoardOutputFormat
 
 from rlimm.agents import neighbours
+from rlimm.agents.action_families import family_for
 from rlimm.agents.buffers import DictTeacherRolloutBuffer, TeacherRolloutBuffer, TeacherViewMixin
 from rlimm.agents.policies import DistributionEvaluationMixin
 from rlimm.agents.teachers import Teacher
 from rlimm.coefficients import TeacherCoef, as_coefficient, lambda_at
 from rlimm.errors import RlimmError
-from rlimm.losses import imm_loss, naive_loss
+from rlimm.gaussian_kl import DEFAULT_SAMPLES
 
 REGULARIZERS = ("none", "naive", "imm")
 
@@ -66,16 +68,6 @@ def check_regularizer(kind: str) -> str:
     return kind
 
 
-def action_logits(distribution: Distribution) -> torch.Tensor:
-    """The logits of a categorical action distribution (the actions the regulariser supports)."""
-    if not isinstance(distribution, CategoricalDistribution):
-        raise RlimmError(
-            f"the teacher regulariser needs a Discrete action space; got a {type(distribution).__name__} "
-            "(continuous actions: use regularizer 'none')"
-        )
-    return distribution.distribution.logits
-
-
 def _rows(obs: torch.Tensor | dict, index: torch.Tensor) -> torch.Tensor | dict:
     if isinstance(obs, dict):
         return {k: v[index] for k, v in obs.items()}
@@ -101,7 +93,13 @@ class TeacherRegularizer:
         ``marginal`` (draw k hidden parts from the rollout), or ``auto``: exact when the restriction
         can enumerate its hidden part, else knn.
     :param k: hidden parts per state for sampled induction.
-    :param seed: seed of the ``marginal`` draws (their own generator: the draws never move SB3's).
+    :param seed: seed of the ``marginal`` draws and the ``mc`` actions (their own generator: the
+        draws never move SB3's random stream).
+    :param action_space: decides the divergence (:mod:`rlimm.agents.action_families`): categorical for
+        ``Discrete`` (also when ``None``), diagonal Gaussian for ``Box``.
+    :param estimator: Box actions: how KL(teacher ‖ induced Gaussian mixture) is estimated, ``mc``,
+        ``quadrature`` or ``moment`` (:mod:`rlimm.gaussian_kl`).
+    :param samples: Box actions, ``mc``: actions drawn from the teacher per state.
     """
 
     def __init__(
@@ -114,6 +112,9 @@ class TeacherRegularizer:
         induction: str = "auto",
         k: int = 16,
         seed: int | None = None,
+        action_space: spaces.Space | None = None,
+        estimator: str = "mc",
+        samples: int = DEFAULT_SAMPLES,
     ) -> None:
         self.kind = check_regularizer(kind)
         self.coef: Callable[[float], float] = as_coefficient(coef)
@@ -129,6 +130,10 @@ class TeacherRegularizer:
             )
         self.induction, self.k = method, k
         dev = torch.device(device)
+        self._generator = torch.Generator(device=dev).manual_seed(0 if seed is None else int(seed))
+        self.family = (
+            family_for(action_space, estimator, samples, self._generator) if teacher is not None else None
+        )
         if teacher is not None:
             if restriction is None:
                 raise RlimmError("a teacher needs a restriction that says what it sees")
@@ -138,7 +143,6 @@ class TeacherRegularizer:
                 self._belief = torch.as_tensor(restriction.belief, dtype=torch.float32, device=dev)
             else:
                 self._discrete = torch.as_tensor(restriction.discrete_features, dtype=torch.bool, device=dev)
-                self._generator = torch.Generator(device=dev).manual_seed(0 if seed is None else int(seed))
 
     @property
     def enabled(self) -> bool:
@@ -165,7 +169,8 @@ class TeacherRegularizer:
         :param progress_remaining: SB3's training progress (1 → 0), for λ schedules.
         :param pool: sampled induction: every observation of the rollout (the batch's ``indices`` are
             rows of it).
-        :param diagnostics: also compute the KL that is not optimised (without gradient).
+        :param diagnostics: also compute the KL that is not optimised (without gradient) and, for
+            sampled induction, the draws' statistics; ``nan`` otherwise.
         """
         lam = lambda_at(self.coef, progress_remaining)
         if self.teacher is None:
@@ -176,66 +181,135 @@ class TeacherRegularizer:
                 )
             return RegularizerOutput(torch.zeros(()), lam, float("nan"), float("nan"))
 
-        logits = action_logits(distribution)
-        teacher_probs = batch.teacher_probs.to(logits.device)
+        family = self.family
+        params = family.of_distribution(distribution)
+        device = (params[0] if family.continuous else params).device
+        teacher = family.teacher(batch, device)
         use_imm = self.kind == "imm" and lam > 0
         use_naive = self.kind == "naive" and lam > 0
 
-        with torch.set_grad_enabled(torch.is_grad_enabled() and use_naive):
-            naive = naive_loss(teacher_probs, logits)
+        naive = None
+        if use_naive or diagnostics:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and use_naive):
+                naive = family.naive(teacher, params)
         imm, ess, distance = None, float("nan"), float("nan")
         if use_imm or diagnostics:
             with torch.set_grad_enabled(torch.is_grad_enabled() and use_imm):
                 if self.induction == "exact" and self._tables:
-                    imm = self._exact_imm(policy, batch.contexts, teacher_probs)
+                    imm = self._exact_imm(policy, batch.contexts, teacher)
                 elif self.induction == "exact":
-                    imm = self._enumerated_imm(policy, batch.observations, teacher_probs)
+                    imm = self._enumerated_imm(policy, batch.observations, teacher)
                 else:
-                    imm, draw = self._sampled_imm(policy, batch, teacher_probs, pool)
-                    ess, distance = draw.effective_sample_size().item(), draw.mean_distance().item()
+                    imm, draw = self._sampled_imm(policy, batch, teacher, pool, params)
+                    if diagnostics:
+                        ess, distance = draw.effective_sample_size().item(), draw.mean_distance().item()
 
-        loss = logits.new_zeros(())
+        loss = torch.zeros((), device=device)
         if use_imm:
             loss = lam * imm
         elif use_naive:
             loss = lam * naive
         imm_kl = float("nan") if imm is None else imm.item()
-        return RegularizerOutput(loss, lam, imm_kl, naive.item(), ess, distance)
+        naive_kl = float("nan") if naive is None else naive.item()
+        return RegularizerOutput(loss, lam, imm_kl, naive_kl, ess, distance)
 
-    def _exact_imm(
-        self, policy: torch.nn.Module, contexts: torch.Tensor, teacher_probs: torch.Tensor
-    ) -> torch.Tensor:
+    def _exact_imm(self, policy: torch.nn.Module, contexts: torch.Tensor, teacher: Any) -> torch.Tensor:
         # Induce once per distinct context in the batch: one forward over its members.
         contexts = contexts.long().reshape(-1).to(self._members.device)
         unique, rows = torch.unique(contexts, return_inverse=True)
         members = self._members[unique]  # (U, H) observations
-        logits = action_logits(policy.get_distribution(members.reshape(-1).to(torch.float32)))
-        hidden_logits = logits.reshape(members.shape[0], members.shape[1], -1)
-        return imm_loss(teacher_probs, hidden_logits, self._belief[unique], rows=rows)
+        params = self.family.at(policy, members.reshape(-1).to(torch.float32))
+        components = self.family.reshape(params, members.shape[0], members.shape[1])
+        return self.family.imm(teacher, components, self._belief[unique], rows=rows)
 
-    def _enumerated_imm(self, policy: torch.nn.Module, obs: Any, teacher_probs: torch.Tensor) -> torch.Tensor:
+    def _enumerated_imm(self, policy: torch.nn.Module, obs: Any, teacher: Any) -> torch.Tensor:
         # An exact restriction without lookup tables enumerates each state's hidden values itself.
         candidates, belief = self.restriction.enumerate_hidden(obs)
-        logits = action_logits(policy.get_distribution(candidates))
-        return imm_loss(teacher_probs, logits.reshape(belief.shape[0], belief.shape[1], -1), belief)
+        params = self.family.at(policy, candidates)
+        return self.family.imm(teacher, self.family.reshape(params, belief.shape[0], belief.shape[1]), belief)
 
     def _sampled_imm(
-        self, policy: torch.nn.Module, batch: Any, teacher_probs: torch.Tensor, pool: Any
+        self, policy: torch.nn.Module, batch: Any, teacher: Any, pool: Any, params: Any
     ) -> tuple[torch.Tensor, neighbours.Draw]:
         if pool is None:
             raise RlimmError("sampled induction needs the rollout's observations (pool)")
-        r = self.restriction
-        features = r.visible_features(batch.observations)
-        pool_features = r.visible_features(pool)
+        r, family = self.restriction, self.family
+        cached = self._rollout_draws(pool)
         if self.induction == "knn":
-            draw = neighbours.knn(features, pool_features, batch.indices, self.k, self._discrete)
+            rows = batch.indices.to(cached.draws.index.device)
+            draw = cached.draws.rows(rows)
+            # knn's first hidden part is the state's own: that synthetic state is the state itself,
+            # whose distribution the algorithm's forward already gave. Only the k − 1 others are evaluated.
+            b, k = draw.index.shape[0], draw.index.shape[1] - 1
+            own = family.own(params)
+            synthetic = _rows(cached.synthetic, rows) if cached.synthetic is not None else None
+            if synthetic is None and k:
+                synthetic = self._synthetic(pool, batch.observations, draw.index[:, 1:])
         else:
-            draw = neighbours.marginal(features, pool_features, self.k, self._discrete, self._generator)
-        b, k = draw.index.shape
-        # The synthetic states (x̄_i, h_j): one forward over batch × k.
-        synthetic = r.combine(_repeat(batch.observations, k), _rows(pool, draw.index.reshape(-1)))
-        logits = action_logits(policy.get_distribution(synthetic)).reshape(b, k, -1)
-        return imm_loss(teacher_probs, logits, draw.weights), draw
+            features = r.visible_features(batch.observations)
+            draw = neighbours.marginal(features, cached.features, self.k, self._discrete, self._generator)
+            (b, k), own = draw.index.shape, None
+            synthetic = self._synthetic(pool, batch.observations, draw.index)
+        # One forward over the batch × k synthetic states (x̄_i, h_j).
+        others = (
+            family.reshape(family.at(policy, _flatten2(synthetic), normalised=False), b, k) if k else None
+        )
+        components = others if own is None else family.stack(own, others)
+        return family.imm(teacher, components, draw.weights), draw
+
+    def _synthetic(self, pool: Any, observations: Any, index: torch.Tensor) -> Any:
+        """(B, k, …) synthetic states: each observation's visible part with the hidden parts of the
+        pool rows ``index`` (B, k)."""
+        b, k = index.shape
+        states = self.restriction.combine(_repeat(observations, k), _rows(pool, index.reshape(-1)))
+        return _unflatten2(states, b, k)
+
+    def _rollout_draws(self, pool: Any) -> _RolloutDraws:
+        """Computed once per rollout (a row's neighbours depend on the rollout only, not on the
+        minibatch it falls in): the pool's visible features; for knn every row's draw and, when they
+        fit in :data:`SYNTHETIC_CACHE_BYTES`, its synthetic states (which depend on no parameter)."""
+        cached = getattr(self, "_draw_cache", None)
+        if cached is not None and cached.pool is pool:
+            return cached
+        features = self.restriction.visible_features(pool)
+        draws = synthetic = None
+        if self.induction == "knn":
+            draws = neighbours.knn_all(features, self.k, self._discrete)
+            n, k = draws.index.shape
+            if k > 1 and _nbytes(pool) * (k - 1) <= SYNTHETIC_CACHE_BYTES:
+                synthetic = self._synthetic(pool, pool, draws.index[:, 1:])
+        self._draw_cache = _RolloutDraws(pool, features, draws, synthetic)
+        return self._draw_cache
+
+
+#: Largest rollout's synthetic states (N × (k − 1) observations) kept for the whole rollout.
+SYNTHETIC_CACHE_BYTES = 64 * 2**20
+
+
+@dataclass
+class _RolloutDraws:
+    pool: Any
+    features: torch.Tensor
+    draws: neighbours.Draw | None
+    synthetic: Any
+
+
+def _nbytes(obs: torch.Tensor | dict) -> int:
+    if isinstance(obs, dict):
+        return sum(v.element_size() * v.numel() for v in obs.values())
+    return obs.element_size() * obs.numel()
+
+
+def _flatten2(obs: torch.Tensor | dict) -> torch.Tensor | dict:
+    if isinstance(obs, dict):
+        return {key: v.reshape(-1, *v.shape[2:]) for key, v in obs.items()}
+    return obs.reshape(-1, *obs.shape[2:])
+
+
+def _unflatten2(obs: torch.Tensor | dict, b: int, k: int) -> torch.Tensor | dict:
+    if isinstance(obs, dict):
+        return {key: v.reshape(b, k, *v.shape[1:]) for key, v in obs.items()}
+    return obs.reshape(b, k, *obs.shape[1:])
 
 
 class RegularizedMixin:
@@ -260,6 +334,8 @@ class RegularizedMixin:
     teacher_coef: TeacherCoef
     induction: str
     induction_k: int
+    kl_estimator: str
+    kl_samples: int
     regularizer: TeacherRegularizer
 
     def _init_teacher(
@@ -270,6 +346,8 @@ class RegularizedMixin:
         teacher_coef: TeacherCoef,
         induction: str = "auto",
         induction_k: int = 16,
+        kl_estimator: str = "mc",
+        kl_samples: int = DEFAULT_SAMPLES,
     ) -> None:
         self.regularizer_kind = check_regularizer(regularizer)
         as_coefficient(teacher_coef)  # validate early, with a clear message
@@ -280,6 +358,8 @@ class RegularizedMixin:
         self.teacher_coef = teacher_coef
         self.induction = induction
         self.induction_k = induction_k
+        self.kl_estimator = kl_estimator
+        self.kl_samples = kl_samples
 
     def _setup_model(self) -> None:
         if self.restriction is not None:
@@ -318,18 +398,25 @@ class RegularizedMixin:
         columns: dict[str, tuple[tuple[int, ...], Any]] = {}
         if hasattr(self.restriction, "context_of"):
             columns["contexts"] = ((), np.int64)
-        if getattr(self, "teacher", None) is not None:
-            columns["teacher_probs"] = ((self.teacher.n_actions,), np.float32)  # type: ignore[union-attr]
+        teacher = getattr(self, "teacher", None)
+        if teacher is not None and hasattr(teacher, "gaussian"):
+            columns["teacher_gaussian"] = ((2 * teacher.action_dim,), np.float32)  # mean, then log-std
+        elif teacher is not None:
+            columns["teacher_probs"] = ((teacher.n_actions,), np.float32)
         return columns
 
     def _teacher_view(self, raw_obs: Any) -> dict[str, np.ndarray]:
-        """What the buffer records of a batch of raw observations (one per environment)."""
+        """The buffer's columns for a batch of raw observations (rows of a rollout)."""
         visible = self.restriction.visible(raw_obs)
         out = {}
         if hasattr(self.restriction, "context_of"):
             out["contexts"] = np.asarray(visible, dtype=np.int64).reshape(-1)
-        if getattr(self, "teacher", None) is not None:
-            out["teacher_probs"] = np.asarray(self.teacher.probs(visible), dtype=np.float32)  # type: ignore[union-attr]
+        teacher = getattr(self, "teacher", None)
+        if teacher is not None and hasattr(teacher, "gaussian"):
+            mean, log_std = teacher.gaussian(visible)
+            out["teacher_gaussian"] = np.concatenate([mean, log_std], axis=-1).astype(np.float32)
+        elif teacher is not None:
+            out["teacher_probs"] = np.asarray(teacher.probs(visible), dtype=np.float32)
         return out
 
     def _raw_observations(self) -> Any:
@@ -358,6 +445,9 @@ class RegularizedMixin:
             getattr(self, "induction", "auto"),
             getattr(self, "induction_k", 16),
             self.seed,  # type: ignore[attr-defined]
+            self.action_space,  # type: ignore[attr-defined]
+            getattr(self, "kl_estimator", "mc"),
+            getattr(self, "kl_samples", DEFAULT_SAMPLES),
         )
 
     def _excluded_save_params(self) -> list[str]:
@@ -417,8 +507,8 @@ class RegularizedMixin:
         sampled = self.regularizer.induction != "exact"
         if sampled:
             pool = self.rollout_buffer.rollout_observations()  # type: ignore[attr-defined]
-        # The KL that is not optimised is a diagnostic: with sampled induction (a batch × k forward)
-        # it is computed on the first minibatch of each pass only, not on every minibatch.
+        # The KL that is not optimised and the draws' statistics are diagnostics: with sampled
+        # induction (a batch × k forward) they are computed on the first minibatch of each pass only.
         diagnose = not sampled or getattr(self, "_diagnosed_at", None) != self._n_updates  # type: ignore[attr-defined]
         self._diagnosed_at = self._n_updates  # type: ignore[attr-defined]
         out = self.regularizer.compute(

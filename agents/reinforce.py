@@ -100,6 +100,9 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
         rollout, :mod:`rlimm.agents.neighbours`), or ``auto`` (exact when the restriction can
         enumerate, else knn).
     :param induction_k: hidden parts per state for ``knn`` and ``marginal``.
+    :param kl_estimator: Box actions: the estimator of KL(teacher ‖ induced Gaussian mixture),
+        ``mc``, ``quadrature`` (≤ 2 action dimensions) or ``moment`` (:mod:`rlimm.gaussian_kl`).
+    :param kl_samples: Box actions, ``mc``: actions drawn from the teacher per state.
     :param stats_window_size: episodes averaged in the rollout logs.
     :param tensorboard_log: TensorBoard folder, ``None`` for none.
     :param policy_kwargs: merged over :data:`DEFAULT_POLICY_KWARGS`.
@@ -127,6 +130,8 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
         teacher_coef: TeacherCoef = 0.0,
         induction: str = "auto",
         induction_k: int = 16,
+        kl_estimator: str = "mc",
+        kl_samples: int = 16,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -158,7 +163,9 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
             _init_setup_model=False,
         )
         # The teacher is set before the model, whose buffer and regulariser depend on it.
-        self._init_teacher(regularizer, teacher, restriction, teacher_coef, induction, induction_k)
+        self._init_teacher(
+            regularizer, teacher, restriction, teacher_coef, induction, induction_k, kl_estimator, kl_samples
+        )
         if _init_setup_model:
             self._setup_model()
 

@@ -78,7 +78,7 @@ class TabularTeacher:
     def check_compatible(self, restriction: PartitionRestriction, action_space: gym.Space) -> None:
         """Raise unless this teacher fits the restriction's contexts and the action space."""
         if not isinstance(action_space, spaces.Discrete):
-            raise RlimmError(f"teachers need a Discrete action space, got {action_space}")
+            raise RlimmError(_discrete_only(self.name, action_space))
         if self.n_actions != int(action_space.n):
             raise RlimmError(
                 f"teacher '{self.name}' has {self.n_actions} actions but the environment has "
@@ -89,6 +89,13 @@ class TabularTeacher:
                 f"teacher '{self.name}' covers {self.n_contexts} visible contexts but the "
                 f"restriction has {restriction.n_contexts}"
             )
+
+
+def _discrete_only(name: str, action_space: gym.Space) -> str:
+    return (
+        f"teacher '{name}' gives probabilities over Discrete actions but the environment's actions are "
+        f"{action_space}: a Box action space needs a Gaussian teacher (rlimm.agents.gaussian_teachers)"
+    )
 
 
 def utilities_to_policy(
@@ -329,10 +336,7 @@ class PolicyTeacher:
     def check_compatible(self, restriction: Any, action_space: gym.Space) -> None:
         """Raise unless the policy's input is the restriction's visible part and its actions the env's."""
         if not isinstance(action_space, spaces.Discrete):
-            raise RlimmError(
-                f"the teacher regulariser needs a Discrete action space, got {action_space} "
-                "(continuous actions: use regularizer 'none')"
-            )
+            raise RlimmError(_discrete_only(self.name, action_space))
         if self.n_actions != int(action_space.n):
             raise RlimmError(
                 f"teacher '{self.name}' has {self.n_actions} actions but the environment has "

@@ -21,9 +21,10 @@ from torch.nn.utils import vector_to_parameters
 import rlimm.envs as E
 from rlimm.agents import neighbours
 from rlimm.agents.a2c import A2C
+from rlimm.agents.action_families import family_for
 from rlimm.agents.policies import RegularizedActorCriticPolicy, RegularizedMultiInputActorCriticPolicy
 from rlimm.agents.ppo import PPO
-from rlimm.agents.regularizer import TeacherRegularizer, action_logits
+from rlimm.agents.regularizer import TeacherRegularizer
 from rlimm.agents.reinforce import REINFORCE
 from rlimm.agents.teachers import pomdp_teacher
 from rlimm.envs.restriction import CoordinateRestriction, KeyRestriction, PartitionRestriction
@@ -698,12 +699,15 @@ def test_bad_induction_settings_and_continuous_actions_are_refused_by_name():
     from stable_baselines3.common.distributions import DiagGaussianDistribution
 
     dist = DiagGaussianDistribution(1).proba_distribution(torch.zeros(2, 1), torch.zeros(1))
+    message = r"^a Discrete action space needs a categorical policy, got DiagGaussianDistribution$"
+    with pytest.raises(RlimmError, match=message):
+        family_for(gym.spaces.Discrete(3)).of_distribution(dist)
     message = (
-        r"^the teacher regulariser needs a Discrete action space; got a DiagGaussianDistribution "
-        r"\(continuous actions: use regularizer 'none'\)$"
+        r"^the teacher regulariser supports Discrete and 1-D Box action spaces, got "
+        r"MultiDiscrete\(\[2 3\]\) \(use regularizer 'none'\)$"
     )
     with pytest.raises(RlimmError, match=message):
-        action_logits(dist)
+        family_for(gym.spaces.MultiDiscrete([2, 3]))
 
 
 def test_ppo_counts_as_clipped_only_ratios_strictly_beyond_the_clip_range(teacher, restriction):

@@ -10,7 +10,7 @@ import torch
 
 import rlimm.envs as E
 from rlimm.agents.ppo import PPO
-from rlimm.agents.regularizer import TeacherRegularizer, action_logits
+from rlimm.agents.regularizer import TeacherRegularizer
 from rlimm.agents.reinforce import REINFORCE
 from rlimm.agents.teachers import pomdp_teacher
 from rlimm.errors import RlimmError
@@ -77,9 +77,14 @@ def test_an_inactive_regularizer_is_off_and_asks_nothing():
     assert model.num_timesteps == 128
 
 
-def test_a_regularizer_on_continuous_actions_is_refused_clearly():
-    from stable_baselines3.common.distributions import DiagGaussianDistribution
-
-    dist = DiagGaussianDistribution(1).proba_distribution(torch.zeros(2, 1), torch.zeros(1))
-    with pytest.raises(RlimmError, match="Discrete action space"):
-        action_logits(dist)
+def test_a_discrete_teacher_on_continuous_actions_is_refused_clearly():
+    env = gym.make(E.GRID_ID)
+    restriction = E.restriction_for(env, ["x"])
+    teacher = pomdp_teacher(env, restriction, "fib")
+    box = gym.spaces.Box(-2.0, 2.0, (1,))
+    message = (
+        rf"^teacher '{teacher.name}' gives probabilities over Discrete actions but the environment's "
+        r"actions are Box\(-2.0, 2.0, \(1,\), float32\): a Box action space needs a Gaussian teacher"
+    )
+    with pytest.raises(RlimmError, match=message):
+        teacher.check_compatible(restriction, box)

@@ -138,7 +138,33 @@ def test_one_batched_forward_over_batch_times_k(restriction, teacher):
     hook = model.policy.action_net.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
     model.regularizer.compute(model.policy, batch, dist, 1.0, model.rollout_buffer.rollout_observations())
     hook.remove()
-    assert calls == [10 * 5]
+    # knn's first hidden part is the state's own: its logits are the algorithm's, not recomputed.
+    assert calls == [10 * (5 - 1)]
+
+
+def test_the_rollout_cache_of_synthetic_states_changes_nothing(restriction, teacher, monkeypatch):
+    """knn draws and synthetic states are kept for the rollout when small; built per minibatch
+    otherwise: the loss and its gradient are the same either way."""
+    from rlimm.agents import regularizer as reg
+
+    model = agent(restriction, teacher, induction="knn", induction_k=6)
+    model.learn(64)
+    batch = batch_of(model, np.arange(3, 40, 2))
+    pool = model.rollout_buffer.rollout_observations()
+
+    def loss_and_grad():
+        model.regularizer._draw_cache = None
+        dist = model.policy.get_distribution(batch.observations)
+        loss = model.regularizer.compute(model.policy, batch, dist, 1.0, pool).loss
+        return loss.item(), torch.autograd.grad(loss, [model.policy.action_net.weight])[0]
+
+    cached = loss_and_grad()
+    assert model.regularizer._draw_cache.synthetic is not None
+    monkeypatch.setattr(reg, "SYNTHETIC_CACHE_BYTES", 0)
+    uncached = loss_and_grad()
+    assert model.regularizer._draw_cache.synthetic is None
+    assert cached[0] == pytest.approx(uncached[0], rel=1e-6)
+    torch.testing.assert_close(cached[1], uncached[1])
 
 
 def test_marginal_draws_do_not_move_sb3s_random_stream(restriction, teacher):

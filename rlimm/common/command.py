@@ -90,6 +90,24 @@ def parse_key_values(items: Sequence[str] | None, flag: str) -> dict[str, Any] |
     return out
 
 
+def parse_dotted(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    """``["induction.k=4", "lambda_schedule=linear_decay"]`` → ``{"induction": {"k": 4},
+    "lambda_schedule": "linear_decay"}`` (values read as YAML scalars), to merge into a config."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        parts = key.split(".")
+        if not sep or not all(parts):
+            raise RlimmError(f"{flag}: expected dotted.key=value, got '{item}'")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise RlimmError(f"{flag}: '{key}' sets a key inside a value given before")
+        node[parts[-1]] = _value(text)
+    return out
+
+
 def parse_settings(text: str, what: str) -> tuple[str, dict[str, Any]]:
     """``"name:key=value,key=value"`` → ``("name", {"key": value, …})`` (values read as YAML scalars)."""
     name, _, rest = text.partition(":")

@@ -19,10 +19,18 @@ from tqdm import tqdm
 
 from rlimm.agents.teachers import TabularTeacher
 from rlimm.common.device import describe, resolve_device
-from rlimm.common.files import atomic_write_csv
+from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.errors import RlimmError
 from rlimm.rl.config import CompareConfig, RunSpec
-from rlimm.rl.runs import build_agent, evaluation_steps, make_env, make_restriction, make_teacher, run_one
+from rlimm.rl.runs import (
+    build_agent,
+    evaluate_teacher,
+    evaluation_steps,
+    make_env,
+    make_restriction,
+    make_teacher,
+    run_one,
+)
 
 COLUMNS = [
     "method",
@@ -37,6 +45,9 @@ COLUMNS = [
     "timesteps",
     "train_seconds",
 ]
+#: Next to ``results.csv``: the teacher's own score on the full env, one score per seed.
+TEACHER_SCORES = "teacher.json"
+
 # The parts of a config that define what a result means; a results folder is tied to them.
 IDENTITY_KEYS = (
     "env",
@@ -189,6 +200,10 @@ def run_matrix(
         _check_identity(out, config)
         if torn or not results.exists():
             atomic_write_csv(results, done, COLUMNS)
+        teacher_scores = out / TEACHER_SCORES
+        if teacher is not None and not teacher_scores.exists():
+            # The yardstick of every result: what the teacher itself scores on the full env.
+            atomic_write_text(teacher_scores, json.dumps(evaluate_teacher(config, teacher), indent=1) + "\n")
         finished = {_row_key(r) for r in done}
         todo = [s for s in config.runs() if s.key() not in finished]
         # Longest runs first: better balance across workers.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from rlimm.common.files import atomic_write, atomic_write_text  # noqa: E402
@@ -168,6 +170,18 @@ def differences_table(diffs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def teacher_line(path: Path) -> str:
+    """One line on the teacher's own score (``teacher.json`` of ``rlimm compare``), if recorded."""
+    if not path.exists():
+        return ""
+    record = json.loads(path.read_text())
+    s = summarize_sample(np.asarray(record["scores"], dtype=float))
+    return (
+        f"Teacher ({record['teacher']}) on the full env, acting on what it sees, same evaluation "
+        f"protocol and seeds: {s.mean:.2f} ± {s.sem:.2f} [{s.p10:.1f}, {s.p90:.1f}] ({s.n})."
+    )
+
+
 def write_report(
     results: str | Path, title: str = "", budget_label: str = "budget"
 ) -> tuple[Path, Path, str]:
@@ -178,6 +192,7 @@ def write_report(
     table = markdown_table(summary)
     diffs = differences_table(paired_differences(df))
     md = results.with_name("summary.md")
+    teacher = teacher_line(results.with_name("teacher.json"))
     atomic_write_text(
         md,
         (f"# {title}\n\n" if title else "")
@@ -185,6 +200,7 @@ def write_report(
         "± standard error [10th, 90th percentile of per-run scores] (runs).\n\n"
         + table
         + "\n"
+        + (f"\n{teacher}\n" if teacher else "")
         + (
             "\nPaired by seed (same budget and λ ratio; `none` has no λ): 95% interval = mean ± 1.96 "
             "standard errors of the per-seed differences.\n\n" + diffs + "\n"

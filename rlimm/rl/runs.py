@@ -215,6 +215,43 @@ def evaluation_steps(env: gym.Env, steps: int | None) -> int | None:
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse the training seed's start states
 
 
+class TeacherActor:
+    """A restricted teacher acting on the full environment: it sees the visible part of each
+    observation and samples from (or, deterministic, takes the argmax of) its action probabilities.
+    Has SB3's ``predict``, so :func:`evaluate` scores it as it scores a learner."""
+
+    def __init__(self, teacher: Teacher, restriction: Restriction, seed: int) -> None:
+        self.teacher, self.restriction = teacher, restriction
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, obs, deterministic: bool = False) -> tuple[np.ndarray, None]:  # noqa: ANN001
+        batch = (
+            {k: np.asarray(v)[None] for k, v in obs.items()}
+            if isinstance(obs, dict)
+            else np.asarray(obs)[None]
+        )
+        probs = np.asarray(self.teacher.probs(self.restriction.visible(batch)), dtype=np.float64)[0]
+        if deterministic:
+            return np.asarray(int(np.argmax(probs))), None
+        return np.asarray(int(self.rng.choice(len(probs), p=probs / probs.sum()))), None
+
+
+def evaluate_teacher(config: CompareConfig, teacher: Teacher) -> dict:
+    """The teacher's own score on the full environment, with the learners' evaluation protocol and
+    evaluation seeds: one score (mean return of ``evaluation.episodes`` episodes) per seed."""
+    env = make_env(config.env)
+    restriction = make_restriction(config, env)
+    ev = config.evaluation
+    scores = []
+    for spec_seed in sorted({spec.seed for spec in config.runs()}):
+        actor = TeacherActor(teacher, restriction, spec_seed)
+        seed = spec_seed + EVAL_SEED_OFFSET
+        scores.append(
+            float(evaluate(actor, make_env(config.env), ev.episodes, ev.steps, seed, ev.deterministic).mean())
+        )
+    return {"teacher": teacher_label(config), "scores": scores}
+
+
 def run_one(
     config: CompareConfig,
     spec: RunSpec,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rlimm.common.command import add_jobs_option, non_negative_int, positive_int
+from rlimm.common.command import add_jobs_option, non_negative_int, parse_dotted, positive_int
 from rlimm.common.device import add_device_option, check_device
 
 
@@ -26,6 +26,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", help="subset of none, naive, imm (overrides the config)")
     p.add_argument(
         "--lambda-ratios", type=float, nargs="+", help="λ ratios λ/(1+λ) to sweep (overrides the config)"
+    )
+    p.add_argument(
+        "--set",
+        dest="settings",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="set any config key, dotted for nested ones (e.g. induction.k=4 "
+        "lambda_schedule=linear_decay); applied after the file, before the other flags",
     )
     add_jobs_option(p)
     p.add_argument(
@@ -62,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device is not None:
         check_device(args.device)  # a bad flag is named as such, not as a key of the config file
     overrides = {
+        **parse_dotted(args.settings, "--set"),
         "seeds": args.seeds,
         "seed_offset": args.seed_offset,
         "budgets": args.budgets,
