@@ -18,7 +18,11 @@ ALGORITHMS = {
     "reinforce": "rlimm.agents.reinforce:REINFORCE",
     "ppo": "rlimm.agents.ppo:PPO",
     "a2c": "rlimm.agents.a2c:A2C",
+    "sac": "rlimm.agents.sac:SAC",
 }
+
+#: Off-policy algorithms: an update every ``train_freq`` steps, from a replay buffer.
+OFF_POLICY = frozenset({"sac"})
 
 #: Constructor arguments that the experiment code sets itself, never ``algo.kwargs``.
 RESERVED = frozenset({"policy", "env", "regularizer", "teacher", "restriction", "teacher_coef", "seed"})
@@ -55,7 +59,17 @@ def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
 
 def steps_per_update(name: str, kwargs: dict[str, Any]) -> int:
     """Environment steps collected per update (per environment): ``n_steps`` from ``kwargs`` or the
-    constructor's default."""
+    constructor's default; for off-policy algorithms (:data:`OFF_POLICY`, whose ``n_steps`` is the
+    n-step return), ``train_freq`` in steps."""
+    if name in OFF_POLICY:
+        freq = kwargs.get("train_freq", _parameters(name)["train_freq"].default)
+        frequency, unit = (freq, "step") if isinstance(freq, int) else tuple(freq)
+        if unit != "step":
+            raise RlimmError(
+                f"'algo.kwargs.train_freq': {freq!r} has no fixed number of steps per update; "
+                "give it in steps"
+            )
+        return int(frequency)
     if "n_steps" in kwargs:
         return int(kwargs["n_steps"])
     return int(_parameters(name)["n_steps"].default)

@@ -436,6 +436,11 @@ class RegularizedMixin:
                 raise RlimmError("a teacher needs a restriction that says what it sees")
             self.restriction.check_space(self.observation_space)  # type: ignore[attr-defined]
             teacher.check_compatible(self.restriction, self.action_space)  # type: ignore[attr-defined]
+            if getattr(teacher, "squashed", False) and not self._squashed_actions():
+                raise RlimmError(
+                    f"teacher '{teacher.name}' is a squashed (SAC) Gaussian but {type(self).__name__}'s "
+                    "Gaussian acts on the raw action: train the teacher with ppo or a2c"
+                )
         self.regularizer = TeacherRegularizer(
             self.regularizer_kind,
             teacher,
@@ -449,6 +454,10 @@ class RegularizedMixin:
             getattr(self, "kl_estimator", "mc"),
             getattr(self, "kl_samples", DEFAULT_SAMPLES),
         )
+
+    def _squashed_actions(self) -> bool:
+        """Whether the policy's Gaussian is squashed by tanh (SAC overrides this)."""
+        return False
 
     def _excluded_save_params(self) -> list[str]:
         # The teacher can be large or live elsewhere (another model): never pickled with the agent.
@@ -494,6 +503,11 @@ class RegularizedMixin:
         metrics = {"rollout/ep_rew_mean": 0.0, "train/imm_kl": 0.0, "train/naive_kl": 0.0}
         logger.record("hparams", HParam(self.hparams(), metrics), exclude=("stdout", "log", "json", "csv"))
 
+    def _induction_pool(self, batch: Any) -> Any:
+        """Sampled induction: the observations hidden parts are drawn from, of which the batch's
+        ``indices`` are rows. On-policy algorithms: the whole rollout (off-policy ones override this)."""
+        return self.rollout_buffer.rollout_observations()  # type: ignore[attr-defined]
+
     def _teacher_loss(self, batch: Any, distribution: Distribution) -> torch.Tensor:
         """``λ · R`` on a (mini)batch of the buffer, recorded under the fixed ``train/`` keys (averaged
         over the minibatches of an update); exactly zero when the regulariser is off.
@@ -506,7 +520,7 @@ class RegularizedMixin:
         pool = None
         sampled = self.regularizer.induction != "exact"
         if sampled:
-            pool = self.rollout_buffer.rollout_observations()  # type: ignore[attr-defined]
+            pool = self._induction_pool(batch)
         # The KL that is not optimised and the draws' statistics are diagnostics: with sampled
         # induction (a batch × k forward) they are computed on the first minibatch of each pass only.
         diagnose = not sampled or getattr(self, "_diagnosed_at", None) != self._n_updates  # type: ignore[attr-defined]

@@ -2,7 +2,8 @@
 
 A tabular teacher is a NumPy ``.npz`` archive with the ``(contexts, actions)`` policy table; a policy
 on the visible part (a :class:`~rlimm.agents.teachers.PolicyTeacher`: a trained visible policy or an
-induced expert) is a ``.pt`` file (``torch.save``). Both hold a JSON description of what the teacher
+induced expert) is a ``.pt`` file (``torch.save``); a Gaussian teacher (Box actions) is a ``.pt`` file
+in :mod:`rlimm.agents.gaussian_teachers`' format. Both hold a JSON description of what the teacher
 was built for (environment, visible parts, solver), so that a teacher built for another restriction
 is refused rather than silently misused. Load ``.pt`` files only from sources you trust (pickle).
 """
@@ -56,6 +57,10 @@ def save_teacher(teacher: Teacher, path: str | Path, meta: dict[str, Any]) -> Pa
     if path.suffix != expected:
         raise RlimmError(f"a {type(teacher).__name__} is saved as a {expected} file, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(teacher, "gaussian"):  # Box actions: the Gaussian teachers' own format (state dicts)
+        from rlimm.agents.gaussian_teachers import save_gaussian_teacher
+
+        return save_gaussian_teacher(teacher, path, meta.get("env_id"), str(meta.get("visible")), meta)
     description = json.dumps({**meta, "name": teacher.name})
     if isinstance(teacher, TabularTeacher):
         return atomic_write(path, lambda tmp: np.savez(tmp, table=teacher.table, meta=np.array(description)))
@@ -72,9 +77,16 @@ def load_teacher(path: str | Path) -> TeacherFile:
     if path.suffix == ".pt":
         import torch
 
+        from rlimm.agents.gaussian_teachers import FILE_FORMAT, load_gaussian_teacher
+
         try:
             data = torch.load(path, weights_only=False)
+            if isinstance(data, dict) and data.get("format") == FILE_FORMAT:
+                gaussian = load_gaussian_teacher(path)
+                return TeacherFile(gaussian.teacher, gaussian.meta)
             return TeacherFile(data["teacher"], json.loads(data["meta"]))
+        except RlimmError:
+            raise
         except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line message
             raise RlimmError(f"{path} is not a teacher file written by `rlimm teacher` ({err})") from None
     try:

@@ -362,11 +362,11 @@ def load_model(path: str | Path) -> BaseAlgorithm:
     path = Path(path)
     if not path.is_file():
         raise RlimmError(f"teacher model file not found: {path}")
-    from stable_baselines3 import DQN, PPO
+    from stable_baselines3 import DQN, PPO, SAC
 
     errors = []
     # PPO's loader rebuilds any actor-critic policy (A2C's, REINFORCE's): only the policy is used.
-    for cls in (PPO, DQN):
+    for cls in (PPO, DQN, SAC):
         try:
             return cls.load(path, device="cpu")
         except Exception as err:  # noqa: BLE001 - try the next loader, report all if none fits
@@ -376,9 +376,9 @@ def load_model(path: str | Path) -> BaseAlgorithm:
 
 def _sb3_class(algo: str, what: str) -> type[BaseAlgorithm]:
     """The plain SB3 algorithm a teacher or an expert is trained with."""
-    from stable_baselines3 import A2C, DQN, PPO
+    from stable_baselines3 import A2C, DQN, PPO, SAC
 
-    classes = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+    classes = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC}
     if algo not in classes:
         raise RlimmError(f"unknown {what} algorithm '{algo}'; accepted: {', '.join(classes)}")
     return classes[algo]

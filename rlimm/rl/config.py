@@ -57,6 +57,10 @@ class InductionConfig(StrictModel):
 
     method: Literal["auto", "exact", "knn", "marginal"] = "auto"
     k: int = Field(default=16, ge=1)
+    #: Box actions: the estimator of KL(teacher ‖ induced Gaussian mixture) (``rlimm.gaussian_kl``).
+    estimator: Literal["mc", "quadrature", "moment"] = "mc"
+    #: Box actions, ``mc``: actions drawn from the teacher per state.
+    samples: int = Field(default=16, ge=1)
 
 
 class TeacherConfig(StrictModel):
@@ -79,7 +83,7 @@ class TeacherConfig(StrictModel):
     temperature: float = Field(default=1.0, gt=0)
     discount: float = Field(default=0.9, ge=0, lt=1)
     path: str | None = None
-    algo: Literal["ppo", "a2c", "dqn"] = "ppo"
+    algo: Literal["ppo", "a2c", "dqn", "sac"] = "ppo"
     timesteps: int = Field(default=20_000, gt=0)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     seed: int = Field(default=0, ge=0)
@@ -130,7 +134,7 @@ class TeacherConfig(StrictModel):
 class AlgoConfig(StrictModel):
     """The learning algorithm and its constructor keyword arguments."""
 
-    name: Literal["reinforce", "ppo", "a2c"] = "reinforce"
+    name: Literal["reinforce", "ppo", "a2c", "sac"] = "reinforce"
     #: Constructor arguments of the algorithm (checked against it when the agent is built).
     kwargs: dict[str, Any] = Field(default_factory=dict)
 

@@ -115,7 +115,7 @@ def _check_identity(out: Path, config: CompareConfig) -> None:
     stamp = out / "config.json"
     identity = json.loads(config.model_dump_json(include=set(IDENTITY_KEYS)))
     if stamp.exists():
-        saved = json.loads(stamp.read_text())
+        saved = _with_defaults(json.loads(stamp.read_text()), config)
         if saved != identity:
             changed = sorted(k for k in IDENTITY_KEYS if saved.get(k) != identity.get(k))
             raise RlimmError(
@@ -124,6 +124,16 @@ def _check_identity(out: Path, config: CompareConfig) -> None:
             )
     else:
         stamp.write_text(json.dumps(identity, indent=2) + "\n")
+
+
+def _with_defaults(saved: dict, config: CompareConfig) -> dict:
+    """A saved identity with the defaults of keys added to the config since it was written (a folder
+    made before ``induction.estimator`` existed still matches a config that leaves it at its default)."""
+    try:
+        full = type(config).model_validate({**config.model_dump(), **saved})
+    except ValueError:
+        return saved
+    return json.loads(full.model_dump_json(include=set(IDENTITY_KEYS)))
 
 
 class RunsFailed(Exception):

@@ -14,6 +14,11 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 import rlimm.envs  # noqa: F401  (registers the environments)
+from rlimm.agents.gaussian_teachers import (
+    fit_induced_gaussian_expert,
+    gaussian_policy_teacher,
+    train_restricted_gaussian_teacher,
+)
 from rlimm.agents.registry import algorithm_class, check_kwargs
 from rlimm.agents.teacher_files import load_teacher
 from rlimm.agents.teachers import (
@@ -78,13 +83,21 @@ def build_teacher(config: CompareConfig | TrainConfig) -> tuple[Teacher, BaseAlg
     if restriction is None:
         raise RlimmError("a teacher needs restriction.visible: the observation parts it sees")
     model = None
+    # Box actions take Gaussian teachers (rlimm.agents.gaussian_teachers); Discrete ones, the others.
+    box = isinstance(env.action_space, gym.spaces.Box)
     if t.solver == "file":
         saved = load_teacher(t.path)
         saved.check_visible(config.restriction.visible)
         teacher = saved.teacher
+    elif t.solver == "model" and box:
+        teacher = gaussian_policy_teacher(load_model(t.path), restriction, env.action_space, "model-gaussian")
     elif t.solver == "model":
         teacher = policy_teacher(
             load_model(t.path), restriction, t.policy, t.temperature, f"model-{t.policy}"
+        )
+    elif t.solver == "trained" and box:
+        teacher, model = train_restricted_gaussian_teacher(
+            env, restriction, t.algo, t.timesteps, t.seed, t.kwargs
         )
     elif t.solver == "trained":
         teacher, model = train_restricted_teacher(
@@ -97,7 +110,8 @@ def build_teacher(config: CompareConfig | TrainConfig) -> tuple[Teacher, BaseAlg
             model = train_full_expert(
                 make_env(config.env, config.env.episode_steps), t.algo, t.timesteps, t.seed, t.kwargs
             )
-        teacher = fit_induced_expert(model, make_env(config.env), restriction, t.samples, t.seed)
+        fit = fit_induced_gaussian_expert if box else fit_induced_expert
+        teacher = fit(model, make_env(config.env), restriction, t.samples, t.seed)
     elif t.solver == "paper_alphas":
         teacher = paper_alpha_teacher(_alphas_path(t.path), restriction)
     else:
@@ -154,6 +168,8 @@ def build_agent(
             teacher_coef=teacher_coef,
             induction=induction.method if induction is not None else "auto",
             induction_k=induction.k if induction is not None else 16,
+            kl_estimator=induction.estimator if induction is not None else "mc",
+            kl_samples=induction.samples if induction is not None else 16,
             seed=seed,
             tensorboard_log=tensorboard_log,
             **kwargs,
@@ -217,7 +233,7 @@ EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse the training see
 
 class TeacherActor:
     """A restricted teacher acting on the full environment: it sees the visible part of each
-    observation and samples from (or, deterministic, takes the argmax of) its action probabilities.
+    observation and samples from (or, deterministic, takes the argmax or mean of) its distribution.
     Has SB3's ``predict``, so :func:`evaluate` scores it as it scores a learner."""
 
     def __init__(self, teacher: Teacher, restriction: Restriction, seed: int) -> None:
@@ -230,6 +246,8 @@ class TeacherActor:
             if isinstance(obs, dict)
             else np.asarray(obs)[None]
         )
+        if hasattr(self.teacher, "sample"):  # a Gaussian teacher: a draw, squashed or clipped to the bounds
+            return self.teacher.sample(self.restriction.visible(batch), self.rng, deterministic)[0], None
         probs = np.asarray(self.teacher.probs(self.restriction.visible(batch)), dtype=np.float64)[0]
         if deterministic:
             return np.asarray(int(np.argmax(probs))), None

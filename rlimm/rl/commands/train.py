@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "(<log-folder>/<algo>/<env>-<regularizer>_<n>) gets model.zip, teacher.npz, config.yaml, "
         "command.txt and result.json.",
     )
-    p.add_argument("--algo", help="reinforce, ppo or a2c (default: ppo)")
+    p.add_argument("--algo", help="reinforce, ppo, a2c or sac (default: ppo)")
     p.add_argument("--env", help="gymnasium environment id (default: rlimm/ToroidalGrid-v0)")
     p.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE", help="environment constructor arguments")
     p.add_argument("-n", "--n-timesteps", type=int, help="environment steps to train for (default: 20000)")

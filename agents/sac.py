@@ -1,0 +1,358 @@
+"""SAC with a restricted-teacher regulariser (``none``, ``naive`` or ``imm``).
+
+``train()`` is SB3's ``SAC.train`` (stable-baselines3 2.9) with two changes marked ``# rlimm:``: the
+actor's distribution at the sampled states is kept (the next-state pass replaces it), and
+``λ · regulariser`` is added to the actor loss:
+
+    actor_loss = (α · log π(ã|x) − min_i Q_i(x, ã)).mean() + λ · R
+
+R compares the teacher's Gaussian with the actor's Gaussian *before* the tanh squash (a KL is unchanged
+by an invertible map of the action, :mod:`rlimm.agents.action_families`): pointwise (``naive``), or with
+the induced Gaussian mixture (``imm``). Only the actor is regularised; the critics and the entropy
+coefficient are SB3's.
+
+The teacher's view of each transition is recorded from the stored raw observation
+(:mod:`rlimm.agents.replay_buffers`) and handed out with the samples. Sampled induction (``knn``,
+``marginal``) draws its hidden parts from the sampled minibatch itself, i.e. from transitions of the
+replay buffer; exact induction enumerates the hidden part, as for PPO. With ``regularizer="none"``
+(or λ = 0) training is bit-identical to SB3's SAC.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3 import SAC as SB3SAC
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.sac.policies import SACPolicy
+from torch.nn import functional as F
+
+from rlimm.agents.regularizer import RegularizedMixin
+from rlimm.agents.replay_buffers import TeacherReplayViewMixin, teacher_replay_buffer_class
+from rlimm.agents.teachers import Teacher
+from rlimm.coefficients import TeacherCoef
+from rlimm.envs.restriction import Restriction
+from rlimm.errors import RlimmError
+
+
+class SAC(RegularizedMixin, SB3SAC):
+    """SB3's SAC plus a restricted-teacher regulariser on the actor.
+
+    :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a SAC policy class.
+    :param env: the environment to learn from (or its registered id).
+    :param learning_rate: learning rate of the actor, critics and entropy coefficient, a number or a
+        schedule of ``progress_remaining``.
+    :param buffer_size: replay buffer size.
+    :param learning_starts: steps collected (with uniform random actions) before learning starts.
+    :param batch_size: minibatch size of each gradient step; with sampled induction it is also the
+        pool of hidden parts.
+    :param tau: soft (Polyak) update coefficient of the target critics.
+    :param gamma: discount factor.
+    :param train_freq: update every ``train_freq`` steps, or a tuple such as ``(5, "step")`` or
+        ``(2, "episode")``.
+    :param gradient_steps: gradient steps per update (-1: as many as steps collected).
+    :param action_noise: action noise added for exploration (``None``: none).
+    :param replay_buffer_class: the replay buffer; with a restriction it must be one of SB3's
+        ``ReplayBuffer``, ``DictReplayBuffer``, ``NStepReplayBuffer`` (replaced by its
+        :mod:`rlimm.agents.replay_buffers` counterpart) or a
+        :class:`~rlimm.agents.replay_buffers.TeacherReplayViewMixin` subclass (``None``: chosen as SB3
+        does).
+    :param replay_buffer_kwargs: its keyword arguments.
+    :param optimize_memory_usage: SB3's memory-efficient replay buffer.
+    :param n_steps: n-step returns for the critics (1: one-step TD targets).
+    :param ent_coef: entropy coefficient α, a number or ``"auto"`` (``"auto_0.1"``: learned from 0.1).
+    :param target_update_interval: gradient steps between target-critic updates.
+    :param target_entropy: target entropy when α is learned (``"auto"``: −dim(actions)).
+    :param use_sde: generalised state-dependent exploration (not with a teacher).
+    :param sde_sample_freq: resample the gSDE noise every n steps (-1: once per rollout).
+    :param use_sde_at_warmup: gSDE instead of uniform actions before learning starts.
+    :param stats_window_size: episodes averaged in the rollout logs.
+    :param regularizer: ``"none"``, ``"naive"`` or ``"imm"``.
+    :param teacher: the restricted teacher (required unless ``regularizer="none"``); for Box actions a
+        Gaussian teacher over SAC's pre-squash action (``squashed=True``, e.g. a SAC policy trained on
+        the visible part).
+    :param restriction: what the teacher sees of an observation.
+    :param teacher_coef: λ, a number or a callable of ``progress_remaining`` (1 → 0), as
+        ``learning_rate``; see :mod:`rlimm.coefficients`.
+    :param induction: how the induced policy averages over the hidden part: ``exact`` (enumerate it
+        with the restriction's belief), ``knn`` or ``marginal`` (k hidden parts drawn from the sampled
+        minibatch, :mod:`rlimm.agents.neighbours`), or ``auto`` (exact when the restriction can
+        enumerate, else knn).
+    :param induction_k: hidden parts per state for ``knn`` and ``marginal``.
+    :param kl_estimator: Box actions: the estimator of KL(teacher ‖ induced Gaussian mixture),
+        ``mc``, ``quadrature`` (≤ 2 action dimensions) or ``moment`` (:mod:`rlimm.gaussian_kl`).
+    :param kl_samples: Box actions, ``mc``: actions drawn from the teacher per state.
+    :param tensorboard_log: TensorBoard folder (``None``: none).
+    :param policy_kwargs: keyword arguments of the policy.
+    :param verbose: 0 silent, 1 info, 2 debug.
+    :param seed: random seed.
+    :param device: torch device (``"auto"``: CUDA when available).
+    :param _init_setup_model: build the networks now (SB3's ``load`` passes ``False``).
+    """
+
+    def __init__(
+        self,
+        policy: str | type[SACPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        ent_coef: str | float = "auto",
+        target_update_interval: int = 1,
+        target_entropy: str | float = "auto",
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
+        stats_window_size: int = 100,
+        regularizer: str = "none",
+        teacher: Teacher | None = None,
+        restriction: Restriction | None = None,
+        teacher_coef: TeacherCoef = 0.0,
+        induction: str = "auto",
+        induction_k: int = 16,
+        kl_estimator: str = "mc",
+        kl_samples: int = 16,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            ent_coef=ent_coef,
+            target_update_interval=target_update_interval,
+            target_entropy=target_entropy,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            use_sde_at_warmup=use_sde_at_warmup,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        # The teacher is set before the model, whose buffer and regulariser depend on it.
+        self._init_teacher(
+            regularizer, teacher, restriction, teacher_coef, induction, induction_k, kl_estimator, kl_samples
+        )
+        if _init_setup_model:
+            self._setup_model()
+
+    # --- the model: a replay buffer that records the teacher's view ------------------------------------
+
+    def _setup_model(self) -> None:
+        # SB3's SAC set-up (not RegularizedMixin's, which installs a rollout buffer), with a replay buffer
+        # that records the teacher's view when there is a restriction.
+        if self.restriction is None:
+            SB3SAC._setup_model(self)
+        else:
+            user_class, user_kwargs = self.replay_buffer_class, self.replay_buffer_kwargs
+            buffer_class = teacher_replay_buffer_class(user_class, self.observation_space, self.n_steps)
+            # The buffer gets the view for its construction only: the saved class and kwargs stay the
+            # user's (a bound method of the model would drag the model, logger and all, into the zip).
+            kwargs = {**user_kwargs, "view": self._teacher_view, "columns": self._teacher_view_columns()}
+            chosen_for_the_user = user_class is None
+            if chosen_for_the_user and issubclass(buffer_class, NStepReplayBuffer):
+                kwargs.update(n_steps=self.n_steps, gamma=self.gamma)  # what SB3 passes to its own
+            self.replay_buffer_class, self.replay_buffer_kwargs = buffer_class, kwargs
+            try:
+                with warnings.catch_warnings():
+                    if chosen_for_the_user:  # n_steps is honoured above: SB3's "ignored" warning is wrong
+                        warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
+                    SB3SAC._setup_model(self)
+            finally:
+                self.replay_buffer_class, self.replay_buffer_kwargs = user_class, user_kwargs
+        self._setup_regularizer()
+
+    def _setup_regularizer(self) -> None:
+        teacher = getattr(self, "teacher", None)
+        if teacher is not None and hasattr(teacher, "gaussian") and not getattr(teacher, "squashed", True):
+            raise RlimmError(
+                f"teacher '{getattr(teacher, 'name', type(teacher).__name__)}' is a Gaussian over the raw "
+                "action (squashed=False, a PPO/A2C teacher) but SAC's Gaussian is before its tanh squash: "
+                "use a SAC teacher (squashed=True)"
+            )
+        if (teacher is not None or self.regularizer_kind != "none") and self.use_sde:
+            raise RlimmError("the teacher regulariser does not support gSDE: use use_sde=False")
+        super()._setup_regularizer()
+
+    def _squashed_actions(self) -> bool:
+        return True
+
+    def _induction_pool(self, batch: Any) -> Any:
+        """Sampled induction draws hidden parts from the sampled minibatch (its ``indices`` are
+        ``arange(batch_size)``): transitions of the replay buffer."""
+        return batch.observations
+
+    def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
+        """SB3's ``load_replay_buffer``; a buffer that records the teacher's view gets this model's
+        view again (it is never pickled), and its columns are recomputed with the current teacher."""
+        super().load_replay_buffer(path, truncate_last_traj)
+        buffer = self.replay_buffer
+        if self.restriction is not None:
+            if not isinstance(buffer, TeacherReplayViewMixin):
+                raise RlimmError(
+                    f"the loaded replay buffer ({type(buffer).__name__}) cannot record what the teacher "
+                    "sees: load one saved by rlimm's SAC with a restriction"
+                )
+            buffer.attach_view(self._teacher_view, self._teacher_view_columns())
+
+    def hparams(self) -> dict[str, str | float | int | bool]:
+        """The hyperparameters shown in TensorBoard's HPARAMS tab (``n_steps``: SAC's n-step returns)."""
+        freq = self.train_freq
+        frequency = getattr(freq, "frequency", freq)
+        unit = getattr(getattr(freq, "unit", None), "value", "step")
+        ent_coef = self.ent_coef
+        return {
+            **super().hparams(),
+            "buffer_size": int(self.buffer_size),
+            "batch_size": int(self.batch_size),
+            "learning_starts": int(self.learning_starts),
+            "train_freq": f"{frequency} {unit}",
+            "gradient_steps": int(self.gradient_steps),
+            "tau": float(self.tau),
+            "ent_coef": ent_coef if isinstance(ent_coef, str) else float(ent_coef),
+        }
+
+    # --- training ---------------------------------------------------------------------------------------
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        # Switch to train mode (this affects batch norm / dropout)
+        self.policy.set_training_mode(True)
+        # Update optimizers learning rate
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers += [self.ent_coef_optimizer]
+
+        # Update learning rate according to lr schedule
+        self._update_learning_rate(optimizers)
+
+        ent_coef_losses, ent_coefs = [], []
+        actor_losses, critic_losses = [], []
+
+        for gradient_step in range(gradient_steps):
+            # Sample replay buffer
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+            # We need to sample because `log_std` may have changed between two gradient steps
+            if self.use_sde:
+                self.actor.reset_noise()
+
+            # Action by the current actor for the sampled state
+            actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
+            log_prob = log_prob.reshape(-1, 1)
+            # rlimm: the actor's distribution at the sampled states (its pre-squash Normal), kept
+            # before the next-state pass below replaces it
+            distribution = copy.copy(self.actor.action_dist)
+
+            ent_coef_loss = None
+            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                # Important: detach the variable from the graph
+                # so we don't change it with other losses
+                # see https://github.com/rail-berkeley/softlearning/issues/60
+                ent_coef = th.exp(self.log_ent_coef.detach())
+                assert isinstance(self.target_entropy, float)
+                ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+                ent_coef_losses.append(ent_coef_loss.item())
+            else:
+                ent_coef = self.ent_coef_tensor
+
+            ent_coefs.append(ent_coef.item())
+
+            # Optimize entropy coefficient, also called
+            # entropy temperature or alpha in the paper
+            if ent_coef_loss is not None and self.ent_coef_optimizer is not None:
+                self.ent_coef_optimizer.zero_grad()
+                ent_coef_loss.backward()
+                self.ent_coef_optimizer.step()
+
+            with th.no_grad():
+                # Select action according to policy
+                next_actions, next_log_prob = self.actor.action_log_prob(replay_data.next_observations)
+                # Compute the next Q values: min over all critics targets
+                next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
+                next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+                # add entropy term
+                next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
+                # td error + entropy term
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+            # Get current Q-values estimates for each critic network
+            # using action from the replay buffer
+            current_q_values = self.critic(replay_data.observations, replay_data.actions)
+
+            # Compute critic loss
+            critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+            assert isinstance(critic_loss, th.Tensor)  # for type checker
+            critic_losses.append(critic_loss.item())  # type: ignore[union-attr]
+
+            # Optimize the critic
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            # Compute actor loss
+            # Alternative: actor_loss = th.mean(log_prob - qf1_pi)
+            # Min over all critic networks
+            q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
+            min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
+            actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
+            actor_loss = actor_loss + self._teacher_loss(replay_data, distribution)  # rlimm: λ · regulariser
+            actor_losses.append(actor_loss.item())
+
+            # Optimize the actor
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            # Update target networks
+            if gradient_step % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                # Copy running stats, see GH issue #996
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
+        self._n_updates += gradient_steps
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", np.mean(ent_coefs))
+        self.logger.record("train/actor_loss", np.mean(actor_losses))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
+        if len(ent_coef_losses) > 0:
+            self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
