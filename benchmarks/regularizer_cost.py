@@ -9,12 +9,18 @@ Goals: REINFORCE per-update cost of imm and naive ≤ 1.3× none (issue 2); PPO-
 
 With ``--env`` and ``--visible`` it times PPO (SB3's defaults) on a stock environment instead, the
 IMM term by sampled induction (``--induction knn --k 16``) with a teacher that is a policy on the
-visible part (untrained: its weights do not change the cost). Goal: imm ≥ 0.7× plain PPO.
+visible part (untrained: its weights do not change the cost). Goal: imm ≥ 0.7× plain PPO. On a Box
+action space (e.g. Pendulum-v1, ``--visible 0 1``) the teacher is Gaussian, the IMM term is the KL to
+the Gaussian mixture (``--estimator mc``, m = 16 draws), and ``--algo sac`` times SAC (SB3's defaults)
+instead of PPO; goal ≥ 0.7× for both.
 
     .venv/bin/python benchmarks/regularizer_cost.py --algo reinforce --timesteps 10000 --repeats 5
     .venv/bin/python benchmarks/regularizer_cost.py --algo ppo --timesteps 4000 --repeats 3
     .venv/bin/python benchmarks/regularizer_cost.py --env CartPole-v1 --visible theta theta_dot \
         --timesteps 8192
+    .venv/bin/python benchmarks/regularizer_cost.py --env Pendulum-v1 --visible 0 1 --timesteps 8192
+    .venv/bin/python benchmarks/regularizer_cost.py --env Pendulum-v1 --visible 0 1 --algo sac \
+        --timesteps 2000
 """
 
 from __future__ import annotations
@@ -35,17 +41,21 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--algo", choices=["reinforce", "ppo", "a2c"], default="reinforce")
+    parser.add_argument("--algo", choices=["reinforce", "ppo", "a2c", "sac"], default=None)
     parser.add_argument("--timesteps", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--env", help="a stock gymnasium env id (PPO with sampled induction)")
     parser.add_argument("--visible", nargs="+", help="what the teacher sees (with --env)")
     parser.add_argument("--induction", default="knn", choices=["knn", "marginal"])
     parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--estimator", default="mc", choices=["mc", "quadrature", "moment"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.env:
         return _stock_env(args)
+    args.algo = args.algo or "reinforce"
+    if args.algo == "sac":
+        parser.error("--algo sac needs --env (a Box-action environment)")
 
     name = "paper" if args.algo == "reinforce" else args.algo
     config = load_compare_config(CONFIGS / f"grid_{name}.yaml")
@@ -85,22 +95,34 @@ def main() -> None:
 
 def _stock_env(args: argparse.Namespace) -> None:
     import gymnasium as gym
+    import stable_baselines3 as sb3
 
+    from rlimm.agents.gaussian_teachers import gaussian_policy_teacher
     from rlimm.agents.ppo import PPO
+    from rlimm.agents.sac import SAC
     from rlimm.agents.teachers import PolicyTeacher
     from rlimm.envs import VisibleObservation
     from rlimm.envs.restriction import restriction_for
 
+    algo = args.algo or "ppo"
     env = gym.make(args.env)
     restriction = restriction_for(env, args.visible)
-    visible_policy = PPO("MlpPolicy", VisibleObservation(gym.make(args.env), restriction), seed=0).policy
-    teacher = PolicyTeacher(
-        visible_policy, restriction.visible_space, int(env.action_space.n), name="visible"
-    )
-    seconds: dict[str, list[float]] = {"none": [], "naive": [], "imm": []}
+    visible_env = VisibleObservation(gym.make(args.env), restriction)
+    box = isinstance(env.action_space, gym.spaces.Box)
+    if box:  # a Gaussian teacher of the learner's own convention (SAC: before the squash)
+        source = (sb3.SAC if algo == "sac" else sb3.PPO)("MlpPolicy", visible_env, seed=0)
+        teacher = gaussian_policy_teacher(source, restriction, env.action_space, "visible")
+    else:
+        visible_policy = PPO("MlpPolicy", visible_env, seed=0).policy
+        teacher = PolicyTeacher(
+            visible_policy, restriction.visible_space, int(env.action_space.n), name="visible"
+        )
+    cls = SAC if algo == "sac" else PPO
+    kinds = ["none", "imm"] if algo == "sac" else ["none", "naive", "imm"]
+    seconds: dict[str, list[float]] = {kind: [] for kind in kinds}
     for rep in range(args.repeats):
         for kind in seconds:
-            model = PPO(
+            model = cls(
                 "MlpPolicy",
                 gym.make(args.env),
                 regularizer=kind,
@@ -109,15 +131,17 @@ def _stock_env(args: argparse.Namespace) -> None:
                 teacher_coef=ratio_to_lambda(0.2),
                 induction=args.induction,
                 induction_k=args.k,
+                kl_estimator=args.estimator,
                 seed=rep,
             )
             start = time.perf_counter()
             model.learn(args.timesteps)
             seconds[kind].append(time.perf_counter() - start)
     base = statistics.median(seconds["none"])
+    estimator = f", KL by {args.estimator}" if box else ""
     print(
-        f"ppo on {args.env}, teacher sees {' '.join(args.visible)}, imm by {args.induction} (k = {args.k}), "
-        f"{args.timesteps} steps, {args.repeats} interleaved repeats, 1 thread"
+        f"{algo} on {args.env}, teacher sees {' '.join(args.visible)}, imm by {args.induction} (k = {args.k}"
+        f"{estimator}), {args.timesteps} steps, {args.repeats} interleaved repeats, 1 thread"
     )
     print(f"{'regularizer':<12}{'s/run':>9}{'steps/s':>10}{'time ratio':>12}{'throughput ratio':>18}")
     for kind, values in seconds.items():

@@ -41,6 +41,27 @@ def test_compare_writes_results_table_and_plot_and_resumes(tmp_path):
     assert (out / "summary.md").read_text().count("|") > 10
     assert (out / "plot.png").stat().st_size > 10_000
     assert "| budget | none | naive | imm |" in res.stdout
+    # The teacher's own score on the full env, one per seed, by the learners' evaluation protocol.
+    import json
+
+    from rlimm.rl.config import load_compare_config
+    from rlimm.rl.runs import (
+        EVAL_SEED_OFFSET,
+        TeacherActor,
+        evaluate,
+        make_env,
+        make_restriction,
+        make_teacher,
+    )
+
+    record = json.loads((out / "teacher.json").read_text())
+    assert record["teacher"] == "fib-argmax" and len(record["scores"]) == 2
+    config = load_compare_config(QUICK)
+    env = make_env(config.env)
+    actor = TeacherActor(make_teacher(config), make_restriction(config, env), 1)
+    by_hand = evaluate(actor, env, 10, 22, 1 + EVAL_SEED_OFFSET, False).mean()
+    assert record["scores"][1] == pytest.approx(by_hand)
+    assert "Teacher (fib-argmax) on the full env" in (out / "summary.md").read_text()
 
     # Interrupted run: the last row is lost and a torn line is left behind.
     lines = (out / "results.csv").read_text().splitlines()
@@ -197,6 +218,34 @@ def uninterrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("whole")
     assert rlimm("compare", QUICK, "--out", out, *INTERRUPTED, "--jobs", "2").returncode == 0
     return out
+
+
+def test_compare_set_changes_any_key_and_a_folder_from_before_a_new_key_still_resumes(tmp_path):
+    import json
+
+    out = tmp_path / "set"
+    args = ["compare", QUICK, "--out", out, "--seeds", "1", "--budgets", "2", "--methods", "none", "imm"]
+    res = rlimm(
+        *args, "--set", "induction.method=knn", "induction.k=3", "evaluation.episodes=2", "--jobs", "1"
+    )
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["induction"]["method"] == "knn" and saved["induction"]["k"] == 3
+    assert saved["evaluation"]["episodes"] == 2
+    # A folder written before induction.estimator existed: the key left at its default still matches.
+    del saved["induction"]["estimator"], saved["induction"]["samples"]
+    (out / "config.json").write_text(json.dumps(saved))
+    res = rlimm(
+        *args, "--set", "induction.method=knn", "induction.k=3", "evaluation.episodes=2", "--jobs", "1"
+    )
+    assert res.returncode == 0, res.stderr
+    res = rlimm(
+        *args, "--set", "induction.method=knn", "induction.k=4", "evaluation.episodes=2", "--jobs", "1"
+    )
+    assert res.returncode == 2 and "differs in: induction" in res.stderr
+    bad = rlimm(*args, "--set", "induction.k", "--jobs", "1")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "rlimm: error: --set: expected dotted.key=value, got 'induction.k'"
 
 
 @pytest.mark.parametrize("sig_name", ["SIGINT", "SIGKILL"])

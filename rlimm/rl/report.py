@@ -57,7 +57,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
     if keys.empty:
         keys = summary[["budget", "lambda_ratio"]].drop_duplicates()
     for budget, ratio in keys.itertuples(index=False):
-        cells = [str(budget)] + ([f"{ratio:.1f}"] if sweep else [])
+        cells = [str(budget)] + ([f"{ratio:g}"] if sweep else [])
         for m in methods:
             if m == "none":
                 row = none.loc[budget] if budget in none.index else None
@@ -164,7 +164,7 @@ def differences_table(diffs: pd.DataFrame) -> str:
     ]
     for r in diffs.itertuples(index=False):
         lines.append(
-            f"| {r.budget} | {r.lambda_ratio:.1f} | {r.comparison} | {r.pairs} | "
+            f"| {r.budget} | {r.lambda_ratio:g} | {r.comparison} | {r.pairs} | "
             f"{r.mean:+.2f} [{r.low:+.2f}, {r.high:+.2f}] |"
         )
     return "\n".join(lines)
