@@ -51,6 +51,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import BasePolicy
 
+from rlimm.agents.teacher_files import TeacherFile
 from rlimm.common.files import atomic_write
 from rlimm.errors import RlimmError
 from rlimm.gaussian_kl import gaussian_kl
@@ -350,12 +351,11 @@ def gaussian_policy_teacher(
 
 
 def _algo_class(algo: str) -> type[BaseAlgorithm]:
-    from stable_baselines3 import A2C, PPO, SAC
+    from rlimm.agents.teachers import _sb3_class
 
-    classes = {"ppo": PPO, "sac": SAC, "a2c": A2C}
-    if algo not in classes:
+    if algo not in ALGOS:
         raise RlimmError(f"unknown Gaussian teacher algorithm '{algo}'; accepted: {', '.join(ALGOS)}")
-    return classes[algo]
+    return _sb3_class(algo, "Gaussian teacher")
 
 
 def train_restricted_gaussian_teacher(
@@ -592,8 +592,8 @@ def fit_induced_gaussian_expert(
 
 
 @dataclass(frozen=True)
-class GaussianTeacherFile:
-    """A loaded Gaussian teacher file.
+class GaussianTeacherFile(TeacherFile):
+    """A loaded Gaussian teacher file (``check_visible`` as the discrete teacher files).
 
     :param teacher: the teacher.
     :param meta: what it was built for: ``env_id``, ``restriction`` (its ``describe()``), ``name``, and
@@ -620,15 +620,6 @@ class GaussianTeacherFile:
                 f"the teacher file was built for the restriction '{built}', but the restriction is '{shown}'"
             )
         self.teacher.check_visible(restriction)
-
-    def check_visible(self, visible: list[str]) -> None:
-        """Raise unless the file was built for the same visible fields (as the discrete teacher files)."""
-        built_for = self.meta.get("visible")
-        if built_for is not None and list(built_for) != list(visible):
-            raise RlimmError(
-                f"the teacher file was built for visible fields {built_for}, but the restriction "
-                f"shows {list(visible)}"
-            )
 
 
 def save_gaussian_teacher(
