@@ -36,7 +36,6 @@ trust (pickle: the SB3 constructor arguments hold gymnasium spaces and classes).
 
 from __future__ import annotations
 
-import copy
 import importlib
 import json
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import BasePolicy
 
 from rlimm.agents.teacher_files import TeacherFile
+from rlimm.agents.teachers import frozen_copy
 from rlimm.common.files import atomic_write
 from rlimm.errors import RlimmError
 from rlimm.gaussian_kl import gaussian_kl
@@ -249,33 +249,6 @@ def _policy_kind(policy: Any) -> str:
     )
 
 
-def _frozen_copy(policy: BasePolicy) -> BasePolicy:
-    """A CPU, eval-mode, gradient-free deep copy without optimizers."""
-    # SB3 keeps the last distribution (and SAC its last pre-squash draw) with its autograd graph, which
-    # deepcopy refuses: set them aside for the copy.
-    holders = [getattr(m, "action_dist", None) for m in (policy, getattr(policy, "actor", None))]
-    saved = [
-        (h, attr, getattr(h, attr))
-        for h in holders
-        if h is not None
-        for attr in ("distribution", "gaussian_actions")
-        if getattr(h, attr, None) is not None
-    ]
-    for h, attr, _ in saved:
-        setattr(h, attr, None)
-    try:
-        frozen = copy.deepcopy(policy)
-    finally:
-        for h, attr, value in saved:
-            setattr(h, attr, value)
-    frozen = frozen.to("cpu")
-    frozen.set_training_mode(False)
-    for module in frozen.modules():
-        if hasattr(module, "optimizer"):
-            module.optimizer = None  # a teacher is never trained; it also pickles lighter to workers
-    return frozen.requires_grad_(False)
-
-
 class GaussianPolicyTeacher(_BoxTeacher):
     """A teacher that is an SB3 policy on the visible part, frozen: a deep copy on the CPU in eval mode,
     without gradients, so that training the source model afterwards does not change it.
@@ -291,7 +264,7 @@ class GaussianPolicyTeacher(_BoxTeacher):
     def __init__(self, policy: BasePolicy, name: str = "policy") -> None:
         self.kind = _policy_kind(policy)
         super().__init__(policy.observation_space, policy.action_space, self.kind == "sac", name)
-        self.policy = _frozen_copy(policy)
+        self.policy = frozen_copy(policy)
 
     @th.no_grad()
     def gaussian(self, visible: Any) -> tuple[np.ndarray, np.ndarray]:

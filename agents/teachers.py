@@ -271,6 +271,33 @@ def policy_utilities(policy: th.nn.Module, obs: Any) -> th.Tensor:
     raise RlimmError(f"cannot read a policy from {type(policy).__name__}")
 
 
+def frozen_copy(policy: th.nn.Module) -> th.nn.Module:
+    """A CPU, eval-mode, gradient-free deep copy of a policy without optimizers, that pickles to
+    worker processes. SB3 keeps the last distribution (SAC also its last pre-squash draw) with its
+    autograd graph, which neither deepcopy nor pickle accepts: it is left out of the copy, and the
+    source keeps its own."""
+    holders = [getattr(m, "action_dist", None) for m in (policy, getattr(policy, "actor", None))]
+    saved = [
+        (h, attr, getattr(h, attr))
+        for h in holders
+        if h is not None
+        for attr in ("distribution", "gaussian_actions")
+        if getattr(h, attr, None) is not None
+    ]
+    for h, attr, _ in saved:
+        setattr(h, attr, None)
+    try:
+        frozen = copy.deepcopy(policy)
+    finally:
+        for h, attr, value in saved:
+            setattr(h, attr, value)
+    frozen = frozen.to("cpu").eval()  # eval() is SB3's set_training_mode(False)
+    for module in frozen.modules():
+        if hasattr(module, "optimizer"):
+            module.optimizer = None  # a teacher is never trained
+    return frozen.requires_grad_(False)
+
+
 class PolicyTeacher:
     """A teacher that is a policy on the visible part: an SB3 policy (or any torch module mapping a
     batch of visible observations to action logits) trained on the env as the restricted model sees
@@ -296,19 +323,7 @@ class PolicyTeacher:
     ) -> None:
         if mode not in POLICY_MODES:
             raise RlimmError(f"unknown teacher policy '{mode}'; accepted: {', '.join(POLICY_MODES)}")
-        # A frozen CPU copy: no optimizer, no gradients, no cached distribution (SB3 keeps the last
-        # one, with its graph), so it pickles to worker processes.
-        cached = getattr(getattr(policy, "action_dist", None), "distribution", None)
-        if cached is not None:
-            policy.action_dist.distribution = None
-        try:
-            policy = copy.deepcopy(policy).to("cpu").eval()
-        finally:
-            if cached is not None:
-                policy.action_dist.distribution = cached
-        if hasattr(policy, "optimizer"):
-            policy.optimizer = None
-        self.policy = policy.requires_grad_(False)
+        self.policy = frozen_copy(policy)
         self.visible_space = visible_space
         self._n_actions = int(n_actions)
         self.mode, self.temperature, self.name = mode, float(temperature), name

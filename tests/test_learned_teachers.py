@@ -75,3 +75,26 @@ def test_dqn_teacher_is_greedy_in_q(grid, tmp_path):
     with torch.no_grad():
         q = dqn.policy.q_net(torch.arange(11.0)).numpy()
     np.testing.assert_array_equal(teacher.table.argmax(1), q.argmax(1))
+
+
+def test_a_policy_teacher_made_right_after_training_pickles_to_workers():
+    """SB3 keeps the last training minibatch's distribution, with its graph, on the policy: the
+    teacher's copy must leave it out (compare hands the teacher to worker processes before it ever
+    computed a probability, e.g. when resuming), and the source model must keep its own."""
+    import io
+    from multiprocessing.reduction import ForkingPickler
+
+    import gymnasium as gym
+
+    from rlimm.agents.teachers import train_restricted_teacher
+    from rlimm.envs.restriction import restriction_for
+
+    env = gym.make("CartPole-v1")
+    restriction = restriction_for(env, ["theta", "theta_dot"])
+    kwargs = {"n_steps": 128, "batch_size": 64, "n_epochs": 1}
+    teacher, model = train_restricted_teacher(env, restriction, "ppo", 128, 0, "softmax", 1.0, kwargs)
+    cached = model.policy.action_dist.distribution
+    assert cached is not None and cached.logits.requires_grad
+    ForkingPickler(io.BytesIO()).dump(teacher)  # raised "Cowardly refusing to serialize non-leaf tensor"
+    assert model.policy.action_dist.distribution is cached
+    assert teacher.policy.action_dist.distribution is None
