@@ -92,7 +92,11 @@ def test_compare_writes_results_table_and_plot_and_resumes(tmp_path):
             "'algo.kwargs.n_step': not an argument of reinforce",
         ),
         (lambda t: [write_config(t, methods=["none", "kd"])], "'methods.1'"),
-        (lambda t: [write_config(t, **{"algo.name": "sac"})], "'algo.name'"),
+        (lambda t: [write_config(t, **{"algo.name": "ddpg"})], "'algo.name'"),
+        (
+            lambda t: [write_config(t, **{"algo.name": "sac"})],
+            "'algo.name': sac needs a Box (continuous) action space",
+        ),
         (lambda t: [write_config(t, **{"env.id": "NoSuchEnv-v9"})], "NoSuchEnv-v9"),
         (lambda t: [write_config(t, **{"restriction.visible": ["z"]})], "'z'"),
         (lambda t: [write_config(t, lambda_ratio=1.0)], "lambda ratio must lie in [0, 1)"),

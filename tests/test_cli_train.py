@@ -103,7 +103,8 @@ IMM = ["--regularizer", "imm", "--visible", "x"]
 @pytest.mark.parametrize(
     ("make_args", "message"),
     [
-        (lambda t: ["--algo", "sac"], "'algo.name'"),
+        (lambda t: ["--algo", "ddpg"], "'algo.name'"),
+        (lambda t: ["--algo", "sac"], "'algo.name': sac needs a Box (continuous) action space"),
         (lambda t: ["--env", "NoSuchEnv-v9"], "NoSuchEnv-v9"),
         (lambda t: ["-params", "n_step:5"], "'algo.kwargs.n_step': not an argument of ppo"),
         (lambda t: ["-params", "n_steps"], "-params: expected key:value, got 'n_steps'"),

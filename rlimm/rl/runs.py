@@ -150,6 +150,12 @@ def build_agent(
     """An rlimm agent of ``algo`` on ``env`` with its regulariser, teacher and λ (``teacher_coef``), on
     ``device`` (``None``: the algorithm's default, or ``algo.kwargs.device``)."""
     check_kwargs(algo.name, algo.kwargs)
+    if algo.name == "sac" and not isinstance(env.action_space, gym.spaces.Box):
+        name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        raise RlimmError(
+            f"'algo.name': sac needs a Box (continuous) action space; {name} has {env.action_space} "
+            "(use reinforce, ppo or a2c)"
+        )
     kwargs = dict(algo.kwargs)
     if device is not None:
         if "device" in kwargs:
