@@ -38,10 +38,17 @@ def test_train_then_evaluate_to_the_episodes_end(tmp_path, capsys, case, regular
         assert list(run.glob("teacher.*"))
 
 
-def test_continuous_actions_train_without_a_regularizer(tmp_path, capsys):
-    assert main(["train", "--env", "Pendulum-v1", "-n", "128", "-f", str(tmp_path), *FAST]) == 0
-    result = json.loads(next(tmp_path.glob("ppo/*/result.json")).read_text())
+@pytest.mark.parametrize("regularizer", ["none", "imm"])
+def test_continuous_actions_train_with_and_without_a_regularizer(tmp_path, capsys, regularizer):
+    args = ["train", "--env", "Pendulum-v1", "-n", "128", "-f", str(tmp_path), *FAST]
+    if regularizer == "imm":  # a Gaussian teacher on (cos θ, sin θ), the KL to the mixture by mc
+        args += ["--regularizer", "imm", "--visible", "novel", "--teacher", "trained:timesteps=64"]
+    assert main(args) == 0, capsys.readouterr().err
+    run = next(tmp_path.glob("ppo/*"))
+    result = json.loads((run / "result.json").read_text())
     assert result["mean_return"] < 0  # Pendulum's returns are negative; 200-step episodes
+    if regularizer == "imm":
+        assert (run / "teacher.pt").is_file()
 
 
 @pytest.mark.parametrize(
@@ -54,8 +61,12 @@ def test_continuous_actions_train_without_a_regularizer(tmp_path, capsys):
         (["--env", "CartPole-v1", "--visible", "theta", "--induction", "knn:k=0"], "'induction.k'"),
         (["--env", "CartPole-v1", "--visible", "theta", "--induction", "exact"], "can be enumerated"),
         (
-            ["--env", "Pendulum-v1", "--visible", "novel", "--teacher", "trained:timesteps=64"],
-            "Discrete action",
+            ["--env", "Pendulum-v1", "--visible", "novel", "--teacher", "trained:algo=sac,timesteps=64"],
+            "is a squashed (SAC) Gaussian but PPO's Gaussian acts on the raw action",
+        ),
+        (
+            ["--env", "Pendulum-v1", "--visible", "novel", "--induction", "knn:samples=0"],
+            "'induction.samples'",
         ),
         (["--env", "rlimm/ToroidalGrid-v0", "--env-kwargs", "height:0"], "height"),
         (["--env", "CartPole-v1", "-params", "learning_rate:abc"], "learning_rate"),
