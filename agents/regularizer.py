@@ -233,7 +233,7 @@ class TeacherRegularizer:
     ) -> tuple[torch.Tensor, neighbours.Draw]:
         if pool is None:
             raise RlimmError("sampled induction needs the rollout's observations (pool)")
-        r, family = self.restriction, self.family
+        family = self.family
         cached = self._rollout_draws(pool)
         if self.induction == "knn":
             rows = batch.indices.to(cached.draws.index.device)
@@ -246,7 +246,8 @@ class TeacherRegularizer:
             if synthetic is None and k:
                 synthetic = self._synthetic(pool, batch.observations, draw.index[:, 1:])
         else:
-            features = r.visible_features(batch.observations)
+            # The batch's rows of the pool: their visible features were computed with the pool's.
+            features = cached.features[batch.indices.to(cached.features.device)]
             draw = neighbours.marginal(features, cached.features, self.k, self._discrete, self._generator)
             (b, k), own = draw.index.shape, None
             synthetic = self._synthetic(pool, batch.observations, draw.index)
