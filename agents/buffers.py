@@ -45,13 +45,15 @@ def as_env_observations(space: spaces.Space, stored: Any) -> Any:
     return stored.astype(space.dtype, copy=False) if space.dtype is not None else stored
 
 
-def _flat_rows(values: Any, n: int) -> Any:
+def flat_rows(values: Any, n: int) -> Any:
+    """``(r, n_envs, *shape)`` → ``(r · n_envs, *shape)``, per key for Dict observations."""
     if isinstance(values, dict):
         return {key: v.reshape(n, *v.shape[2:]) for key, v in values.items()}
     return values.reshape(n, *values.shape[2:])
 
 
-def _slice_rows(values: Any, start: int, stop: int) -> Any:
+def slice_rows(values: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop``, per key for Dict observations."""
     if isinstance(values, dict):
         return {key: v[start:stop] for key, v in values.items()}
     return values[start:stop]
@@ -127,15 +129,15 @@ class TeacherViewMixin:
         n = size * n_envs
         if self.raw_data is not None:
             raw = self.raw_data[None] if None in self.raw_data else self.raw_data
-            rows = _flat_rows(raw, n)
+            rows = flat_rows(raw, n)
         else:
-            rows = as_env_observations(self.observation_space, _flat_rows(self.observations, n))  # type: ignore[attr-defined]
+            rows = as_env_observations(self.observation_space, flat_rows(self.observations, n))  # type: ignore[attr-defined]
         self.view_data = {
             name: np.zeros((n, *shape), dtype=dtype) for name, (shape, dtype) in self.columns.items()
         }
         for start in range(0, n, VIEW_CHUNK):
             stop = min(start + VIEW_CHUNK, n)
-            for name, values in self.view(_slice_rows(rows, start, stop)).items():
+            for name, values in self.view(slice_rows(rows, start, stop)).items():
                 self.view_data[name][start:stop] = np.asarray(values).reshape(
                     stop - start, *self.columns[name][0]
                 )

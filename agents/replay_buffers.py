@@ -30,7 +30,7 @@ from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer
 from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.vec_env import VecNormalize
 
-from rlimm.agents.buffers import VIEW_CHUNK, View, as_env_observations
+from rlimm.agents.buffers import VIEW_CHUNK, View, as_env_observations, flat_rows, slice_rows
 from rlimm.errors import RlimmError
 
 
@@ -59,19 +59,6 @@ def _rows(values: Any, rows: np.ndarray) -> Any:
     if isinstance(values, dict):
         return {key: v[rows] for key, v in values.items()}
     return values[rows]
-
-
-def _flatten(values: Any, n: int) -> Any:
-    """``(r, n_envs, *shape)`` → ``(r · n_envs, *shape)``."""
-    if isinstance(values, dict):
-        return {key: v.reshape(n, *v.shape[2:]) for key, v in values.items()}
-    return values.reshape(n, *values.shape[2:])
-
-
-def _chunk(values: Any, start: int, stop: int) -> Any:
-    if isinstance(values, dict):
-        return {key: v[start:stop] for key, v in values.items()}
-    return values[start:stop]
 
 
 class TeacherReplayViewMixin:
@@ -130,12 +117,12 @@ class TeacherReplayViewMixin:
             )
         n_envs = self.n_envs  # type: ignore[attr-defined]
         n = rows.size * n_envs
-        stored = _flatten(_rows(self.observations, rows), n)  # type: ignore[attr-defined]
+        stored = flat_rows(_rows(self.observations, rows), n)  # type: ignore[attr-defined]
         observations = as_env_observations(self.observation_space, stored)  # type: ignore[attr-defined]
         values = {name: np.zeros((n, *shape), dtype=dtype) for name, (shape, dtype) in self.columns.items()}
         for start in range(0, n, VIEW_CHUNK):
             stop = min(start + VIEW_CHUNK, n)
-            for name, column in self.view(_chunk(observations, start, stop)).items():
+            for name, column in self.view(slice_rows(observations, start, stop)).items():
                 values[name][start:stop] = np.asarray(column).reshape(stop - start, *self.columns[name][0])
         for name, column in values.items():
             self.view_data[name][rows] = column.reshape(rows.size, n_envs, *column.shape[1:])
