@@ -8,6 +8,10 @@ hidden parts, and which divergence to call. The action space decides the family,
 
 - ``Discrete`` → :class:`CategoricalFamily` (logits; the induced policy is the belief-weighted
   average of probabilities, averaged before the log);
+- ``MultiDiscrete`` → :class:`MultiCategoricalFamily` (SB3's independent categorical per dimension,
+  logits concatenated; each term is the sum over dimensions of the categorical one, so IMM matches
+  the teacher to each dimension's induced marginal — the joint induced policy, a mixture of products,
+  is not a product itself and a product teacher can only match its marginals);
 - ``Box`` → :class:`GaussianFamily` (mean and log-std of SB3's diagonal Gaussian — for SAC the
   Gaussian *before* the tanh squash, since a KL is unchanged by a bijection of the action; the induced
   policy is a Gaussian mixture, whose KL from the teacher is estimated by ``mc``, ``quadrature`` or
@@ -18,12 +22,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.distributions import (
     CategoricalDistribution,
     DiagGaussianDistribution,
     Distribution,
+    MultiCategoricalDistribution,
     SquashedDiagGaussianDistribution,
 )
 
@@ -90,6 +96,58 @@ class CategoricalFamily:
         rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return imm_loss(teacher, components, weights, rows=rows)
+
+
+class MultiCategoricalFamily(CategoricalFamily):
+    """MultiDiscrete actions: one categorical per dimension, their normalised logits concatenated
+    ``(B, Σ nvec)`` (SB3's layout); the teacher's probabilities are concatenated the same way.
+
+    :param nvec: the number of actions of each dimension.
+    """
+
+    def __init__(self, nvec: Any) -> None:
+        self.nvec = [int(n) for n in nvec]
+        bounds = [0]
+        for n in self.nvec:
+            bounds.append(bounds[-1] + n)
+        self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def _normalised(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [logits[..., s] - logits[..., s].logsumexp(dim=-1, keepdim=True) for s in self.slices], -1
+        )
+
+    def of_distribution(self, distribution: Distribution) -> torch.Tensor:
+        if not isinstance(distribution, MultiCategoricalDistribution):
+            raise RlimmError(
+                "a MultiDiscrete action space needs a multi-categorical policy, got "
+                f"{type(distribution).__name__}"
+            )
+        return torch.cat([d.logits for d in distribution.distribution], dim=-1)
+
+    def at(self, policy: torch.nn.Module, obs: Any, normalised: bool = True) -> torch.Tensor:
+        from rlimm.agents.policies import DistributionEvaluationMixin
+
+        if isinstance(policy, DistributionEvaluationMixin) and isinstance(
+            policy.action_dist, MultiCategoricalDistribution
+        ):
+            logits = policy.actor_output(obs)
+            return self._normalised(logits) if normalised else logits
+        return self.of_distribution(policy.get_distribution(obs))
+
+    def naive(self, teacher: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        return sum(naive_loss(teacher[:, s], params[:, s]) for s in self.slices)
+
+    def imm(
+        self,
+        teacher: torch.Tensor,
+        components: torch.Tensor,
+        weights: torch.Tensor | None,
+        rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        # Each dimension's induced marginal: the components' logits must be normalised per dimension
+        # before they are averaged (imm_loss normalises over its last axis, here one dimension's).
+        return sum(imm_loss(teacher[:, s], components[..., s], weights, rows=rows) for s in self.slices)
 
 
 class GaussianFamily:
@@ -191,13 +249,15 @@ def family_for(
     estimator: str = "mc",
     samples: int = gaussian_kl.DEFAULT_SAMPLES,
     generator: torch.Generator | None = None,
-) -> CategoricalFamily | GaussianFamily:
+) -> CategoricalFamily | MultiCategoricalFamily | GaussianFamily:
     """The family of an action space (``None``: categorical, as before action spaces were passed)."""
     if action_space is None or isinstance(action_space, spaces.Discrete):
         return CategoricalFamily()
+    if isinstance(action_space, spaces.MultiDiscrete) and np.ndim(action_space.nvec) == 1:
+        return MultiCategoricalFamily(action_space.nvec)
     if isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
         return GaussianFamily(int(action_space.shape[0]), estimator, samples, generator or torch.Generator())
     raise RlimmError(
-        f"the teacher regulariser supports Discrete and 1-D Box action spaces, got {action_space} "
-        "(use regularizer 'none')"
+        "the teacher regulariser supports Discrete, 1-D MultiDiscrete and 1-D Box action spaces, got "
+        f"{action_space} (use regularizer 'none')"
     )

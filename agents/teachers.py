@@ -92,10 +92,26 @@ class TabularTeacher:
 
 
 def _discrete_only(name: str, action_space: gym.Space) -> str:
+    if isinstance(action_space, spaces.MultiDiscrete):
+        return (
+            f"teacher '{name}' is a table over Discrete actions but the environment's actions are "
+            f"{action_space}: a MultiDiscrete action space needs a policy teacher (solver 'trained' or "
+            "'model')"
+        )
     return (
         f"teacher '{name}' gives probabilities over Discrete actions but the environment's actions are "
         f"{action_space}: a Box action space needs a Gaussian teacher (rlimm.agents.gaussian_teachers)"
     )
+
+
+def action_sizes(action_space: gym.Space) -> list[int]:
+    """The number of actions of each dimension: ``[n]`` for ``Discrete(n)``, ``nvec`` for a 1-D
+    ``MultiDiscrete``."""
+    if isinstance(action_space, spaces.Discrete):
+        return [int(action_space.n)]
+    if isinstance(action_space, spaces.MultiDiscrete) and np.ndim(action_space.nvec) == 1:
+        return [int(n) for n in action_space.nvec]
+    raise RlimmError(f"teachers need a Discrete or 1-D MultiDiscrete action space, got {action_space}")
 
 
 def utilities_to_policy(
@@ -236,11 +252,12 @@ def policy_teacher(
     :param restriction: if given, the model's observation space must be its visible part.
     """
     space = model.observation_space
-    if not isinstance(model.action_space, spaces.Discrete):
-        raise RlimmError(f"teachers need a Discrete action space, got {model.action_space}")
+    sizes = action_sizes(model.action_space)
     name = name or f"{type(model).__name__.lower()}-{mode}"
-    if not isinstance(space, spaces.Discrete):
-        teacher = PolicyTeacher(model.policy, space, int(model.action_space.n), mode, temperature, name)
+    # A table holds one distribution per context; MultiDiscrete actions keep the policy (per dimension).
+    multi = isinstance(model.action_space, spaces.MultiDiscrete)
+    if not isinstance(space, spaces.Discrete) or multi:
+        teacher = PolicyTeacher(model.policy, space, sum(sizes), mode, temperature, name, nvec=sizes)
         if restriction is not None:
             expected = restriction.visible_space
             if _space_shape(expected) != _space_shape(space):
@@ -265,7 +282,10 @@ def policy_utilities(policy: th.nn.Module, obs: Any) -> th.Tensor:
     """What an SB3 policy prefers at a batch of (unpreprocessed) observations: its action logits
     (actor-critic policies) or its Q-values (DQN)."""
     if hasattr(policy, "get_distribution"):
-        return policy.get_distribution(obs).distribution.logits
+        distribution = policy.get_distribution(obs).distribution
+        if isinstance(distribution, list):  # MultiDiscrete: one categorical per dimension, concatenated
+            return th.cat([d.logits for d in distribution], dim=-1)
+        return distribution.logits
     if hasattr(policy, "q_net"):
         return policy.q_net(obs)  # QNetwork.forward preprocesses the observation itself
     raise RlimmError(f"cannot read a policy from {type(policy).__name__}")
@@ -308,8 +328,10 @@ class PolicyTeacher:
 
     :param policy: an SB3 policy (``get_distribution``; DQN's ``q_net``) or a module ``visible → logits``.
     :param visible_space: the observation space the policy acts on.
-    :param n_actions: number of (discrete) actions.
+    :param n_actions: number of (discrete) actions; for MultiDiscrete actions ``sum(nvec)``.
     :param mode: ``softmax`` (the policy's own probabilities at ``temperature`` 1) or ``argmax``.
+    :param nvec: MultiDiscrete actions: the actions of each dimension. Probabilities (and logits) are
+        then per dimension, concatenated, each dimension's summing to one (SB3's layout).
     """
 
     def __init__(
@@ -320,12 +342,16 @@ class PolicyTeacher:
         mode: str = "softmax",
         temperature: float = 1.0,
         name: str = "policy",
+        nvec: list[int] | None = None,
     ) -> None:
         if mode not in POLICY_MODES:
             raise RlimmError(f"unknown teacher policy '{mode}'; accepted: {', '.join(POLICY_MODES)}")
+        if nvec is not None and sum(nvec) != int(n_actions):
+            raise RlimmError(f"n_actions ({n_actions}) must be the sum of nvec {list(nvec)}")
         self.policy = frozen_copy(policy)
         self.visible_space = visible_space
         self._n_actions = int(n_actions)
+        self.nvec = None if nvec is None or len(nvec) == 1 else [int(n) for n in nvec]
         self.mode, self.temperature, self.name = mode, float(temperature), name
 
     @property
@@ -346,17 +372,21 @@ class PolicyTeacher:
     def probs(self, visible: Any) -> np.ndarray:
         """Action probabilities ``(batch, A)`` for a batch of visible parts."""
         utilities = self.logits(visible).double().numpy()
-        return utilities_to_policy(utilities, self.mode, self.temperature)
+        if getattr(self, "nvec", None) is None:  # (files saved before nvec existed have none)
+            return utilities_to_policy(utilities, self.mode, self.temperature)
+        parts = np.split(utilities, np.cumsum(self.nvec)[:-1], axis=-1)
+        return np.concatenate([utilities_to_policy(u, self.mode, self.temperature) for u in parts], axis=-1)
 
     def check_compatible(self, restriction: Any, action_space: gym.Space) -> None:
         """Raise unless the policy's input is the restriction's visible part and its actions the env's."""
-        if not isinstance(action_space, spaces.Discrete):
+        if not isinstance(action_space, spaces.Discrete | spaces.MultiDiscrete):
             raise RlimmError(_discrete_only(self.name, action_space))
-        if self.n_actions != int(action_space.n):
-            raise RlimmError(
-                f"teacher '{self.name}' has {self.n_actions} actions but the environment has "
-                f"{int(action_space.n)}"
-            )
+        sizes = action_sizes(action_space)
+        mine = getattr(self, "nvec", None) or [self.n_actions]
+        if mine != sizes:
+            env = sizes[0] if isinstance(action_space, spaces.Discrete) else action_space
+            ours = mine[0] if len(mine) == 1 else f"MultiDiscrete({mine})"
+            raise RlimmError(f"teacher '{self.name}' has {ours} actions but the environment has {env}")
         expected = getattr(restriction, "visible_space", None)
         if expected is not None and _space_shape(expected) != _space_shape(self.visible_space):
             raise RlimmError(

@@ -703,11 +703,11 @@ def test_bad_induction_settings_and_continuous_actions_are_refused_by_name():
     with pytest.raises(RlimmError, match=message):
         family_for(gym.spaces.Discrete(3)).of_distribution(dist)
     message = (
-        r"^the teacher regulariser supports Discrete and 1-D Box action spaces, got "
-        r"MultiDiscrete\(\[2 3\]\) \(use regularizer 'none'\)$"
+        r"^the teacher regulariser supports Discrete, 1-D MultiDiscrete and 1-D Box action spaces, got "
+        r"MultiDiscrete\(\[\[2 3\]\]\) \(use regularizer 'none'\)$"
     )
     with pytest.raises(RlimmError, match=message):
-        family_for(gym.spaces.MultiDiscrete([2, 3]))
+        family_for(gym.spaces.MultiDiscrete([[2, 3]]))
 
 
 def test_ppo_counts_as_clipped_only_ratios_strictly_beyond_the_clip_range(teacher, restriction):

@@ -255,9 +255,13 @@ class TeacherActor:
         if hasattr(self.teacher, "sample"):  # a Gaussian teacher: a draw, squashed or clipped to the bounds
             return self.teacher.sample(self.restriction.visible(batch), self.rng, deterministic)[0], None
         probs = np.asarray(self.teacher.probs(self.restriction.visible(batch)), dtype=np.float64)[0]
+        nvec = getattr(self.teacher, "nvec", None)  # MultiDiscrete: one distribution per dimension
+        parts = [probs] if nvec is None else np.split(probs, np.cumsum(nvec)[:-1])
         if deterministic:
-            return np.asarray(int(np.argmax(probs))), None
-        return np.asarray(int(self.rng.choice(len(probs), p=probs / probs.sum()))), None
+            actions = [int(np.argmax(p)) for p in parts]
+        else:
+            actions = [int(self.rng.choice(len(p), p=p / p.sum())) for p in parts]
+        return np.asarray(actions[0] if nvec is None else actions), None
 
 
 def evaluate_teacher(config: CompareConfig, teacher: Teacher) -> dict:
