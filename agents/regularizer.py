@@ -504,6 +504,9 @@ class RegularizedMixin:
         metrics = {"rollout/ep_rew_mean": 0.0, "train/imm_kl": 0.0, "train/naive_kl": 0.0}
         logger.record("hparams", HParam(self.hparams(), metrics), exclude=("stdout", "log", "json", "csv"))
 
+    #: Sampled induction: the diagnostics are computed once per this many updates (see ``_teacher_loss``).
+    diagnostic_period: int = 1
+
     def _induction_pool(self, batch: Any) -> Any:
         """Sampled induction: the observations hidden parts are drawn from, of which the batch's
         ``indices`` are rows. On-policy algorithms: the whole rollout (off-policy ones override this)."""
@@ -523,9 +526,11 @@ class RegularizedMixin:
         if sampled:
             pool = self._induction_pool(batch)
         # The KL that is not optimised and the draws' statistics are diagnostics: with sampled
-        # induction (a batch × k forward) they are computed on the first minibatch of each pass only.
-        diagnose = not sampled or getattr(self, "_diagnosed_at", None) != self._n_updates  # type: ignore[attr-defined]
-        self._diagnosed_at = self._n_updates  # type: ignore[attr-defined]
+        # induction (a batch × k forward) they are computed on the first minibatch of a pass only, and
+        # at most once per `diagnostic_period` updates (off-policy algorithms update every step).
+        bucket = self._n_updates // self.diagnostic_period  # type: ignore[attr-defined]
+        diagnose = not sampled or getattr(self, "_diagnosed_at", None) != bucket
+        self._diagnosed_at = bucket
         out = self.regularizer.compute(
             self.policy,  # type: ignore[attr-defined]
             batch,

@@ -211,6 +211,10 @@ class SAC(RegularizedMixin, SB3SAC):
             raise RlimmError("the teacher regulariser does not support gSDE: use use_sde=False")
         super()._setup_regularizer()
 
+    #: SAC updates on every environment step: the diagnostic KL (the one not optimised, a batch × k
+    #: forward with sampled induction) is computed once per 100 gradient steps, not on each.
+    diagnostic_period = 100
+
     def _squashed_actions(self) -> bool:
         return True
 

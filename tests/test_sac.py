@@ -244,13 +244,16 @@ def test_knn_draws_hidden_parts_from_the_sampled_batch_and_lambda_follows_progre
     def spy_compute(policy, batch, distribution, progress, pool=None, diagnostics=True):
         evaluated.clear()
         out = compute(policy, batch, distribution, progress, pool, diagnostics)
+        lams.append((out.lam, model._current_progress_remaining))
+        if out.lam == 0 and not diagnostics:  # nothing to optimise, nothing to diagnose: no forward
+            assert not evaluated
+            return out
         (synthetic,) = evaluated
         observations = batch.observations
         for row in synthetic:
             assert torch.isclose(row[2], observations[:, 2]).any()  # a hidden part of the minibatch
         visible_rows = synthetic[:, :2].reshape(observations.shape[0], -1, 2)
         assert torch.equal(visible_rows, observations[:, None, :2].expand_as(visible_rows))
-        lams.append((out.lam, model._current_progress_remaining))
         return out
 
     family.at, model.regularizer.compute = spy_at, spy_compute
@@ -265,6 +268,23 @@ def test_knn_draws_hidden_parts_from_the_sampled_batch_and_lambda_follows_progre
     scheduled = build(teacher, restriction, "naive", coef=Linear(0.0, 2.0))
     scheduled.learn(60)
     assert scheduled.logger.name_to_value["train/lambda"] == pytest.approx(2.0)  # λ at progress 0
+
+
+def test_the_kl_that_is_not_optimised_is_diagnosed_once_per_hundred_gradient_steps(teacher, restriction):
+    """SAC updates every step: with sampled induction the diagnostic KL (imm's, for a naive run: a
+    batch × k forward) is computed on the first gradient step of each 100, and logged."""
+    model = build(teacher, restriction, "naive", induction="knn", induction_k=4)
+    flags, compute = [], model.regularizer.compute
+
+    def spy_compute(policy, batch, distribution, progress, pool=None, diagnostics=True):
+        flags.append(diagnostics)
+        return compute(policy, batch, distribution, progress, pool, diagnostics)
+
+    model.regularizer.compute = spy_compute
+    model.learn(SMALL["learning_starts"] + 250)
+    assert len(flags) == 250
+    assert [i for i, f in enumerate(flags) if f] == [0, 100, 200]
+    assert model.logger.name_to_value["train/imm_kl"] > 0
 
 
 # --- what the teacher sees ---------------------------------------------------------------------------
