@@ -48,6 +48,7 @@ DISCRETE_FACTORS: dict[str, Callable[[gym.Env], dict[str, int]]] = {
 _CARTPOLE = ("x", "x_dot", "theta", "theta_dot")
 _MOUNTAIN_CAR = ("position", "velocity")
 _LUNAR_LANDER = ("x", "y", "vx", "vy", "angle", "angular_velocity", "left_leg", "right_leg")
+_INVERTED_PENDULUM = ("x", "theta", "x_dot", "theta_dot")  # MuJoCo: positions first, then velocities
 
 #: env id → names of the coordinates of its 1-D ``Box`` observation, in order.
 COORDINATES: dict[str, tuple[str, ...]] = {
@@ -59,12 +60,15 @@ COORDINATES: dict[str, tuple[str, ...]] = {
     "Acrobot-v1": ("cos1", "sin1", "cos2", "sin2", "dtheta1", "dtheta2"),
     "LunarLander-v3": _LUNAR_LANDER,
     "LunarLanderContinuous-v3": _LUNAR_LANDER,
+    "InvertedPendulum-v4": _INVERTED_PENDULUM,
+    "InvertedPendulum-v5": _INVERTED_PENDULUM,
 }
 
 #: The token that selects the "NoVel" mask.
 NOVEL = "novel"
 
-#: env id → indices of the coordinates the RL Zoo's ``MaskVelocityWrapper`` zeroes (the velocities).
+#: env id → indices of the coordinates the RL Zoo's ``MaskVelocityWrapper`` zeroes (the velocities);
+#: MuJoCo's InvertedPendulum, which the Zoo does not list, by the same rule.
 NOVEL_HIDDEN: dict[str, tuple[int, ...]] = {
     "CartPole-v0": (1, 3),
     "CartPole-v1": (1, 3),
@@ -73,6 +77,8 @@ NOVEL_HIDDEN: dict[str, tuple[int, ...]] = {
     "Pendulum-v1": (2,),
     "LunarLander-v3": (2, 3, 5),
     "LunarLanderContinuous-v3": (2, 3, 5),
+    "InvertedPendulum-v4": (2, 3),
+    "InvertedPendulum-v5": (2, 3),
 }
 
 
