@@ -32,6 +32,7 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import SACPolicy
+from torch.distributions import Normal
 from torch.nn import functional as F
 
 from rlimm.agents.regularizer import RegularizedMixin
@@ -89,6 +90,10 @@ class SAC(RegularizedMixin, SB3SAC):
     :param kl_estimator: Box actions: the estimator of KL(teacher ‖ induced Gaussian mixture),
         ``mc``, ``quadrature`` (≤ 2 action dimensions) or ``moment`` (:mod:`rlimm.gaussian_kl`).
     :param kl_samples: Box actions, ``mc``: actions drawn from the teacher per state.
+    :param imm_batch_size: ``imm``: the term is evaluated on this many rows of each minibatch (its first
+        ones; the minibatch is a random draw, so the estimate stays unbiased), their hidden parts still
+        drawn from the whole minibatch; ``None``: on every row. Each row costs k actor evaluations,
+        against one for SAC's own actor loss, and SAC takes a gradient step per environment step.
     :param tensorboard_log: TensorBoard folder (``None``: none).
     :param policy_kwargs: keyword arguments of the policy.
     :param verbose: 0 silent, 1 info, 2 debug.
@@ -129,6 +134,7 @@ class SAC(RegularizedMixin, SB3SAC):
         induction_k: int = 16,
         kl_estimator: str = "mc",
         kl_samples: int = 16,
+        imm_batch_size: int | None = 32,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
@@ -166,6 +172,11 @@ class SAC(RegularizedMixin, SB3SAC):
             device=device,
             _init_setup_model=False,
         )
+        if imm_batch_size is not None and (
+            isinstance(imm_batch_size, bool) or not isinstance(imm_batch_size, int) or imm_batch_size < 1
+        ):
+            raise RlimmError(f"imm_batch_size must be a whole number >= 1 or None, got {imm_batch_size!r}")
+        self.imm_batch_size = imm_batch_size
         # The teacher is set before the model, whose buffer and regulariser depend on it.
         self._init_teacher(
             regularizer, teacher, restriction, teacher_coef, induction, induction_k, kl_estimator, kl_samples
@@ -221,7 +232,32 @@ class SAC(RegularizedMixin, SB3SAC):
     def _induction_pool(self, batch: Any) -> Any:
         """Sampled induction draws hidden parts from the sampled minibatch (its ``indices`` are
         ``arange(batch_size)``): transitions of the replay buffer."""
-        return batch.observations
+        return self._minibatch_observations
+
+    def _imm_rows(self, batch: Any, distribution: Any) -> tuple[Any, Any]:
+        """The minibatch (and the actor's distribution) the regulariser sees: for ``imm`` its first
+        ``imm_batch_size`` rows; the whole minibatch stays the pool of hidden parts."""
+        self._minibatch_observations = batch.observations
+        m, indices = self.imm_batch_size, getattr(batch, "indices", None)
+        if self.regularizer.kind != "imm" or m is None or indices is None or m >= len(indices):
+            return batch, distribution
+
+        def head(values: Any) -> Any:
+            if values is None:
+                return None
+            return {k: v[:m] for k, v in values.items()} if isinstance(values, dict) else values[:m]
+
+        rows = batch._replace(
+            observations=head(batch.observations),
+            indices=batch.indices[:m],
+            contexts=head(batch.contexts),
+            teacher_probs=head(batch.teacher_probs),
+            teacher_gaussian=head(batch.teacher_gaussian),
+        )
+        normal = distribution.distribution
+        head_distribution = copy.copy(distribution)
+        head_distribution.distribution = Normal(normal.loc[:m], normal.scale[:m])
+        return rows, head_distribution
 
     def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
         """SB3's ``load_replay_buffer``; a buffer that records the teacher's view gets this model's
@@ -338,7 +374,8 @@ class SAC(RegularizedMixin, SB3SAC):
             q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
             min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
-            actor_loss = actor_loss + self._teacher_loss(replay_data, distribution)  # rlimm: λ · regulariser
+            # rlimm: λ · regulariser (imm: on the minibatch's first imm_batch_size rows)
+            actor_loss = actor_loss + self._teacher_loss(*self._imm_rows(replay_data, distribution))
             actor_losses.append(actor_loss.item())
 
             # Optimize the actor
@@ -353,6 +390,7 @@ class SAC(RegularizedMixin, SB3SAC):
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
         self._n_updates += gradient_steps
+        self._minibatch_observations = None  # the last minibatch is not part of the model
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", np.mean(ent_coefs))

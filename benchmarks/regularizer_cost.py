@@ -56,6 +56,11 @@ def main() -> None:
         choices=["mc", "quadrature", "moment"],
         help="Box actions: the KL estimator(s) of imm; several are timed side by side",
     )
+    parser.add_argument(
+        "--imm-batch-size",
+        default=None,
+        help="SAC: minibatch rows the IMM term is evaluated on (default: SAC's own, 32; 'all': every row)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.env:
@@ -125,6 +130,9 @@ def _stock_env(args: argparse.Namespace) -> None:
             visible_policy, restriction.visible_space, int(env.action_space.n), name="visible"
         )
     cls = SAC if algo == "sac" else PPO
+    extra = {}
+    if algo == "sac" and args.imm_batch_size is not None:
+        extra["imm_batch_size"] = None if args.imm_batch_size == "all" else int(args.imm_batch_size)
     # (label, regulariser, estimator): imm once per estimator on Box actions.
     estimators = args.estimator if box else ["mc"]
     variants = [("none", "none", "mc"), ("naive", "naive", "mc")]
@@ -143,12 +151,16 @@ def _stock_env(args: argparse.Namespace) -> None:
                 induction_k=args.k,
                 kl_estimator=estimator,
                 seed=rep,
+                **extra,
             )
             start = time.perf_counter()
             model.learn(args.timesteps)
             seconds[label].append(time.perf_counter() - start)
     base = statistics.median(seconds["none"])
     estimator = ", KL by mc with m = 16 draws" if box and "mc" in estimators else ""
+    if algo == "sac":
+        rows = getattr(cls("MlpPolicy", gym.make(args.env), **extra), "imm_batch_size", None)
+        estimator += f", imm on {rows or 'all'} rows of each minibatch"
     print(
         f"{algo} on {args.env}, teacher sees {' '.join(args.visible)}, imm by {args.induction} (k = {args.k}"
         f"{estimator}), {args.timesteps} steps, {args.repeats} interleaved repeats, 1 thread"

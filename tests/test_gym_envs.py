@@ -4,6 +4,7 @@ continuous actions with a regulariser get one line and exit 2."""
 
 import json
 
+import gymnasium as gym
 import pytest
 
 from rlimm.cli import main
@@ -93,3 +94,17 @@ def test_an_unwritable_log_folder_is_one_line(tmp_path, capsys):
     errors = [line for line in err if line.startswith("rlimm: error:")]
     assert code == 2 and errors == err[-1:] and "cannot write" in err[-1], err
     assert blocker.read_text() == ""
+
+
+def test_an_env_whose_simulator_is_not_installed_is_one_line(tmp_path, capsys, monkeypatch):
+    # MuJoCo's envs import their simulator (and imageio) only when made: without the extra, an ImportError.
+    def missing(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'imageio'")
+
+    monkeypatch.setattr(gym, "make", missing)
+    logs = tmp_path / "logs"
+    code = main(["train", "--env", "InvertedPendulum-v5", "-n", "64", "-f", str(logs), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("rlimm: error: cannot make environment 'InvertedPendulum-v5': No module named")
+    assert "pip install -e '.[mujoco]'" in err[0] and not logs.exists()

@@ -33,7 +33,7 @@ ENV = "Pendulum-v1"
 #: learning starts after 50 steps; 150 steps are then 100 gradient steps on minibatches of 32.
 SMALL = {"learning_starts": 50, "batch_size": 32, "buffer_size": 1_000}
 TEACHER_ARGS = ("regularizer", "teacher", "restriction", "teacher_coef", "induction", "induction_k")
-TEACHER_ARGS += ("kl_estimator", "kl_samples")
+TEACHER_ARGS += ("kl_estimator", "kl_samples", "imm_batch_size")
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +285,33 @@ def test_the_kl_that_is_not_optimised_is_diagnosed_once_per_hundred_gradient_ste
     assert len(flags) == 250
     assert [i for i, f in enumerate(flags) if f] == [0, 100, 200]
     assert model.logger.name_to_value["train/imm_kl"] > 0
+
+
+def test_imm_is_evaluated_on_the_first_rows_with_hidden_parts_from_the_whole_minibatch(teacher, restriction):
+    """``imm_batch_size`` rows carry the IMM term (the teacher's Gaussians and the actor's of those rows);
+    their hidden parts are drawn from all ``batch_size`` rows. Naive keeps every row."""
+    seen = []
+
+    def spy_on(model, kind):
+        compute = model.regularizer.compute
+
+        def spy(policy, batch, distribution, progress, pool=None, diagnostics=True):
+            full = model._minibatch_observations
+            mean = distribution.distribution.loc
+            seen.append((kind, len(batch.observations), len(batch.teacher_gaussian), len(mean), len(pool)))
+            assert torch.equal(batch.observations, full[: len(batch.observations)])
+            return compute(policy, batch, distribution, progress, pool, diagnostics)
+
+        model.regularizer.compute = spy
+
+    for kind in ["imm", "naive"]:
+        model = build(teacher, restriction, kind, induction="knn", induction_k=4, imm_batch_size=8)
+        spy_on(model, kind)
+        model.learn(SMALL["learning_starts"] + 3)
+        assert model._minibatch_observations is None  # not kept (nor saved) after an update
+    assert set(seen) == {("imm", 8, 8, 8, 32), ("naive", 32, 32, 32, 32)}
+    with pytest.raises(RlimmError, match=r"^imm_batch_size must be a whole number >= 1 or None, got 0$"):
+        build(teacher, restriction, "imm", imm_batch_size=0)
 
 
 # --- what the teacher sees ---------------------------------------------------------------------------

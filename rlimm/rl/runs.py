@@ -43,6 +43,11 @@ def make_env(env_config: EnvConfig, episode_steps: int | None = None) -> gym.Env
         return gym.make(env_config.id, max_episode_steps=episode_steps, **env_config.kwargs)
     except gym.error.Error as err:
         raise RlimmError(f"cannot make environment '{env_config.id}': {err}") from None
+    except ImportError as err:  # an env family whose simulator is an optional install (MuJoCo, Box2D)
+        raise RlimmError(
+            f"cannot make environment '{env_config.id}': {err}; install its extra, e.g. "
+            "pip install -e '.[mujoco]' for MuJoCo envs"
+        ) from None
     except (TypeError, ValueError, AssertionError) as err:
         raise RlimmError(f"bad env.kwargs {env_config.kwargs} for '{env_config.id}': {err}") from None
 
