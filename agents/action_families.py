@@ -107,10 +107,8 @@ class MultiCategoricalFamily(CategoricalFamily):
 
     def __init__(self, nvec: Any) -> None:
         self.nvec = [int(n) for n in nvec]
-        bounds = [0]
-        for n in self.nvec:
-            bounds.append(bounds[-1] + n)
-        self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        ends = np.cumsum(self.nvec).tolist()
+        self.slices = [slice(end - n, end) for n, end in zip(self.nvec, ends, strict=True)]
 
     def _normalised(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.cat(

@@ -27,6 +27,7 @@ instead of PPO; goal ≥ 0.7× for both.
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import time
 from pathlib import Path
@@ -159,7 +160,7 @@ def _stock_env(args: argparse.Namespace) -> None:
     base = statistics.median(seconds["none"])
     estimator = ", KL by mc with m = 16 draws" if box and "mc" in estimators else ""
     if algo == "sac":
-        rows = getattr(cls("MlpPolicy", gym.make(args.env), **extra), "imm_batch_size", None)
+        rows = extra.get("imm_batch_size", inspect.signature(SAC).parameters["imm_batch_size"].default)
         estimator += f", imm on {rows or 'all'} rows of each minibatch"
     print(
         f"{algo} on {args.env}, teacher sees {' '.join(args.visible)}, imm by {args.induction} (k = {args.k}"
