@@ -22,18 +22,19 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
-from rlimm.agents.policies import POLICY_ALIASES, RegularizedActorCriticPolicy
-from rlimm.agents.regularizer import RegularizedMixin
-from rlimm.agents.teachers import Teacher
+from rlimm.agents.common.mixin import OnPolicyRegularizedMixin
+from rlimm.agents.common.policies import POLICY_ALIASES, DistributionReturningPolicy
+from rlimm.agents.imm.settings import InductionSettings
+from rlimm.agents.teachers.base import Teacher
 from rlimm.coefficients import TeacherCoef
-from rlimm.envs.restriction import Restriction
+from rlimm.envs.restrictions import Restriction
 
 
-class PPO(RegularizedMixin, SB3PPO):
+class PPO(OnPolicyRegularizedMixin, SB3PPO):
     """SB3's PPO plus a restricted-teacher regulariser.
 
     :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a policy class from
-        :mod:`rlimm.agents.policies` (their ``evaluate_actions`` can return the action distribution).
+        :mod:`rlimm.agents.common.policies` (their ``evaluate_actions`` can return the action distribution).
     :param env: the environment to learn from (or its registered id).
     :param learning_rate: learning rate, a number or a schedule of ``progress_remaining``.
     :param n_steps: steps collected per environment before each update.
@@ -50,7 +51,7 @@ class PPO(RegularizedMixin, SB3PPO):
     :param use_sde: generalised state-dependent exploration (continuous actions).
     :param sde_sample_freq: resample the gSDE noise every n steps (-1: once per rollout).
     :param rollout_buffer_class: the rollout buffer; with a restriction it must be a
-        :class:`~rlimm.agents.buffers.TeacherRolloutBuffer` (the default then).
+        :class:`~rlimm.agents.common.rollout_buffers.TeacherRolloutBuffer` (the default then).
     :param rollout_buffer_kwargs: its keyword arguments.
     :param target_kl: stop an update's epochs early beyond this approximate KL (``None``: never).
     :param stats_window_size: episodes averaged in the rollout logs.
@@ -59,14 +60,9 @@ class PPO(RegularizedMixin, SB3PPO):
     :param restriction: what the teacher sees of an observation.
     :param teacher_coef: λ, a number or a callable of ``progress_remaining`` (1 → 0), as
         ``learning_rate``; see :mod:`rlimm.coefficients`.
-    :param induction: how the induced policy averages over the hidden part: ``exact`` (enumerate it
-        with the restriction's belief), ``knn`` or ``marginal`` (k hidden parts drawn from the
-        rollout, :mod:`rlimm.agents.neighbours`), or ``auto`` (exact when the restriction can
-        enumerate, else knn).
-    :param induction_k: hidden parts per state for ``knn`` and ``marginal``.
-    :param kl_estimator: Box actions: the estimator of KL(teacher ‖ induced Gaussian mixture),
-        ``mc``, ``quadrature`` (≤ 2 action dimensions) or ``moment`` (:mod:`rlimm.gaussian_kl`).
-    :param kl_samples: Box actions, ``mc``: actions drawn from the teacher per state.
+    :param induction: how the IMM term averages the policy over the hidden part:
+        :class:`~rlimm.agents.imm.settings.InductionSettings` or a dict with some of its keys
+        (``method``, ``k``, ``estimator``, ``samples``); ``None``: the defaults.
     :param tensorboard_log: TensorBoard folder (``None``: none).
     :param policy_kwargs: keyword arguments of the policy.
     :param verbose: 0 silent, 1 info, 2 debug.
@@ -75,11 +71,11 @@ class PPO(RegularizedMixin, SB3PPO):
     :param _init_setup_model: build the networks now (SB3's ``load`` passes ``False``).
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = POLICY_ALIASES  # type: ignore[assignment]
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = POLICY_ALIASES
 
     def __init__(
         self,
-        policy: str | type[RegularizedActorCriticPolicy],
+        policy: str | type[DistributionReturningPolicy],
         env: GymEnv | str,
         learning_rate: float | Schedule = 3e-4,
         n_steps: int = 2048,
@@ -103,10 +99,7 @@ class PPO(RegularizedMixin, SB3PPO):
         teacher: Teacher | None = None,
         restriction: Restriction | None = None,
         teacher_coef: TeacherCoef = 0.0,
-        induction: str = "auto",
-        induction_k: int = 16,
-        kl_estimator: str = "mc",
-        kl_samples: int = 16,
+        induction: InductionSettings | dict[str, Any] | None = None,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
@@ -143,9 +136,7 @@ class PPO(RegularizedMixin, SB3PPO):
             _init_setup_model=False,
         )
         # The teacher is set before the model, whose buffer and regulariser depend on it.
-        self._init_teacher(
-            regularizer, teacher, restriction, teacher_coef, induction, induction_k, kl_estimator, kl_samples
-        )
+        self._init_teacher(regularizer, teacher, restriction, teacher_coef, induction)
         if _init_setup_model:
             self._setup_model()
 

@@ -25,7 +25,9 @@ ALGORITHMS = {
 OFF_POLICY = frozenset({"sac"})
 
 #: Constructor arguments that the experiment code sets itself, never ``algo.kwargs``.
-RESERVED = frozenset({"policy", "env", "regularizer", "teacher", "restriction", "teacher_coef", "seed"})
+RESERVED = frozenset(
+    {"policy", "env", "regularizer", "teacher", "restriction", "teacher_coef", "induction", "seed"}
+)
 
 
 def algorithm_class(name: str) -> type:

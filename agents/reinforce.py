@@ -22,14 +22,15 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from torch import nn
 
-from rlimm.agents.policies import RegularizedActorCriticPolicy
-from rlimm.agents.regularizer import RegularizedMixin
-from rlimm.agents.teachers import Teacher
+from rlimm.agents.common.mixin import OnPolicyRegularizedMixin
+from rlimm.agents.common.policies import DistributionReturningPolicy
+from rlimm.agents.imm.settings import InductionSettings
+from rlimm.agents.teachers.base import Teacher
 from rlimm.coefficients import TeacherCoef
-from rlimm.envs.restriction import Restriction
+from rlimm.envs.restrictions import Restriction
 
 
-class ActorOnlyPolicy(RegularizedActorCriticPolicy):
+class ActorOnlyPolicy(DistributionReturningPolicy):
     """An actor-critic policy whose value is identically zero.
 
     With zero values and ``gae_lambda = 1`` SB3's rollout buffer computes exactly the discounted
@@ -79,7 +80,7 @@ DEFAULT_POLICY_KWARGS: dict[str, Any] = {
 }
 
 
-class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
+class REINFORCE(OnPolicyRegularizedMixin, OnPolicyAlgorithm):
     """REINFORCE with discounted reward-to-go and an optional restricted-teacher regulariser.
 
     :param policy: ``"MlpPolicy"`` or an :class:`ActorOnlyPolicy` subclass.
@@ -95,14 +96,9 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
     :param restriction: what the teacher sees of an observation.
     :param teacher_coef: λ, a number or a callable of ``progress_remaining`` (1 → 0), as
         ``learning_rate``; see :mod:`rlimm.coefficients`.
-    :param induction: how the induced policy averages over the hidden part: ``exact`` (enumerate it
-        with the restriction's belief), ``knn`` or ``marginal`` (k hidden parts drawn from the
-        rollout, :mod:`rlimm.agents.neighbours`), or ``auto`` (exact when the restriction can
-        enumerate, else knn).
-    :param induction_k: hidden parts per state for ``knn`` and ``marginal``.
-    :param kl_estimator: Box actions: the estimator of KL(teacher ‖ induced Gaussian mixture),
-        ``mc``, ``quadrature`` (≤ 2 action dimensions) or ``moment`` (:mod:`rlimm.gaussian_kl`).
-    :param kl_samples: Box actions, ``mc``: actions drawn from the teacher per state.
+    :param induction: how the IMM term averages the policy over the hidden part:
+        :class:`~rlimm.agents.imm.settings.InductionSettings` or a dict with some of its keys
+        (``method``, ``k``, ``estimator``, ``samples``); ``None``: the defaults.
     :param stats_window_size: episodes averaged in the rollout logs.
     :param tensorboard_log: TensorBoard folder, ``None`` for none.
     :param policy_kwargs: merged over :data:`DEFAULT_POLICY_KWARGS`.
@@ -128,10 +124,7 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
         teacher: Teacher | None = None,
         restriction: Restriction | None = None,
         teacher_coef: TeacherCoef = 0.0,
-        induction: str = "auto",
-        induction_k: int = 16,
-        kl_estimator: str = "mc",
-        kl_samples: int = 16,
+        induction: InductionSettings | dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -163,9 +156,7 @@ class REINFORCE(RegularizedMixin, OnPolicyAlgorithm):
             _init_setup_model=False,
         )
         # The teacher is set before the model, whose buffer and regulariser depend on it.
-        self._init_teacher(
-            regularizer, teacher, restriction, teacher_coef, induction, induction_k, kl_estimator, kl_samples
-        )
+        self._init_teacher(regularizer, teacher, restriction, teacher_coef, induction)
         if _init_setup_model:
             self._setup_model()
 

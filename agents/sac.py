@@ -7,14 +7,16 @@ actor's distribution at the sampled states is kept (the next-state pass replaces
     actor_loss = (α · log π(ã|x) − min_i Q_i(x, ã)).mean() + λ · R
 
 R compares the teacher's Gaussian with the actor's Gaussian *before* the tanh squash (a KL is unchanged
-by an invertible map of the action, :mod:`rlimm.agents.action_families`): pointwise (``naive``), or with
+by an invertible map of the action, :mod:`rlimm.agents.imm.families`): pointwise (``naive``), or with
 the induced Gaussian mixture (``imm``). Only the actor is regularised; the critics and the entropy
 coefficient are SB3's.
 
-The teacher's view of each transition is recorded from the stored raw observation
-(:mod:`rlimm.agents.replay_buffers`) and handed out with the samples. Sampled induction (``knn``,
-``marginal``) draws its hidden parts from the sampled minibatch itself, i.e. from transitions of the
-replay buffer; exact induction enumerates the hidden part, as for PPO. With ``regularizer="none"``
+The teacher's view of each transition is computed from the stored raw observation at the start of
+``train()``, for the transitions collected since the last update, and stored in the replay buffer
+(:mod:`rlimm.agents.common.replay_buffers`), which hands it out with the samples. Sampled induction
+(``knn``, ``marginal``) draws its hidden parts from the sampled minibatch itself and, with
+``induction.pool`` > 1, from more rows drawn from the replay buffer (with the induction's own generator),
+passed to the loss as its pool; exact induction enumerates the hidden part, as for PPO. With ``regularizer="none"``
 (or λ = 0) training is bit-identical to SB3's SAC.
 """
 
@@ -29,17 +31,21 @@ import torch as th
 from stable_baselines3 import SAC as SB3SAC
 from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, Schedule, TrainFreq
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import SACPolicy
 from torch.distributions import Normal
 from torch.nn import functional as F
 
-from rlimm.agents.regularizer import RegularizedMixin
-from rlimm.agents.replay_buffers import TeacherReplayViewMixin, teacher_replay_buffer_class
-from rlimm.agents.teachers import Teacher
+from rlimm.agents.common.mixin import RegularizedMixin
+from rlimm.agents.common.replay_buffers import TeacherReplayViewMixin, teacher_replay_buffer_class
+from rlimm.agents.imm.draws import Trajectories
+from rlimm.agents.imm.families import Params
+from rlimm.agents.imm.regularizer import Pool
+from rlimm.agents.imm.settings import InductionSettings
+from rlimm.agents.teachers.base import Teacher
 from rlimm.coefficients import TeacherCoef
-from rlimm.envs.restriction import Restriction
+from rlimm.envs.restrictions import PartitionRestriction, Restriction
 from rlimm.errors import RlimmError
 
 
@@ -62,8 +68,8 @@ class SAC(RegularizedMixin, SB3SAC):
     :param action_noise: action noise added for exploration (``None``: none).
     :param replay_buffer_class: the replay buffer; with a restriction it must be one of SB3's
         ``ReplayBuffer``, ``DictReplayBuffer``, ``NStepReplayBuffer`` (replaced by its
-        :mod:`rlimm.agents.replay_buffers` counterpart) or a
-        :class:`~rlimm.agents.replay_buffers.TeacherReplayViewMixin` subclass (``None``: chosen as SB3
+        :mod:`rlimm.agents.common.replay_buffers` counterpart) or a
+        :class:`~rlimm.agents.common.replay_buffers.TeacherReplayViewMixin` subclass (``None``: chosen as SB3
         does).
     :param replay_buffer_kwargs: its keyword arguments.
     :param optimize_memory_usage: SB3's memory-efficient replay buffer.
@@ -82,14 +88,11 @@ class SAC(RegularizedMixin, SB3SAC):
     :param restriction: what the teacher sees of an observation.
     :param teacher_coef: λ, a number or a callable of ``progress_remaining`` (1 → 0), as
         ``learning_rate``; see :mod:`rlimm.coefficients`.
-    :param induction: how the induced policy averages over the hidden part: ``exact`` (enumerate it
-        with the restriction's belief), ``knn`` or ``marginal`` (k hidden parts drawn from the sampled
-        minibatch, :mod:`rlimm.agents.neighbours`), or ``auto`` (exact when the restriction can
-        enumerate, else knn).
-    :param induction_k: hidden parts per state for ``knn`` and ``marginal``.
-    :param kl_estimator: Box actions: the estimator of KL(teacher ‖ induced Gaussian mixture),
-        ``mc``, ``quadrature`` (≤ 2 action dimensions) or ``moment`` (:mod:`rlimm.gaussian_kl`).
-    :param kl_samples: Box actions, ``mc``: actions drawn from the teacher per state.
+    :param induction: how the IMM term averages the policy over the hidden part:
+        :class:`~rlimm.agents.imm.settings.InductionSettings` or a dict with some of its keys
+        (``method``, ``k``, ``estimator``, ``samples``, ``exclude``, ``pool``); ``None``: the defaults.
+        ``pool`` counts minibatches' worth of replay rows here (default 1: the minibatch alone);
+        ``belief: on_policy`` is refused (it weighs by a rollout's visits).
     :param imm_batch_size: ``imm``: the term is evaluated on this many rows of each minibatch (its first
         ones; the minibatch is a random draw, so the estimate stays unbiased), their hidden parts still
         drawn from the whole minibatch; ``None``: on every row. Each row costs k actor evaluations,
@@ -130,10 +133,7 @@ class SAC(RegularizedMixin, SB3SAC):
         teacher: Teacher | None = None,
         restriction: Restriction | None = None,
         teacher_coef: TeacherCoef = 0.0,
-        induction: str = "auto",
-        induction_k: int = 16,
-        kl_estimator: str = "mc",
-        kl_samples: int = 16,
+        induction: InductionSettings | dict[str, Any] | None = None,
         imm_batch_size: int | None = 32,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -178,25 +178,34 @@ class SAC(RegularizedMixin, SB3SAC):
             raise RlimmError(f"imm_batch_size must be a whole number >= 1 or None, got {imm_batch_size!r}")
         self.imm_batch_size = imm_batch_size
         # The teacher is set before the model, whose buffer and regulariser depend on it.
-        self._init_teacher(
-            regularizer, teacher, restriction, teacher_coef, induction, induction_k, kl_estimator, kl_samples
-        )
+        self._init_teacher(regularizer, teacher, restriction, teacher_coef, induction)
+        if self.induction.belief == "on_policy":
+            raise RlimmError(
+                "'induction.belief: on_policy' weighs the hidden values by a rollout's visits: it is for "
+                "reinforce, ppo and a2c; SAC takes belief 'fixed'"
+            )
         if _init_setup_model:
             self._setup_model()
 
     # --- the model: a replay buffer that records the teacher's view ------------------------------------
 
+    #: SAC's Gaussian is before its tanh squash: it takes squashed Gaussian teachers.
+    squashed_actions = True
+    #: SAC updates on every environment step: the diagnostic KL (the one not optimised, a batch × k
+    #: forward with sampled induction) is computed once per 100 gradient steps, not on each.
+    diagnostic_period = 100
+
     def _setup_model(self) -> None:
-        # SB3's SAC set-up (not RegularizedMixin's, which installs a rollout buffer), with a replay buffer
-        # that records the teacher's view when there is a restriction.
+        # SB3's SAC set-up with a replay buffer that records the teacher's view when there is a
+        # restriction.
         if self.restriction is None:
-            SB3SAC._setup_model(self)
+            super()._setup_model()
         else:
             user_class, user_kwargs = self.replay_buffer_class, self.replay_buffer_kwargs
             buffer_class = teacher_replay_buffer_class(user_class, self.observation_space, self.n_steps)
-            # The buffer gets the view for its construction only: the saved class and kwargs stay the
-            # user's (a bound method of the model would drag the model, logger and all, into the zip).
-            kwargs = {**user_kwargs, "view": self._teacher_view, "columns": self._teacher_view_columns()}
+            # The buffer gets its columns for its construction only: the saved class and kwargs stay the
+            # user's.
+            kwargs = {**user_kwargs, "columns": self._view_columns()}
             chosen_for_the_user = user_class is None
             if chosen_for_the_user and issubclass(buffer_class, NStepReplayBuffer):
                 kwargs.update(n_steps=self.n_steps, gamma=self.gamma)  # what SB3 passes to its own
@@ -205,41 +214,67 @@ class SAC(RegularizedMixin, SB3SAC):
                 with warnings.catch_warnings():
                     if chosen_for_the_user:  # n_steps is honoured above: SB3's "ignored" warning is wrong
                         warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
-                    SB3SAC._setup_model(self)
+                    super()._setup_model()
             finally:
                 self.replay_buffer_class, self.replay_buffer_kwargs = user_class, user_kwargs
         self._setup_regularizer()
 
-    def _setup_regularizer(self) -> None:
-        teacher = getattr(self, "teacher", None)
-        if teacher is not None and hasattr(teacher, "gaussian") and not getattr(teacher, "squashed", True):
-            raise RlimmError(
-                f"teacher '{getattr(teacher, 'name', type(teacher).__name__)}' is a Gaussian over the raw "
-                "action (squashed=False, a PPO/A2C teacher) but SAC's Gaussian is before its tanh squash: "
-                "use a SAC teacher (squashed=True)"
+    def _view_columns(self) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """The replay buffer's teacher-view columns: name → (shape, dtype)."""
+        columns: dict[str, tuple[tuple[int, ...], Any]] = {}
+        if isinstance(self.restriction, PartitionRestriction):
+            columns["contexts"] = ((), np.int64)
+        if self.teacher is not None:
+            columns["teacher_params"] = ((self.teacher.n_params,), np.float32)
+        return columns
+
+    def update_teacher_view(self) -> None:
+        """The teacher's view of the transitions collected since the last update, computed in one batch
+        from their stored (raw) observations and stored in the replay buffer: the one place SAC
+        computes it, before the update samples."""
+        buffer = self.replay_buffer
+        if self.teacher is None or not isinstance(buffer, TeacherReplayViewMixin):
+            return
+        rows = buffer.pending_rows()
+        if rows.size:
+            buffer.store_teacher_view(rows, self._teacher_view(buffer.raw_observations(rows)))
+
+    def action_params(self, obs: Any) -> Params:
+        """The actor's Gaussian before its tanh squash, ``(mean, log_std)``."""
+        mean, log_std, _ = self.actor.get_action_dist_params(obs)  # the pre-squash Gaussian
+        return mean, log_std
+
+    def _induction_pool(self, batch: Any) -> Pool | None:
+        """Sampled induction's pool for a minibatch: its observations first (the rows the term is
+        evaluated on), then ``induction.pool`` − 1 minibatches' worth of rows drawn from the replay buffer
+        with the induction's own generator, with every row's episode and step; ``None`` without
+        sampled induction."""
+        buffer = self.replay_buffer
+        if not (self.teacher is not None and self.teacher_regularizer.sampled):
+            return None
+        assert isinstance(buffer, TeacherReplayViewMixin)
+        regularizer = self.teacher_regularizer
+        positions, envs = batch.positions, batch.env_indices
+        n = len(positions)
+        extra = (regularizer.induction.pool_size(replay=True) - 1) * n
+        observations = batch.observations
+        if extra:
+            more_positions, more_envs = buffer.random_rows(extra, regularizer.pool_rng)
+            more = buffer.observations_at(more_positions, more_envs, self._vec_normalize_env)
+            observations = (
+                {key: th.cat([v, more[key]]) for key, v in observations.items()}
+                if isinstance(observations, dict)
+                else th.cat([observations, more])
             )
-        if (teacher is not None or self.regularizer_kind != "none") and self.use_sde:
-            raise RlimmError("the teacher regulariser does not support gSDE: use use_sde=False")
-        super()._setup_regularizer()
-
-    #: SAC updates on every environment step: the diagnostic KL (the one not optimised, a batch × k
-    #: forward with sampled induction) is computed once per 100 gradient steps, not on each.
-    diagnostic_period = 100
-
-    def _squashed_actions(self) -> bool:
-        return True
-
-    def _induction_pool(self, batch: Any) -> Any:
-        """Sampled induction draws hidden parts from the sampled minibatch (its ``indices`` are
-        ``arange(batch_size)``): transitions of the replay buffer."""
-        return self._minibatch_observations
+            positions, envs = np.concatenate([positions, more_positions]), np.concatenate([envs, more_envs])
+        episode, step = buffer.trajectories_at(positions, envs)
+        return Pool(observations, n, Trajectories(episode, step))
 
     def _imm_rows(self, batch: Any, distribution: Any) -> tuple[Any, Any]:
         """The minibatch (and the actor's distribution) the regulariser sees: for ``imm`` its first
         ``imm_batch_size`` rows; the whole minibatch stays the pool of hidden parts."""
-        self._minibatch_observations = batch.observations
-        m, indices = self.imm_batch_size, getattr(batch, "indices", None)
-        if self.regularizer.kind != "imm" or m is None or indices is None or m >= len(indices):
+        m = self.imm_batch_size
+        if self.teacher is None or self.regularizer != "imm" or m is None or m >= len(batch.indices):
             return batch, distribution
 
         def head(values: Any) -> Any:
@@ -250,9 +285,9 @@ class SAC(RegularizedMixin, SB3SAC):
         rows = batch._replace(
             observations=head(batch.observations),
             indices=batch.indices[:m],
+            env_indices=head(batch.env_indices),
             contexts=head(batch.contexts),
-            teacher_probs=head(batch.teacher_probs),
-            teacher_gaussian=head(batch.teacher_gaussian),
+            teacher_params=head(batch.teacher_params),
         )
         normal = distribution.distribution
         head_distribution = copy.copy(distribution)
@@ -260,8 +295,8 @@ class SAC(RegularizedMixin, SB3SAC):
         return rows, head_distribution
 
     def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
-        """SB3's ``load_replay_buffer``; a buffer that records the teacher's view gets this model's
-        view again (it is never pickled), and its columns are recomputed with the current teacher."""
+        """SB3's ``load_replay_buffer``; the view of a buffer that records the teacher's view is
+        computed again with the current teacher before the next update."""
         super().load_replay_buffer(path, truncate_last_traj)
         buffer = self.replay_buffer
         if self.restriction is not None:
@@ -270,20 +305,19 @@ class SAC(RegularizedMixin, SB3SAC):
                     f"the loaded replay buffer ({type(buffer).__name__}) cannot record what the teacher "
                     "sees: load one saved by rlimm's SAC with a restriction"
                 )
-            buffer.attach_view(self._teacher_view, self._teacher_view_columns())
+            buffer.set_columns(self._view_columns())
 
     def hparams(self) -> dict[str, str | float | int | bool]:
         """The hyperparameters shown in TensorBoard's HPARAMS tab (``n_steps``: SAC's n-step returns)."""
         freq = self.train_freq
-        frequency = getattr(freq, "frequency", freq)
-        unit = getattr(getattr(freq, "unit", None), "value", "step")
+        assert isinstance(freq, TrainFreq)  # converted by _setup_model
         ent_coef = self.ent_coef
         return {
             **super().hparams(),
             "buffer_size": int(self.buffer_size),
             "batch_size": int(self.batch_size),
             "learning_starts": int(self.learning_starts),
-            "train_freq": f"{frequency} {unit}",
+            "train_freq": f"{freq.frequency} {freq.unit.value}",
             "gradient_steps": int(self.gradient_steps),
             "tau": float(self.tau),
             "ent_coef": ent_coef if isinstance(ent_coef, str) else float(ent_coef),
@@ -301,6 +335,8 @@ class SAC(RegularizedMixin, SB3SAC):
 
         # Update learning rate according to lr schedule
         self._update_learning_rate(optimizers)
+        # rlimm: the teacher's view of the transitions collected since the last update
+        self.update_teacher_view()
 
         ent_coef_losses, ent_coefs = [], []
         actor_losses, critic_losses = [], []
@@ -374,8 +410,12 @@ class SAC(RegularizedMixin, SB3SAC):
             q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
             min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
-            # rlimm: λ · regulariser (imm: on the minibatch's first imm_batch_size rows)
-            actor_loss = actor_loss + self._teacher_loss(*self._imm_rows(replay_data, distribution))
+            # rlimm: λ · regulariser (imm: on the minibatch's first imm_batch_size rows; the whole
+            # minibatch is the pool of sampled induction)
+            rows, rows_distribution = self._imm_rows(replay_data, distribution)
+            actor_loss = actor_loss + self._teacher_loss(
+                rows, rows_distribution, pool=self._induction_pool(replay_data)
+            )
             actor_losses.append(actor_loss.item())
 
             # Optimize the actor
@@ -390,7 +430,6 @@ class SAC(RegularizedMixin, SB3SAC):
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
         self._n_updates += gradient_steps
-        self._minibatch_observations = None  # the last minibatch is not part of the model
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", np.mean(ent_coefs))

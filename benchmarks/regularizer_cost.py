@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from rlimm.agents.imm.settings import DEFAULT_INDUCTION
 from rlimm.coefficients import ratio_to_lambda
 from rlimm.rl.config import load_compare_config
 from rlimm.rl.runs import build_agent, make_env, make_restriction, make_teacher
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--env", help="a stock gymnasium env id (PPO with sampled induction)")
     parser.add_argument("--visible", nargs="+", help="what the teacher sees (with --env)")
     parser.add_argument("--induction", default="knn", choices=["knn", "marginal"])
-    parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--k", type=int, default=DEFAULT_INDUCTION.k)
     parser.add_argument(
         "--estimator",
         nargs="+",
@@ -110,12 +111,11 @@ def _stock_env(args: argparse.Namespace) -> None:
     import gymnasium as gym
     import stable_baselines3 as sb3
 
-    from rlimm.agents.gaussian_teachers import gaussian_policy_teacher
     from rlimm.agents.ppo import PPO
     from rlimm.agents.sac import SAC
-    from rlimm.agents.teachers import PolicyTeacher
+    from rlimm.agents.teachers import PolicyTeacher, gaussian_policy_teacher
     from rlimm.envs import VisibleObservation
-    from rlimm.envs.restriction import restriction_for
+    from rlimm.envs.restrictions import restriction_for
 
     algo = args.algo or "ppo"
     env = gym.make(args.env)
@@ -148,9 +148,7 @@ def _stock_env(args: argparse.Namespace) -> None:
                 teacher=None if kind == "none" else teacher,
                 restriction=None if kind == "none" else restriction,
                 teacher_coef=ratio_to_lambda(0.2),
-                induction=args.induction,
-                induction_k=args.k,
-                kl_estimator=estimator,
+                induction={"method": args.induction, "k": args.k, "estimator": estimator},
                 seed=rep,
                 **extra,
             )
@@ -158,7 +156,7 @@ def _stock_env(args: argparse.Namespace) -> None:
             model.learn(args.timesteps)
             seconds[label].append(time.perf_counter() - start)
     base = statistics.median(seconds["none"])
-    estimator = ", KL by mc with m = 16 draws" if box and "mc" in estimators else ""
+    estimator = f", KL by mc with m = {DEFAULT_INDUCTION.samples} draws" if box and "mc" in estimators else ""
     if algo == "sac":
         rows = extra.get("imm_batch_size", inspect.signature(SAC).parameters["imm_batch_size"].default)
         estimator += f", imm on {rows or 'all'} rows of each minibatch"

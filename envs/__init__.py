@@ -5,7 +5,7 @@ Importing this package registers ``rlimm/ToroidalGrid-v0`` with gymnasium.
 
 from gymnasium.envs.registration import register, registry
 
-from rlimm.envs.restriction import (
+from rlimm.envs.restrictions import (
     CoordinateRestriction,
     FactoredRestriction,
     IdentityRestriction,

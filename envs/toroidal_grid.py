@@ -44,7 +44,7 @@ class ToroidalGridEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     #: Names and sizes of the observation's factors, slowest first (``obs = y·W + x``):
-    #: what a :class:`~rlimm.envs.restriction.FactoredRestriction` may name as visible.
+    #: what a :class:`~rlimm.envs.restrictions.FactoredRestriction` may name as visible.
     observation_factors: dict[str, int]
     #: The paper's evaluation protocol: the task never ends, so an evaluation episode is 22 steps.
     evaluation_steps: int = 22

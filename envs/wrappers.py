@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlimm.envs.restriction import Restriction
+from rlimm.envs.restrictions import Restriction
 
 
 def _batch_of_one(space: gym.Space, obs: Any) -> Any:

@@ -47,7 +47,7 @@ ESTIMATORS = ("mc", "quadrature", "moment")
 #: Draws from the teacher per state for ``mc``.
 DEFAULT_SAMPLES = 16
 #: Gauss–Hermite points per action dimension for ``quadrature`` (20² = 400 actions per state in 2D, the
-#: cost of 25 ``mc`` runs at the default draws). tests/test_gaussian_kl.py checks a relative error below
+#: cost of 25 ``mc`` runs at the default draws). tests/core/test_gaussian_kl.py checks a relative error below
 #: 1e-5 on a 3-component mixture of components about as wide as the teacher, which 16 points miss.
 DEFAULT_POINTS = 20
 #: Action dimensions ``quadrature`` accepts: the tensor product grows as points^d.

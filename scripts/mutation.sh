@@ -135,46 +135,46 @@ EQUIVALENT = {
     "rlimm.logreg.train.x_train__mutmut_28",
     # the RL side (`bash scripts/mutation.sh agents`; docs/mutation.md, third table)
     # - float("NAN") / float("INF"): float() parses both spellings alike
-    "rlimm.agents.regularizer.xǁTeacherRegularizerǁcompute__mutmut_25",
-    "rlimm.agents.regularizer.xǁTeacherRegularizerǁcompute__mutmut_28",
-    "rlimm.agents.regularizer.xǁTeacherRegularizerǁcompute__mutmut_57",
-    "rlimm.agents.regularizer.xǁTeacherRegularizerǁcompute__mutmut_60",
-    "rlimm.agents.regularizer.xǁTeacherRegularizerǁcompute__mutmut_106",
-    "rlimm.agents.neighbours.x__standardised_distances__mutmut_36",
+    "rlimm.agents.imm.regularizer.xǁTeacherRegularizerǁcompute__mutmut_25",
+    "rlimm.agents.imm.regularizer.xǁTeacherRegularizerǁcompute__mutmut_28",
+    "rlimm.agents.imm.regularizer.xǁTeacherRegularizerǁcompute__mutmut_57",
+    "rlimm.agents.imm.regularizer.xǁTeacherRegularizerǁcompute__mutmut_60",
+    "rlimm.agents.imm.regularizer.xǁTeacherRegularizerǁcompute__mutmut_106",
+    "rlimm.agents.imm.draws.x__standardised_distances__mutmut_36",
     # - a device argument dropped or None: one device (the CPU build of torch) cannot tell them apart
-    "rlimm.agents.regularizer.xǁTeacherRegularizerǁcompute__mutmut_32",  # teacher_probs.to(None)
-    "rlimm.agents.regularizer.xǁTeacherRegularizerǁ_exact_imm__mutmut_2",  # contexts.to(None)
-    "rlimm.agents.neighbours.x_knn__mutmut_10",  # arange(device=None)
-    "rlimm.agents.neighbours.x_knn__mutmut_12",  # arange() without device
-    "rlimm.agents.neighbours.x_marginal__mutmut_2",  # .to(None)
-    "rlimm.agents.neighbours.x_marginal__mutmut_6",  # randint(device=None)
-    "rlimm.agents.neighbours.x_marginal__mutmut_10",  # randint() without device
-    "rlimm.agents.neighbours.x_marginal__mutmut_28",  # full(device=None)
-    "rlimm.agents.neighbours.x_marginal__mutmut_31",  # full() without device
+    "rlimm.agents.imm.regularizer.xǁTeacherRegularizerǁcompute__mutmut_32",  # teacher_probs.to(None)
+    "rlimm.agents.imm.regularizer.xǁTeacherRegularizerǁ_exact_imm__mutmut_2",  # contexts.to(None)
+    "rlimm.agents.imm.draws.x_knn__mutmut_10",  # arange(device=None)
+    "rlimm.agents.imm.draws.x_knn__mutmut_12",  # arange() without device
+    "rlimm.agents.imm.draws.x_marginal__mutmut_2",  # .to(None)
+    "rlimm.agents.imm.draws.x_marginal__mutmut_6",  # randint(device=None)
+    "rlimm.agents.imm.draws.x_marginal__mutmut_10",  # randint() without device
+    "rlimm.agents.imm.draws.x_marginal__mutmut_28",  # full(device=None)
+    "rlimm.agents.imm.draws.x_marginal__mutmut_31",  # full() without device
     # - the grad mode of the KL that is not optimised: its graph is never used (speed, memory only)
-    "rlimm.agents.regularizer.xǁTeacherRegularizerǁcompute__mutmut_48",
-    "rlimm.agents.regularizer.xǁTeacherRegularizerǁcompute__mutmut_63",
+    "rlimm.agents.imm.regularizer.xǁTeacherRegularizerǁcompute__mutmut_48",
+    "rlimm.agents.imm.regularizer.xǁTeacherRegularizerǁcompute__mutmut_63",
     # - members .to(None) (int64): SB3 one-hot encodes a Discrete observation of any dtype
-    "rlimm.agents.regularizer.xǁTeacherRegularizerǁ_exact_imm__mutmut_16",
+    "rlimm.agents.imm.regularizer.xǁTeacherRegularizerǁ_exact_imm__mutmut_16",
     # - exact induction handed a pool ("" or the rollout's): only sampled induction reads it
-    "rlimm.agents.regularizer.xǁRegularizedMixinǁ_teacher_loss__mutmut_3",
-    "rlimm.agents.regularizer.xǁRegularizedMixinǁ_teacher_loss__mutmut_5",
-    "rlimm.agents.regularizer.xǁRegularizedMixinǁ_teacher_loss__mutmut_6",
+    "rlimm.agents.common.mixin.xǁRegularizedMixinǁ_teacher_loss__mutmut_3",
+    "rlimm.agents.common.mixin.xǁRegularizedMixinǁ_teacher_loss__mutmut_5",
+    "rlimm.agents.common.mixin.xǁRegularizedMixinǁ_teacher_loss__mutmut_6",
     # - the recorded view: contexts are already 1-D int64 and the columns' dtypes cast on assignment;
     #   the teacher attribute always exists (getattr's default unused)
-    "rlimm.agents.regularizer.xǁRegularizedMixinǁ_teacher_view__mutmut_13",  # reshape(None)
-    "rlimm.agents.regularizer.xǁRegularizedMixinǁ_teacher_view__mutmut_15",  # dtype=None
-    "rlimm.agents.regularizer.xǁRegularizedMixinǁ_teacher_view__mutmut_17",  # no dtype
-    "rlimm.agents.regularizer.xǁRegularizedMixinǁ_teacher_view__mutmut_19",  # reshape(-2)
-    "rlimm.agents.regularizer.xǁRegularizedMixinǁ_teacher_view__mutmut_24",  # getattr without default
-    "rlimm.agents.regularizer.xǁRegularizedMixinǁ_teacher_view__mutmut_32",  # dtype=None (float32 column)
-    "rlimm.agents.regularizer.xǁRegularizedMixinǁ_teacher_view__mutmut_34",  # no dtype (float32 column)
-    "rlimm.agents.regularizer.xǁRegularizedMixinǁ_teacher_view_columns__mutmut_15",  # getattr default
+    "rlimm.agents.common.mixin.xǁRegularizedMixinǁ_teacher_view__mutmut_13",  # reshape(None)
+    "rlimm.agents.common.mixin.xǁRegularizedMixinǁ_teacher_view__mutmut_15",  # dtype=None
+    "rlimm.agents.common.mixin.xǁRegularizedMixinǁ_teacher_view__mutmut_17",  # no dtype
+    "rlimm.agents.common.mixin.xǁRegularizedMixinǁ_teacher_view__mutmut_19",  # reshape(-2)
+    "rlimm.agents.common.mixin.xǁRegularizedMixinǁ_teacher_view__mutmut_24",  # getattr without default
+    "rlimm.agents.common.mixin.xǁRegularizedMixinǁ_teacher_view__mutmut_32",  # dtype=None (float32 column)
+    "rlimm.agents.common.mixin.xǁRegularizedMixinǁ_teacher_view__mutmut_34",  # no dtype (float32 column)
+    "rlimm.agents.common.mixin.xǁRegularizedMixinǁ_teacher_view_columns__mutmut_15",  # getattr default
     # - neighbours: the centring cancels in differences; any negative own distance sorts first and is
     #   overwritten by 0; topk's default dim is the last (= 1)
-    "rlimm.agents.neighbours.x__standardised_distances__mutmut_9",  # mean(dim=None)
-    "rlimm.agents.neighbours.x_knn__mutmut_16",  # own distance -2.0
-    "rlimm.agents.neighbours.x_knn__mutmut_24",  # topk without dim=1
+    "rlimm.agents.imm.draws.x__standardised_distances__mutmut_9",  # mean(dim=None)
+    "rlimm.agents.imm.draws.x_knn__mutmut_16",  # own distance -2.0
+    "rlimm.agents.imm.draws.x_knn__mutmut_24",  # topk without dim=1
     # - algorithms: a flag whose False and None both end the epochs; REINFORCE's dead no-entropy branch
     "rlimm.agents.ppo.xǁPPOǁtrain__mutmut_120",  # continue_training = None
     "rlimm.agents.reinforce.xǁREINFORCEǁtrain__mutmut_27",  # `… or True`: entropy is never None

@@ -1,6 +1,7 @@
 import os
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 import torch
 
@@ -41,6 +42,38 @@ def imm_reference_dir() -> Path:
     """The reference outputs of the paper's code (``imm_reference/``), skipped locally and failed in CI
     when missing."""
     return require_data(DATA_ROOT / "imm_reference", "IMM reference data")
+
+
+#: Episodes of the grid environment in the RL tests: short, so that a rollout spans several of them.
+GRID_EPISODE_STEPS = 50
+
+
+@pytest.fixture
+def grid_env() -> gym.Env:
+    """A fresh toroidal grid (11 × 11, four moves) with episodes of ``GRID_EPISODE_STEPS`` steps; an
+    environment has state, so each test gets its own."""
+    import rlimm.envs as E  # imported here: the tests that use no RL fixture do not load the RL stack
+
+    return gym.make(E.GRID_ID, max_episode_steps=GRID_EPISODE_STEPS)
+
+
+@pytest.fixture(scope="session")
+def grid_restriction():
+    """The grid's column-only restriction (``x`` visible, the row ``y`` hidden), shared by every test:
+    nothing changes a restriction after it is built."""
+    import rlimm.envs as E
+
+    return E.FactoredRestriction.for_env(gym.make(E.GRID_ID), ["x"])
+
+
+@pytest.fixture(scope="session")
+def grid_teacher(grid_restriction):
+    """The grid's FIB teacher for the column-only restriction (a frozen table of action probabilities
+    per column), shared by every test."""
+    import rlimm.envs as E
+    from rlimm.agents.teachers import pomdp_teacher
+
+    return pomdp_teacher(gym.make(E.GRID_ID), grid_restriction, "fib")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -4,7 +4,8 @@ At each input position t, with probability ``γ(x_t) = min(1, γ0 · N1+(x_t, �
 input token x_t and its target x_{t+1} are replaced by independent draws from the Kneser-Ney
 continuation distribution ``p_cont``. Words followed by many distinct words (whose bigram is closer to
 the back-off) are noised more often. In expectation this trains the LSTM towards the bigram's back-off
-at every full context: the naive restricted-teacher regulariser of DESIGN.md §1, applied through data.
+at every full context: the naive restricted-teacher regulariser (README, "What this is"), applied
+through data.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Logistic regression with a restricted teacher: IMM's proof of concept (DESIGN §4).
+"""Logistic regression with a restricted teacher: IMM's proof of concept (docs/logreg.md).
 
 Three features uniform in [-1, 1]³, a binary label from a logistic model of all three, and a
 restricted teacher P̄(y | x1) that sees only the first. Modules, one job each:

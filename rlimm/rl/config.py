@@ -3,7 +3,8 @@ validated by pydantic, and the matrix of runs it describes with each run's λ.
 
 Every key is checked when the file is loaded: unknown keys, wrong types and impossible values are
 refused with the key's dotted name and what is accepted (:class:`rlimm.errors.ConfigError`). Loading
-a file imports neither stable-baselines3 nor the agents; ``algo.kwargs`` are checked against the
+a file imports neither stable-baselines3 nor torch (of the agents, only the induction settings,
+:mod:`rlimm.agents.imm.settings`); ``algo.kwargs`` are checked against the
 algorithm's constructor when the agent is built (:func:`rlimm.agents.registry.check_kwargs`), before
 anything is written.
 
@@ -15,14 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from rlimm.agents.imm.settings import BELIEFS, DEFAULT_INDUCTION, ESTIMATORS, METHODS, InductionSettings
 from rlimm.coefficients import Linear, check_ratio, paper_grid_ratio, ratio_to_lambda
 from rlimm.common.config import Ratio, StrictModel, load_config
 from rlimm.common.device import DeviceName
-from rlimm.errors import RlimmError
+from rlimm.errors import ConfigError, RlimmError
 
 
 class EnvConfig(StrictModel):
@@ -51,16 +53,38 @@ class RestrictionConfig(StrictModel):
 
 
 class InductionConfig(StrictModel):
-    """How the IMM term averages the policy over the hidden part: ``exact`` (enumerated with the
-    restriction's belief), ``knn`` or ``marginal`` (``k`` hidden parts drawn from the rollout), or
-    ``auto`` (exact when the restriction can enumerate its hidden part, else knn)."""
+    """How the IMM term averages the policy over the hidden part: the keys, defaults and meaning of
+    :class:`rlimm.agents.imm.settings.InductionSettings` (``method``: ``exact``, ``knn``, ``marginal``
+    or ``auto``; ``k``; Box actions: the KL ``estimator`` and its ``samples``; knn: ``exclude`` steps
+    of the state's own episode (``episode``: all of it, null: none); the ``pool`` of rollouts or replay
+    minibatches hidden parts are drawn from; exact induction's ``belief``, ``fixed`` or ``on_policy``)."""
 
-    method: Literal["auto", "exact", "knn", "marginal"] = "auto"
-    k: int = Field(default=16, ge=1)
-    #: Box actions: the estimator of KL(teacher ‖ induced Gaussian mixture) (``rlimm.gaussian_kl``).
-    estimator: Literal["mc", "quadrature", "moment"] = "mc"
-    #: Box actions, ``mc``: actions drawn from the teacher per state.
-    samples: int = Field(default=16, ge=1)
+    method: Literal[METHODS] = DEFAULT_INDUCTION.method  # type: ignore[valid-type]
+    k: int = Field(default=DEFAULT_INDUCTION.k, ge=1)
+    estimator: Literal[ESTIMATORS] = DEFAULT_INDUCTION.estimator  # type: ignore[valid-type]
+    samples: int = Field(default=DEFAULT_INDUCTION.samples, ge=1)
+    exclude: int | str | None = DEFAULT_INDUCTION.exclude
+    pool: Annotated[int, Field(ge=1)] | None = DEFAULT_INDUCTION.pool
+    belief: Literal[BELIEFS] = DEFAULT_INDUCTION.belief  # type: ignore[valid-type]
+
+    #: What folders written before ``exclude`` and ``pool`` existed were run with (no exclusion, the
+    #: current rollout or minibatch only): a resumed folder is compared with these, not the new defaults.
+    LEGACY: ClassVar[dict[str, Any]] = {"exclude": None, "pool": 1}
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _exclude(cls, value: Any) -> Any:
+        if value == "none":  # `--set induction.exclude=none` (a null there means "not set")
+            return None
+        if not (value is None or value == "episode" or (type(value) is int and value >= 0)):
+            raise ValueError(f"must be a whole number of steps >= 0, 'episode' or 'none', got {value!r}")
+        return value
+
+    def settings(self) -> InductionSettings:
+        """These settings as the algorithms' ``induction`` argument."""
+        return InductionSettings(
+            self.method, self.k, self.estimator, self.samples, self.exclude, self.pool, self.belief
+        )
 
 
 class TeacherConfig(StrictModel):
@@ -131,28 +155,108 @@ class TeacherConfig(StrictModel):
         return self
 
 
+#: Algorithm arguments that may be schedules of ``progress_remaining`` (SB3's convention): given as
+#: anything but a number, they make a run depend on its total budget.
+SCHEDULE_KWARGS = ("learning_rate", "clip_range", "clip_range_vf")
+
+
+#: The keyword arguments of SB3's ``VecNormalize`` that ``algo.normalize`` may set.
+NORMALIZE_KEYS = (
+    "training",
+    "norm_obs",
+    "norm_reward",
+    "clip_obs",
+    "clip_reward",
+    "gamma",
+    "epsilon",
+    "norm_obs_keys",
+)
+
+
 class AlgoConfig(StrictModel):
-    """The learning algorithm and its constructor keyword arguments."""
+    """The learning algorithm, its constructor keyword arguments and its training environments.
+
+    ``hyperparams: zoo`` starts from the RL Zoo's tuned settings for the env and algorithm
+    (:mod:`rlimm.rl.zoo`): they fill ``kwargs`` (the config's own ``kwargs`` win, key by key), and
+    ``n_envs`` and ``normalize`` unless the config gives them. A resolved config holds the merged
+    values, so it records what was used.
+    """
 
     name: Literal["reinforce", "ppo", "a2c", "sac"] = "reinforce"
-    #: Constructor arguments of the algorithm (checked against it when the agent is built).
+    #: Constructor arguments of the algorithm (checked against it when the agent is built). Learning
+    #: rates and clip ranges may be ``lin_<x>`` (x falling linearly to 0), ``policy_kwargs`` a
+    #: ``dict(...)`` string, as in the RL Zoo's files.
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: Environments stepped together (SB3's ``make_vec_env``); each update collects ``n_steps`` (SAC:
+    #: ``train_freq``) steps from each.
+    n_envs: int = Field(default=1, ge=1)
+    #: ``dummy``: the envs step in the training process, one after the other; ``subproc``: one process each.
+    vec_env: Literal["dummy", "subproc"] = "dummy"
+    #: ``default``: the algorithm's defaults and ``kwargs``; ``zoo``: the RL Zoo's settings, then ``kwargs``.
+    hyperparams: Literal["default", "zoo"] = "default"
+    #: ``VecNormalize`` of the training env: ``false``, ``true`` or its keyword arguments (``norm_obs``,
+    #: ``norm_reward``, …). The teacher still sees raw observations.
+    normalize: bool | dict[str, Any] = False
+
+    @field_validator("normalize")
+    @classmethod
+    def _normalize_keys(cls, value: bool | dict[str, Any]) -> bool | dict[str, Any]:
+        unknown = sorted(set(value) - set(NORMALIZE_KEYS)) if isinstance(value, dict) else []
+        if unknown:
+            raise ValueError(
+                f"unknown VecNormalize argument {unknown[0]!r}; accepted: {', '.join(NORMALIZE_KEYS)}"
+            )
+        return value
 
     def steps_per_update(self) -> int:
-        """Environment steps per update: ``n_steps`` from ``kwargs`` or the algorithm's default."""
+        """Environment steps per update, over all ``n_envs`` envs: ``n_steps`` from ``kwargs`` or the
+        algorithm's default (SAC: ``train_freq``), times ``n_envs``."""
         from rlimm.agents.registry import steps_per_update
 
-        return steps_per_update(self.name, self.kwargs)
+        return steps_per_update(self.name, self.kwargs) * self.n_envs
+
+    def with_zoo(self, env_id: str) -> AlgoConfig:
+        """This config with the RL Zoo's settings for ``env_id`` filled in (itself unless
+        ``hyperparams`` is ``zoo``)."""
+        if self.hyperparams != "zoo":
+            return self
+        from rlimm.rl.zoo import zoo_hyperparams
+
+        zoo = zoo_hyperparams(self.name, env_id)
+        given = self.model_fields_set
+        update: dict[str, Any] = {"kwargs": {**zoo.kwargs, **self.kwargs}}
+        if "n_envs" not in given and zoo.n_envs is not None:
+            update["n_envs"] = zoo.n_envs
+        if "normalize" not in given:
+            update["normalize"] = zoo.normalize
+        return self.model_validate({**self.model_dump(exclude_unset=True), **update})
+
+
+def _algo_with_zoo(algo: AlgoConfig, info: ValidationInfo) -> AlgoConfig:
+    """A config's ``algo`` with the RL Zoo's settings for its ``env`` (validated before ``algo``)."""
+    env = info.data.get("env")
+    return algo.with_zoo(env.id) if env is not None else algo
 
 
 class EvalConfig(StrictModel):
     """The evaluation protocol: ``episodes`` episodes from the env's start distribution, each to the
     env's own end (termination or its time limit) or for at most ``steps`` steps when given (the
-    grid's protocol: 22); a run's score is the mean undiscounted episode return."""
+    grid's protocol: 22; an env without a time limit: 1000, the RL Zoo's cap); a run's score is the
+    mean undiscounted episode return. ``every``: also evaluate every N environment steps during
+    training, with the same protocol (the learning curve, ``curves.csv``)."""
 
     episodes: int = Field(default=10, gt=0)
     steps: int | None = Field(default=None, gt=0)
     deterministic: bool = False
+    every: int | None = Field(default=None, gt=0)
+
+    def check_every(self, timesteps: int) -> None:
+        """Raise unless ``every`` (when set) fits in a run of ``timesteps`` environment steps."""
+        if self.every is not None and self.every > timesteps:
+            raise ConfigError(
+                f"'evaluation.every': {self.every} is larger than the training budget ({timesteps} "
+                "environment steps), so no evaluation would happen during training"
+            )
 
 
 class LinearRatioRule(StrictModel):
@@ -223,6 +327,9 @@ class CompareConfig(StrictModel):
     #: the end (as kickstarting anneals its teacher: a teacher weaker than the learner stops pulling).
     lambda_schedule: Literal["constant", "linear_decay"] = "constant"
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
+    #: The score that ``rlimm report`` normalises to 1 (a random policy scores 0); ``null``: the env's
+    #: ``reward_threshold`` in gymnasium's registry, where it registers one.
+    reference_score: float | None = None
     #: The search of ``rlimm tune`` (ignored by ``compare``).
     tune: TuneConfig = Field(default_factory=TuneConfig)
 
@@ -237,6 +344,8 @@ class CompareConfig(StrictModel):
     #: Torch device of every run's agent: ``cpu`` (the default: the grid's networks are tiny MLPs, one
     #: run per process), ``auto`` (CUDA when available), ``cuda`` or ``cuda:N``; ``--device`` overrides it.
     device: DeviceName = "cpu"
+
+    _zoo = field_validator("algo")(_algo_with_zoo)
 
     @field_validator("methods", "budgets")
     @classmethod
@@ -310,6 +419,30 @@ class CompareConfig(StrictModel):
                         specs.setdefault(spec.key(), spec)
         return list(specs.values())
 
+    def budget_independent(self) -> bool:
+        """Whether nothing in a run depends on its budget, so that one run for the longest budget
+        gives every shorter one at its checkpoints: λ constant (a number or a sweep, not a rule in
+        the budget) and not decayed, no algorithm schedule (a value of ``progress_remaining``, i.e.
+        of the total) and no gSDE (it draws noise before a checkpoint could be evaluated)."""
+        if self.lambda_ratios() is None or self.lambda_schedule != "constant":
+            return False
+        kwargs = self.algo.kwargs
+        if kwargs.get("use_sde"):
+            return False
+        return all(kwargs.get(key) is None or isinstance(kwargs[key], int | float) for key in SCHEDULE_KWARGS)
+
+    def run_groups(self, specs: list[RunSpec]) -> list[list[RunSpec]]:
+        """``specs`` in groups that one training run gives: runs differing only in their budget, when
+        the config is :meth:`budget_independent`, else one run per group. Each group is sorted by
+        budget; groups come longest first (better balance across workers)."""
+        groups: dict[tuple, list[RunSpec]] = {}
+        reuse = self.budget_independent()
+        for spec in specs:
+            key = (spec.method, spec.seed, f"{spec.lambda_ratio:.4f}") + (() if reuse else (spec.budget,))
+            groups.setdefault(key, []).append(spec)
+        ordered = [sorted(g, key=lambda s: s.budget) for g in groups.values()]
+        return sorted(ordered, key=lambda g: -g[-1].budget)
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -360,6 +493,22 @@ class TrainConfig(StrictModel):
         if isinstance(value, dict) and "name" not in value:
             return {"name": "ppo", **value}
         return value
+
+    _zoo = field_validator("algo")(_algo_with_zoo)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _zoo_budget(cls, data: Any, handler: Any) -> TrainConfig:
+        # The RL Zoo's n_timesteps is the budget when the config gives none.
+        config = handler(data)
+        if config.algo.hyperparams != "zoo" or "n_timesteps" in config.model_fields_set:
+            return config
+        from rlimm.rl.zoo import zoo_hyperparams
+
+        n_timesteps = zoo_hyperparams(config.algo.name, config.env.id).n_timesteps
+        if n_timesteps is None:
+            return config
+        return handler({**config.model_dump(exclude_unset=True), "n_timesteps": n_timesteps})
 
     @model_validator(mode="after")
     def _teacher_needs_restriction(self) -> TrainConfig:

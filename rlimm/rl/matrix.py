@@ -21,7 +21,8 @@ from rlimm.agents.teachers import TabularTeacher
 from rlimm.common.device import describe, resolve_device
 from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.errors import RlimmError
-from rlimm.rl.config import CompareConfig, RunSpec
+from rlimm.rl.config import CompareConfig, InductionConfig, RunSpec
+from rlimm.rl.evaluation import CURVE_COLUMNS
 from rlimm.rl.runs import (
     build_agent,
     evaluate_teacher,
@@ -29,7 +30,7 @@ from rlimm.rl.runs import (
     make_env,
     make_restriction,
     make_teacher,
-    run_one,
+    run_budgets,
 )
 
 COLUMNS = [
@@ -47,6 +48,8 @@ COLUMNS = [
 ]
 #: Next to ``results.csv``: the teacher's own score on the full env, one score per seed.
 TEACHER_SCORES = "teacher.json"
+#: Next to ``results.csv`` (with ``evaluation.every``): the learning curves (:data:`CURVE_COLUMNS`).
+CURVES = "curves.csv"
 
 # The parts of a config that define what a result means; a results folder is tied to them.
 IDENTITY_KEYS = (
@@ -78,9 +81,14 @@ def preflight(config: CompareConfig) -> TabularTeacher | None:
         device="cpu",
         induction=config.induction,
     )
-    evaluation_steps(make_env(config.env), config.evaluation.steps)  # raises unless episodes end
+    config.evaluation.check_every(min(config.updates_and_timesteps(b)[1] for b in config.budgets))
     config.runs()
     return teacher
+
+
+def eval_cap(config: CompareConfig) -> int:
+    """The step cap of the comparison's evaluation episodes (see :func:`rlimm.rl.runs.evaluation_steps`)."""
+    return evaluation_steps(make_env(config.env), config.evaluation.steps)
 
 
 def read_results(path: Path) -> tuple[list[dict], bool]:
@@ -111,29 +119,97 @@ def _row_key(row: dict) -> tuple:
     return (row["method"], int(row["budget"]), int(row["seed"]), f"{float(row['lambda_ratio']):.4f}")
 
 
+def _identity(config: CompareConfig) -> dict:
+    identity = json.loads(config.model_dump_json(include=set(IDENTITY_KEYS)))
+    # How often curves are sampled does not change a result: a folder may gain curves on resuming.
+    identity["evaluation"].pop("every", None)
+    return identity
+
+
 def _check_identity(out: Path, config: CompareConfig) -> None:
     stamp = out / "config.json"
-    identity = json.loads(config.model_dump_json(include=set(IDENTITY_KEYS)))
-    if stamp.exists():
-        saved = _with_defaults(json.loads(stamp.read_text()), config)
+    identity = _identity(config)
+    stored = json.loads(stamp.read_text()) if stamp.exists() else None
+    if stored is not None:
+        saved = _with_defaults(stored, config)
         if saved != identity:
             changed = sorted(k for k in IDENTITY_KEYS if saved.get(k) != identity.get(k))
             raise RlimmError(
                 f"{out} holds results of a different experiment (differs in: {', '.join(changed)}); "
                 "use another output folder"
             )
-    else:
-        stamp.write_text(json.dumps(identity, indent=2) + "\n")
+    # reference_score changes no run, so it is no identity key (an older folder still resumes); it is
+    # recorded, also when resuming, for `rlimm report`, which normalises that score to 1.
+    record = dict(stored if stored is not None else identity)
+    if config.reference_score is not None:
+        record["reference_score"] = config.reference_score
+    if record != stored:
+        stamp.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _with_defaults(saved: dict, config: CompareConfig) -> dict:
     """A saved identity with the defaults of keys added to the config since it was written (a folder
-    made before ``induction.estimator`` existed still matches a config that leaves it at its default)."""
+    made before ``induction.estimator`` existed still matches a config that leaves it at its default),
+    except the induction keys whose default changed what a run does: those take the value the folder
+    was run with (:attr:`InductionConfig.LEGACY`)."""
+    if isinstance(saved.get("induction"), dict):
+        saved = {**saved, "induction": {**InductionConfig.LEGACY, **saved["induction"]}}
     try:
         full = type(config).model_validate({**config.model_dump(), **saved})
     except ValueError:
         return saved
-    return json.loads(full.model_dump_json(include=set(IDENTITY_KEYS)))
+    return _identity(full)
+
+
+def read_curves(path: Path, finished: set[tuple]) -> tuple[list[dict], bool]:
+    """The rows of a curves file that belong to finished runs, and whether anything else (a torn
+    line, the curve of a run whose results were never written) had to be dropped."""
+    if not path.exists():
+        return [], False
+    with path.open(newline="") as f:
+        lines = f.read().splitlines()
+    if not lines:
+        return [], False
+    header = next(csv.reader([lines[0]]))
+    if header != CURVE_COLUMNS:
+        raise RlimmError(f"{path} has columns {header}, expected {CURVE_COLUMNS}; use another output folder")
+    rows, dropped = [], False
+    for row in csv.reader(lines[1:]):
+        try:
+            rec = dict(zip(CURVE_COLUMNS, row, strict=True))
+            float(rec["score"])
+            int(rec["eval_steps"])
+            keep = _row_key(rec) in finished
+        except (ValueError, KeyError):
+            keep = False
+        dropped |= not keep
+        if keep:
+            rows.append(rec)
+    return rows, dropped
+
+
+def curve_rows(config: CompareConfig, row: dict, eval_steps: int) -> list[dict]:
+    """The ``curves.csv`` rows of one run's row (its ``curve``)."""
+    return [
+        {
+            "method": row["method"],
+            "algo": row["algo"],
+            "teacher": row["teacher"],
+            "budget": row["budget"],
+            "lambda_ratio": row["lambda_ratio"],
+            "lambda_schedule": config.lambda_schedule,
+            "seed": row["seed"],
+            "step": point.step,
+            "score": point.score,
+            "eval_steps": eval_steps,
+        }
+        for point in row["curve"]
+    ]
+
+
+def _append_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    with path.open("a", newline="") as f:
+        csv.DictWriter(f, fieldnames=columns).writerows(rows)
 
 
 class RunsFailed(Exception):
@@ -153,14 +229,15 @@ def init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def work(args: tuple[CompareConfig, RunSpec, str | None, TabularTeacher | None]) -> dict:
-    return run_one(*args)
+def work(args: tuple[CompareConfig, list[RunSpec], str | None, TabularTeacher | None]) -> list[dict]:
+    return run_budgets(*args)
 
 
 def _results(
     config: CompareConfig, todo: list[RunSpec], jobs: int, tb: str | None, teacher: TabularTeacher | None
-) -> Iterator[dict]:
-    payload = [(config, spec, tb, teacher) for spec in todo]
+) -> Iterator[list[dict]]:
+    # One training run per group: several budgets come from one run when nothing depends on them.
+    payload = [(config, group, tb, teacher) for group in config.run_groups(todo)]
     if jobs == 1:
         init_worker()
         yield from map(work, payload)
@@ -215,6 +292,12 @@ def run_matrix(
             # The yardstick of every result: what the teacher itself scores on the full env.
             atomic_write_text(teacher_scores, json.dumps(evaluate_teacher(config, teacher), indent=1) + "\n")
         finished = {_row_key(r) for r in done}
+        curves = out / CURVES
+        eval_steps = eval_cap(config)
+        if config.evaluation.every is not None or curves.exists():
+            kept, dropped = read_curves(curves, finished)
+            if dropped or not curves.exists():
+                atomic_write_csv(curves, kept, CURVE_COLUMNS)
         todo = [s for s in config.runs() if s.key() not in finished]
         # Longest runs first: better balance across workers.
         todo.sort(key=lambda s: -s.budget)
@@ -227,25 +310,38 @@ def run_matrix(
                 if client is not None
                 else f"in {jobs} worker processes on {describe(device)}"
             )
+            ev = config.evaluation
+            every = f", and every {ev.every} steps ({CURVES})" if ev.every else ""
             log(
                 f"writing {results} (TensorBoard: {tb or 'off, --tensorboard to write it'}); "
-                f"{len(todo)} runs to do, {len(done)} done, {where}"
+                f"{len(todo)} runs to do, {len(done)} done, {where}; evaluation: {ev.episodes} "
+                f"episodes of at most {eval_steps} steps after training{every}"
             )
+        outcomes: Iterator[tuple[RunSpec | None, list[dict] | BaseException]]
         if client is not None:
-            rows = dask_cluster.run_on_cluster(client, config, todo, tb, teacher, retries)
+            outcomes = (
+                (spec, row if isinstance(row, BaseException) else [row])
+                for spec, row in dask_cluster.run_on_cluster(client, config, todo, tb, teacher, retries)
+            )
         else:
-            rows = ((None, row) for row in _results(config, todo, jobs, tb, teacher))
+            outcomes = ((None, rows) for rows in _results(config, todo, jobs, tb, teacher))
         failed: list[tuple[RunSpec, BaseException]] = []
         bar = tqdm(total=len(todo), desc=config.name, unit="run", disable=not progress)
         with results.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            for spec, row in rows:
-                if isinstance(row, BaseException):
-                    failed.append((spec, row))
-                else:
+            for spec, rows in outcomes:
+                if isinstance(rows, BaseException):
+                    failed.append((spec, rows))
+                    bar.update()
+                    continue
+                # The curve first: one whose results line is missing is dropped on resuming.
+                points = [p for row in rows for p in curve_rows(config, row, eval_steps)]
+                if points:
+                    _append_csv(curves, points, CURVE_COLUMNS)
+                for row in rows:
                     writer.writerow({k: row[k] for k in COLUMNS})
-                    f.flush()
-                bar.update()
+                f.flush()
+                bar.update(len(rows))
         bar.close()
     finally:
         if client is not None:

@@ -1,4 +1,5 @@
-"""Summaries of ``results.csv``: a Markdown table and a plot with 10th–90th percentile bands."""
+"""Summaries of ``results.csv``: a Markdown table and a plot with 10th–90th percentile bands (with
+``curves.csv``: learning curves against environment steps)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pandas as pd  # noqa: E402
 from rlimm.common.files import atomic_write, atomic_write_text  # noqa: E402
 from rlimm.common.stats import paired_difference  # noqa: E402
 from rlimm.common.stats import summarize as summarize_sample
+from rlimm.rl.aggregate import single_task_lines  # noqa: E402
 
 METHOD_ORDER = ["none", "naive", "imm"]
 METHOD_LABELS = {"none": "none (no teacher)", "naive": "naive (pointwise KL)", "imm": "IMM (induced KL)"}
@@ -82,12 +84,27 @@ def _cell(row: pd.Series | None) -> str:
     return f"{row['mean']:.2f} ± {row['sem']:.2f} [{row['p10']:.1f}, {row['p90']:.1f}] ({int(row['runs'])})"
 
 
-def plot(summary: pd.DataFrame, path: str | Path, title: str = "", budget_label: str = "budget") -> Path:
-    """Score against budget per method (or against λ-ratio per budget, for a sweep), with the
-    10th–90th percentile band of the per-run scores."""
+def plot(
+    summary: pd.DataFrame,
+    path: str | Path,
+    title: str = "",
+    budget_label: str = "budget",
+    curves: pd.DataFrame | None = None,
+    teacher: float | None = None,
+) -> Path:
+    """Score per method, with the 10th–90th percentile band across runs:
+
+    - with ``curves`` (``curves.csv``): against environment steps, the mean over seeds of each
+      evaluation during training;
+    - for a sweep: against λ-ratio, one panel per budget;
+    - else against budget, or with one budget a point per method.
+
+    ``teacher``: the teacher's own score (``teacher.json``), drawn as a dashed horizontal line.
+    """
     sweep = is_sweep(summary)
     budgets = sorted(summary["budget"].unique())
-    if sweep:
+    has_curves = curves is not None and not curves.empty
+    if sweep and not has_curves:
         fig, axes = plt.subplots(1, len(budgets), figsize=(5 * len(budgets), 4), squeeze=False)
         for ax, budget in zip(axes[0], budgets, strict=True):
             sub = summary[summary.budget == budget]
@@ -101,23 +118,36 @@ def plot(summary: pd.DataFrame, path: str | Path, title: str = "", budget_label:
                     ax.axhspan(row["p10"], row["p90"], color=METHOD_COLORS[method], alpha=0.12)
                     continue
                 _line(ax, m["lambda_ratio"], m, method)
+            _teacher_line(ax, teacher)
             ax.set_title(f"{budget_label} = {budget}")
             ax.set_xlabel("λ ratio  λ/(1+λ)")
             ax.set_ylabel("score (mean undiscounted return)")
             ax.grid(alpha=0.3)
         axes[0][0].legend(loc="lower left", fontsize=8)
+        band = "band = 10th–90th percentile of per-run scores"
     else:
         fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        for method in METHOD_ORDER:
-            m = summary[summary.method == method].sort_values("budget")
-            if not m.empty:
-                _line(ax, m["budget"], m, method)
-        ax.set_xlabel(budget_label)
+        if has_curves:
+            _curves(ax, curves)
+            ax.set_xlabel("environment steps")
+            band = "evaluations during training; band = 10th–90th percentile across seeds"
+        elif len(budgets) == 1:
+            _points(ax, summary)
+            ax.set_xlabel(f"method ({budget_label} = {budgets[0]})")
+            band = "band = 10th–90th percentile of per-run scores"
+        else:
+            for method in METHOD_ORDER:
+                m = summary[summary.method == method].sort_values("budget")
+                if not m.empty:
+                    _line(ax, m["budget"], m, method)
+            ax.set_xlabel(budget_label)
+            band = "band = 10th–90th percentile of per-run scores"
+        _teacher_line(ax, teacher)
         ax.set_ylabel("score (mean undiscounted return)")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=9)
+        ax.legend(loc="best", fontsize=8)
     if title:
-        fig.suptitle(title + "\nmean over seeds, band = 10th–90th percentile of per-run scores", fontsize=10)
+        fig.suptitle(f"{title}\nmean over seeds, {band}", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
@@ -129,6 +159,47 @@ def _line(ax: plt.Axes, x: pd.Series, rows: pd.DataFrame, method: str) -> None:
     color = METHOD_COLORS.get(method)
     ax.plot(x, rows["mean"], marker="o", color=color, label=METHOD_LABELS.get(method, method))
     ax.fill_between(x, rows["p10"], rows["p90"], color=color, alpha=0.15)
+
+
+def _points(ax: plt.Axes, summary: pd.DataFrame) -> None:
+    """One budget: a point per method (and λ-ratio) with its 10th–90th percentile bar."""
+    rows = summary.sort_values(["method", "lambda_ratio"]).reset_index(drop=True)
+    several = rows.groupby("method", observed=True)["lambda_ratio"].nunique().gt(1).any()
+    labels = []
+    for i, row in rows.iterrows():
+        method = str(row["method"])
+        color = METHOD_COLORS.get(method)
+        low, high = row["mean"] - row["p10"], row["p90"] - row["mean"]
+        ax.errorbar(i, row["mean"], yerr=[[low], [high]], fmt="o", color=color, capsize=6, markersize=8)
+        labels.append(method + (f"\nλ ratio {row['lambda_ratio']:g}" if several and method != "none" else ""))
+    ax.set_xticks(range(len(rows)), labels)
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+
+
+def _curves(ax: plt.Axes, curves: pd.DataFrame) -> None:
+    """Mean score over seeds against environment steps per method (and λ-ratio), from the runs of
+    each one's longest budget, with the 10th–90th percentile band across seeds."""
+    ratios = curves[curves.method != "none"].groupby("method")["lambda_ratio"].nunique()
+    styles = ["-", "--", ":", "-."]
+    methods = METHOD_ORDER + sorted(set(curves.method) - set(METHOD_ORDER))
+    for method in methods:
+        sub = curves[curves.method == method]
+        for i, (ratio, g) in enumerate(sub.groupby("lambda_ratio")):
+            g = g[g.budget == g.budget.max()]
+            stats = g.groupby("step")["score"].agg(
+                mean="mean", p10=lambda v: np.percentile(v, 10), p90=lambda v: np.percentile(v, 90)
+            )
+            color = METHOD_COLORS.get(method)
+            label = METHOD_LABELS.get(method, method)
+            if method != "none" and ratios.get(method, 1) > 1:
+                label += f", λ ratio {ratio:g}"
+            ax.plot(stats.index, stats["mean"], color=color, linestyle=styles[i % len(styles)], label=label)
+            ax.fill_between(stats.index, stats["p10"], stats["p90"], color=color, alpha=0.12)
+
+
+def _teacher_line(ax: plt.Axes, teacher: float | None) -> None:
+    if teacher is not None:
+        ax.axhline(teacher, color="black", linestyle="--", linewidth=1, label="teacher on the full env")
 
 
 PAIRS = (("imm", "none"), ("naive", "none"), ("imm", "naive"))
@@ -170,6 +241,21 @@ def differences_table(diffs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def teacher_score(path: Path) -> float | None:
+    """The teacher's mean score over seeds (``teacher.json`` of ``rlimm compare``), if recorded."""
+    if not path.exists():
+        return None
+    return float(np.mean(json.loads(path.read_text())["scores"]))
+
+
+def load_curves(path: Path) -> pd.DataFrame | None:
+    """``curves.csv`` of ``rlimm compare``, if it exists and holds any evaluation."""
+    if not path.exists():
+        return None
+    curves = pd.read_csv(path)
+    return None if curves.empty else curves
+
+
 def teacher_line(path: Path) -> str:
     """One line on the teacher's own score (``teacher.json`` of ``rlimm compare``), if recorded."""
     if not path.exists():
@@ -206,7 +292,15 @@ def write_report(
             "standard errors of the per-seed differences.\n\n" + diffs + "\n"
             if diffs
             else ""
-        ),
+        )
+        + single_task_lines(df),
     )
-    png = plot(summary, results.with_name("plot.png"), title, budget_label)
+    png = plot(
+        summary,
+        results.with_name("plot.png"),
+        title,
+        budget_label,
+        load_curves(results.with_name("curves.csv")),
+        teacher_score(results.with_name("teacher.json")),
+    )
     return md, png, table

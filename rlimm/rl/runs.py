@@ -5,36 +5,39 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 import rlimm.envs  # noqa: F401  (registers the environments)
-from rlimm.agents.gaussian_teachers import (
-    fit_induced_gaussian_expert,
-    gaussian_policy_teacher,
-    train_restricted_gaussian_teacher,
-)
 from rlimm.agents.registry import algorithm_class, check_kwargs
-from rlimm.agents.teacher_files import load_teacher
 from rlimm.agents.teachers import (
     Teacher,
     fit_induced_expert,
+    gaussian_policy_teacher,
     load_model,
+    load_teacher,
     paper_alpha_teacher,
     policy_teacher,
     pomdp_teacher,
     train_full_expert,
+    train_restricted_gaussian_teacher,
     train_restricted_teacher,
 )
 from rlimm.common.device import as_device
-from rlimm.envs.restriction import Restriction, restriction_for
+from rlimm.envs.restrictions import Restriction, restriction_for
 from rlimm.errors import RlimmError
 from rlimm.rl.config import AlgoConfig, CompareConfig, EnvConfig, InductionConfig, RunSpec, TrainConfig
+from rlimm.rl.evaluation import EvaluationCallback
+from rlimm.rl.zoo import constructor_kwargs, normalize_kwargs
 
 
 def make_env(env_config: EnvConfig, episode_steps: int | None = None) -> gym.Env:
@@ -52,17 +55,65 @@ def make_env(env_config: EnvConfig, episode_steps: int | None = None) -> gym.Env
         raise RlimmError(f"bad env.kwargs {env_config.kwargs} for '{env_config.id}': {err}") from None
 
 
+def make_training_env(config: CompareConfig | TrainConfig, seed: int | None) -> VecEnv:
+    """The training environment: ``algo.n_envs`` copies of the configured env (time limit
+    ``env.episode_steps``) built by SB3's ``make_vec_env`` — each in SB3's ``Monitor``, in a
+    ``DummyVecEnv`` or ``SubprocVecEnv`` (``algo.vec_env``), env ``i`` seeded from ``seed + i`` at its
+    first reset — under ``VecNormalize`` when ``algo.normalize`` asks for it. One env in a
+    ``DummyVecEnv`` is what SB3 makes of a single env, so such runs are number for number the same."""
+    algo = config.algo
+    if algo.vec_env == "subproc":
+        make_env(config.env, config.env.episode_steps)  # a bad env is refused here, not in a worker
+    venv = make_vec_env(
+        partial(make_env, config.env, config.env.episode_steps),
+        n_envs=algo.n_envs,
+        seed=seed,
+        vec_env_cls=SubprocVecEnv if algo.vec_env == "subproc" else DummyVecEnv,
+    )
+    normalize = normalize_kwargs(algo.normalize, algo.kwargs)
+    if normalize is None:
+        return venv
+    try:
+        return VecNormalize(venv, **normalize)
+    except (TypeError, ValueError, AssertionError) as err:  # e.g. observations VecNormalize cannot scale
+        venv.close()
+        raise RlimmError(f"bad 'algo.normalize' {algo.normalize}: {err}") from None
+
+
+class NormalizedActor:
+    """An agent trained under ``VecNormalize`` acting on raw observations: it normalises each with the
+    training env's statistics before ``predict`` (as SB3's ``EvalCallback`` and the RL Zoo's player
+    do), so :func:`evaluate` scores it on the env it was trained for."""
+
+    def __init__(self, model: BaseAlgorithm, vec_normalize: VecNormalize) -> None:
+        self.model, self.vec_normalize = model, vec_normalize
+
+    def predict(self, obs, deterministic: bool = False) -> tuple[np.ndarray, None]:  # noqa: ANN001
+        return self.model.predict(self.vec_normalize.normalize_obs(obs), deterministic=deterministic)
+
+
+def acting(model: BaseAlgorithm) -> BaseAlgorithm | NormalizedActor:
+    """What acts on the env's raw observations for ``model``: itself, or under ``VecNormalize`` a
+    :class:`NormalizedActor`."""
+    vec_normalize = model.get_vec_normalize_env()
+    return model if vec_normalize is None else NormalizedActor(model, vec_normalize)
+
+
+def _env_name(env: gym.Env | VecEnv) -> str:
+    spec = env.get_attr("spec", [0])[0] if isinstance(env, VecEnv) else env.spec
+    if spec is not None:
+        return spec.id
+    return type(env.unwrapped).__name__ if isinstance(env, gym.Env) else type(env).__name__
+
+
 def make_restriction(config: CompareConfig | TrainConfig, env: gym.Env) -> Restriction | None:
     """What the teacher sees of ``env``'s observations (``None`` without a restriction)."""
     r = config.restriction
     if r is None:
         return None
     restriction = restriction_for(env, r.visible, factors=r.factors)
-    if config.induction.method == "exact" and not restriction.exact:
-        raise RlimmError(
-            f"'induction: exact' needs a restriction whose hidden part can be enumerated; "
-            f"{restriction.describe()} cannot: use knn or marginal"
-        )
+    # The induction settings' own check (the regulariser makes it too), here before a teacher is built.
+    config.induction.settings().method_for(restriction)
     return restriction
 
 
@@ -88,7 +139,7 @@ def build_teacher(config: CompareConfig | TrainConfig) -> tuple[Teacher, BaseAlg
     if restriction is None:
         raise RlimmError("a teacher needs restriction.visible: the observation parts it sees")
     model = None
-    # Box actions take Gaussian teachers (rlimm.agents.gaussian_teachers); Discrete ones, the others.
+    # Box actions take Gaussian teachers (family gaussian or squashed_gaussian); Discrete ones, the others.
     box = isinstance(env.action_space, gym.spaces.Box)
     if t.solver == "file":
         saved = load_teacher(t.path)
@@ -115,8 +166,7 @@ def build_teacher(config: CompareConfig | TrainConfig) -> tuple[Teacher, BaseAlg
             model = train_full_expert(
                 make_env(config.env, config.env.episode_steps), t.algo, t.timesteps, t.seed, t.kwargs
             )
-        fit = fit_induced_gaussian_expert if box else fit_induced_expert
-        teacher = fit(model, make_env(config.env), restriction, t.samples, t.seed)
+        teacher = fit_induced_expert(model, make_env(config.env), restriction, t.samples, t.seed)
     elif t.solver == "paper_alphas":
         teacher = paper_alpha_teacher(_alphas_path(t.path), restriction)
     else:
@@ -142,7 +192,7 @@ def make_teacher(config: CompareConfig | TrainConfig) -> Teacher:
 
 def build_agent(
     algo: AlgoConfig,
-    env: gym.Env,
+    env: gym.Env | VecEnv,
     regularizer: str,
     teacher: Teacher | None,
     restriction: Restriction | None,
@@ -152,16 +202,17 @@ def build_agent(
     device: torch.device | str | None = None,
     induction: InductionConfig | None = None,
 ) -> BaseAlgorithm:
-    """An rlimm agent of ``algo`` on ``env`` with its regulariser, teacher and λ (``teacher_coef``), on
-    ``device`` (``None``: the algorithm's default, or ``algo.kwargs.device``)."""
+    """An rlimm agent of ``algo`` on ``env`` (one env, or the vectorised one of
+    :func:`make_training_env`) with its regulariser, teacher and λ (``teacher_coef``), on ``device``
+    (``None``: the algorithm's default, or ``algo.kwargs.device``). ``algo.kwargs`` in the RL Zoo's
+    forms (``lin_<x>``, ``dict(...)`` strings) are turned into objects first."""
     check_kwargs(algo.name, algo.kwargs)
     if algo.name == "sac" and not isinstance(env.action_space, gym.spaces.Box):
-        name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
         raise RlimmError(
-            f"'algo.name': sac needs a Box (continuous) action space; {name} has {env.action_space} "
-            "(use reinforce, ppo or a2c)"
+            f"'algo.name': sac needs a Box (continuous) action space; {_env_name(env)} has "
+            f"{env.action_space} (use reinforce, ppo or a2c)"
         )
-    kwargs = dict(algo.kwargs)
+    kwargs = constructor_kwargs(algo.kwargs)
     if device is not None:
         if "device" in kwargs:
             raise RlimmError(
@@ -177,10 +228,7 @@ def build_agent(
             teacher=teacher,
             restriction=restriction,
             teacher_coef=teacher_coef,
-            induction=induction.method if induction is not None else "auto",
-            induction_k=induction.k if induction is not None else 16,
-            kl_estimator=induction.estimator if induction is not None else "mc",
-            kl_samples=induction.samples if induction is not None else 16,
+            induction=induction.settings() if induction is not None else None,
             seed=seed,
             tensorboard_log=tensorboard_log,
             **kwargs,
@@ -193,7 +241,7 @@ def build_agent(
         ) from None
 
 
-def teacher_label(config: CompareConfig) -> str:
+def teacher_label(config: CompareConfig | TrainConfig) -> str:
     """A short name of the configured teacher for results tables."""
     t = config.teacher
     return f"file:{Path(t.path).name}" if t.solver == "file" else f"{t.solver}-{t.policy}"
@@ -208,14 +256,15 @@ def evaluate(
     deterministic: bool,
 ) -> np.ndarray:
     """Undiscounted return of each of ``episodes`` episodes: each runs to the env's own end
-    (termination or its time limit), or for at most ``steps`` steps when given (the grid's protocol)."""
+    (termination or its time limit), for at most ``steps`` steps when given (the grid's protocol),
+    and at most :func:`evaluation_steps` steps in any case."""
     steps = evaluation_steps(env, steps)
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
     returns = np.zeros(episodes)
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed if ep == 0 else None)
         t = 0
-        while steps is None or t < steps:
+        while t < steps:
             action, _ = model.predict(obs, deterministic=deterministic)
             # SB3 predicts an array; toy-text envs index their tables with the action itself.
             obs, reward, terminated, truncated, _ = env.step(int(action) if discrete else action)
@@ -226,17 +275,22 @@ def evaluate(
     return returns
 
 
-def evaluation_steps(env: gym.Env, steps: int | None) -> int | None:
+#: The evaluation cap of an env without a time limit: the RL Zoo players' 1000 steps.
+DEFAULT_EVAL_STEPS = 1000
+
+
+def evaluation_steps(env: gym.Env, steps: int | None) -> int:
     """The step cap of an evaluation episode: ``steps`` if given, else the env's own evaluation
-    protocol (``evaluation_steps``, the grid's 22), else ``None`` (the env's own end); raises unless
-    episodes end."""
-    steps = steps if steps is not None else getattr(env.unwrapped, "evaluation_steps", None)
-    if steps is None and (env.spec is None or env.spec.max_episode_steps is None):
-        name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-        raise RlimmError(
-            f"'evaluation.steps' is needed: {name} has no time limit, so its episodes may never end"
-        )
-    return steps
+    protocol (``evaluation_steps``, the grid's 22), else its time limit, else
+    :data:`DEFAULT_EVAL_STEPS` (an env without a time limit, e.g. CliffWalking-v1)."""
+    if steps is not None:
+        return steps
+    own = getattr(env.unwrapped, "evaluation_steps", None)  # an env attribute, not a gymnasium API
+    if own is not None:
+        return int(own)
+    if env.spec is not None and env.spec.max_episode_steps is not None:
+        return int(env.spec.max_episode_steps)
+    return DEFAULT_EVAL_STEPS
 
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse the training seed's start states
@@ -257,16 +311,8 @@ class TeacherActor:
             if isinstance(obs, dict)
             else np.asarray(obs)[None]
         )
-        if hasattr(self.teacher, "sample"):  # a Gaussian teacher: a draw, squashed or clipped to the bounds
-            return self.teacher.sample(self.restriction.visible(batch), self.rng, deterministic)[0], None
-        probs = np.asarray(self.teacher.probs(self.restriction.visible(batch)), dtype=np.float64)[0]
-        nvec = getattr(self.teacher, "nvec", None)  # MultiDiscrete: one distribution per dimension
-        parts = [probs] if nvec is None else np.split(probs, np.cumsum(nvec)[:-1])
-        if deterministic:
-            actions = [int(np.argmax(p)) for p in parts]
-        else:
-            actions = [int(self.rng.choice(len(p), p=p / p.sum())) for p in parts]
-        return np.asarray(actions[0] if nvec is None else actions), None
+        actions = self.teacher.act(self.restriction.visible(batch), self.rng, deterministic)
+        return np.asarray(actions[0]), None
 
 
 def evaluate_teacher(config: CompareConfig, teacher: Teacher) -> dict:
@@ -292,53 +338,89 @@ def run_one(
     teacher: Teacher | None = None,
     device: torch.device | str | None = None,
 ) -> dict:
-    """Train one agent and evaluate it; returns one row of ``results.csv``.
+    """Train one agent and evaluate it; returns one row of ``results.csv`` (see :func:`run_budgets`)."""
+    return run_budgets(config, [spec], tensorboard_log, teacher, device)[0]
+
+
+def run_budgets(
+    config: CompareConfig,
+    specs: list[RunSpec],
+    tensorboard_log: str | None = None,
+    teacher: Teacher | None = None,
+    device: torch.device | str | None = None,
+    on_checkpoint: Callable[[int, BaseAlgorithm], None] | None = None,
+) -> list[dict]:
+    """Train one agent for the longest budget of ``specs`` (runs that differ only in their budget)
+    and evaluate, for each budget, the model state a run for that budget ends with
+    (:class:`~rlimm.rl.evaluation.EvaluationCallback`); returns one row of ``results.csv`` per spec,
+    in the order of ``specs``. With ``evaluation.every`` the row of the longest budget holds the
+    learning curve (``curve``: :class:`~rlimm.rl.evaluation.CurvePoint` s; the others an empty one).
 
     :param teacher: the restricted teacher (built from the config when ``None`` and needed).
     :param device: the agent's torch device (``None``: the config's ``device``); a name such as
         ``auto`` is resolved here, on the machine that trains (a cluster worker may have a GPU that
         the driver lacks).
+    :param on_checkpoint: called with each budget's timesteps and the model before it is evaluated.
     """
     start = time.perf_counter()
-    updates, timesteps = config.updates_and_timesteps(spec.budget)
-    episode_steps = config.env.episode_steps
-    env = make_env(config.env, episode_steps)
+    first = specs[0]
+    if {(s.method, s.seed, s.lambda_ratio) for s in specs} != {
+        (first.method, first.seed, first.lambda_ratio)
+    }:
+        raise RlimmError("run_budgets: the runs must differ in their budget only")
+    longest = max(specs, key=lambda s: s.budget)
+    timesteps = {s.budget: config.updates_and_timesteps(s.budget)[1] for s in specs}
+    env = make_env(config.env, config.env.episode_steps)
     restriction = make_restriction(config, env)
-    if spec.method == "none":
+    if first.method == "none":
         teacher = None
     elif teacher is None:
         teacher = make_teacher(config)
     device = as_device(config.device if device is None else device)
     model = build_agent(
         config.algo,
-        env,
-        spec.method,
+        make_training_env(config, first.seed),
+        first.method,
         teacher,
         restriction,
-        config.teacher_coef(spec),
-        spec.seed,
+        config.teacher_coef(longest),
+        first.seed,
         tensorboard_log,
         device,
         config.induction,
     )
-    model.learn(timesteps, tb_log_name=f"{config.algo.name}_{spec.method}_b{spec.budget}_s{spec.seed}")
-    train_seconds = time.perf_counter() - start
     ev = config.evaluation
-    returns = evaluate(
-        model,
-        make_env(config.env),
-        ev.episodes,
-        ev.steps,
-        spec.seed + EVAL_SEED_OFFSET,
-        ev.deterministic,
+    eval_seed = first.seed + EVAL_SEED_OFFSET
+
+    def score(agent: BaseAlgorithm) -> np.ndarray:
+        # A fresh env per evaluation: each starts from the same seeded reset as a final evaluation.
+        return evaluate(
+            acting(agent), make_env(config.env), ev.episodes, ev.steps, eval_seed, ev.deterministic
+        )
+
+    callback = EvaluationCallback(score, ev.every, sorted(set(timesteps.values())), start, on_checkpoint)
+    model.learn(
+        timesteps[longest.budget],
+        callback=callback,
+        tb_log_name=f"{config.algo.name}_{first.method}_b{longest.budget}_s{first.seed}",
     )
-    return {
-        **asdict(spec),
-        "algo": config.algo.name,
-        "teacher": teacher_label(config) if teacher else "",
-        "updates": updates,
-        "timesteps": timesteps,
-        "score": float(returns.mean()),
-        "score_std": float(returns.std()),
-        "train_seconds": round(train_seconds, 3),
-    }
+    model.get_env().close()  # a SubprocVecEnv's workers end with the run
+    checkpoints = {c.timesteps: c for c in callback.finish(model)}
+    label = teacher_label(config) if teacher else ""
+    rows = []
+    for spec in specs:
+        c = checkpoints[timesteps[spec.budget]]
+        rows.append(
+            {
+                **asdict(spec),
+                "algo": config.algo.name,
+                "teacher": label,
+                "updates": config.updates_and_timesteps(spec.budget)[0],
+                "timesteps": timesteps[spec.budget],
+                "score": float(c.returns.mean()),
+                "score_std": float(c.returns.std()),
+                "train_seconds": round(c.train_seconds, 3),
+                "curve": callback.curve if spec is longest else [],
+            }
+        )
+    return rows

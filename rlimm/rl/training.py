@@ -7,8 +7,10 @@ A run folder (RL Zoo style, ``<log-folder>/<algo>/<env>-<regularizer>_<n>``) hol
 - ``teacher.npz`` (a table) or ``teacher.pt`` (a policy on the visible part) — the teacher it was
   trained with (a teacher file, see ``rlimm teacher``);
 - ``config.yaml`` — the resolved configuration; ``command.txt`` — the command line;
-- ``result.json`` — the final evaluation; with ``eval_freq``: ``evaluations.npz`` and
-  ``best_model.zip`` (SB3's ``EvalCallback``); with ``save_freq``: ``checkpoints/``.
+- ``result.json`` — the final evaluation (and the learning curve, if any); with ``evaluation.every``:
+  ``curves.csv`` (evaluations during training that leave training bit-identical,
+  :mod:`rlimm.rl.evaluation`); with ``eval_freq``: ``evaluations.npz`` and ``best_model.zip``
+  (SB3's ``EvalCallback``); with ``save_freq``: ``checkpoints/``.
 """
 
 from __future__ import annotations
@@ -20,27 +22,31 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from rlimm.agents.teacher_files import save_teacher, suffix_for
-from rlimm.agents.teachers import TabularTeacher
+from rlimm.agents.teachers import TabularTeacher, save_teacher, suffix_for
 from rlimm.common.device import as_device
-from rlimm.common.files import atomic_write_text
+from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.rl.config import TrainConfig
+from rlimm.rl.evaluation import CURVE_COLUMNS, CurvePoint, EvaluationCallback
 from rlimm.rl.runs import (
     EVAL_SEED_OFFSET,
+    acting,
     build_agent,
     evaluate,
     evaluation_steps,
     make_env,
     make_restriction,
     make_teacher,
+    make_training_env,
     teacher_description,
+    teacher_label,
 )
 
 
@@ -54,6 +60,10 @@ class TrainResult:
     std_return: float
     train_seconds: float
     interrupted: bool
+    #: The step cap of an evaluation episode.
+    eval_steps: int
+    #: Evaluations during training (``evaluation.every``): ``{step, score, score_std}`` each.
+    curve: list[dict]
 
 
 @dataclass
@@ -77,7 +87,7 @@ def prepare(
     teacher = make_teacher(config) if config.regularizer != "none" else None
     model = build_agent(
         config.algo,
-        env,
+        make_training_env(config, config.seed),
         config.regularizer,
         teacher,
         restriction,
@@ -87,7 +97,7 @@ def prepare(
         as_device(config.device if device is None else device),
         config.induction,
     )
-    evaluation_steps(make_env(config.env), config.evaluation.steps)  # raises unless episodes end
+    config.evaluation.check_every(config.n_timesteps)
     return PreparedRun(config, model, teacher)
 
 
@@ -107,8 +117,10 @@ def _callbacks(config: TrainConfig, run_dir: Path) -> list[BaseCallback]:
     if config.eval_freq:
         ev = config.evaluation
         steps = evaluation_steps(make_env(config.env), ev.steps)
-        eval_env = DummyVecEnv([lambda: Monitor(make_env(config.env, steps))])
+        eval_env: VecEnv = DummyVecEnv([lambda: Monitor(make_env(config.env, steps))])
         eval_env.seed(config.seed + EVAL_SEED_OFFSET)
+        if config.algo.normalize is not False:  # EvalCallback copies the training env's statistics to it
+            eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
         callbacks.append(
             EvalCallback(
                 eval_env,
@@ -147,19 +159,39 @@ def train(
         name = "teacher" + suffix_for(prepared.teacher)
         save_teacher(prepared.teacher, run_dir / name, teacher_description(config))
 
+    ev = config.evaluation
+    eval_seed = config.seed + EVAL_SEED_OFFSET
+
+    def score(agent: BaseAlgorithm) -> np.ndarray:
+        return evaluate(
+            acting(agent), make_env(config.env), ev.episodes, ev.steps, eval_seed, ev.deterministic
+        )
+
+    curve = EvaluationCallback(score, ev.every) if ev.every else None
     start = time.perf_counter()
     interrupted = False
     try:
-        model.learn(config.n_timesteps, callback=_callbacks(config, run_dir), progress_bar=progress_bar)
+        # The curve's callback first: its evaluations see the state before SB3's EvalCallback draws.
+        callbacks = ([curve] if curve else []) + _callbacks(config, run_dir)
+        model.learn(config.n_timesteps, callback=callbacks, progress_bar=progress_bar)
     except KeyboardInterrupt:
         interrupted = True
     train_seconds = time.perf_counter() - start
     model.save(run_dir / "model.zip")
+    vec_normalize = model.get_vec_normalize_env()
+    if vec_normalize is not None:  # its statistics, as the RL Zoo saves them (rl_zoo3.enjoy reads them)
+        stats = run_dir / config.env.id.replace("/", "-")
+        stats.mkdir(exist_ok=True)
+        vec_normalize.save(str(stats / "vecnormalize.pkl"))
+        # The one setting the Zoo's player reads from its config.yml: to normalise, and how.
+        atomic_write_text(stats / "config.yml", yaml.safe_dump({"normalize": config.algo.normalize}))
+    model.get_env().close()
 
-    ev = config.evaluation
-    returns = evaluate(
-        model, make_env(config.env), ev.episodes, ev.steps, config.seed + EVAL_SEED_OFFSET, ev.deterministic
-    )
+    returns = score(model)
+    eval_steps = evaluation_steps(make_env(config.env), ev.steps)
+    points = curve.curve if curve else []
+    if curve:
+        atomic_write_csv(run_dir / "curves.csv", _curve_rows(prepared, points, eval_steps), CURVE_COLUMNS)
     result = TrainResult(
         run_dir=str(run_dir),
         timesteps=int(model.num_timesteps),
@@ -167,6 +199,27 @@ def train(
         std_return=float(returns.std()),
         train_seconds=round(train_seconds, 3),
         interrupted=interrupted,
+        eval_steps=eval_steps,
+        curve=[asdict(p) for p in points],
     )
     atomic_write_text(run_dir / "result.json", json.dumps(asdict(result), indent=2) + "\n")
     return result
+
+
+def _curve_rows(prepared: PreparedRun, points: list[CurvePoint], eval_steps: int) -> list[dict]:
+    config = prepared.config
+    return [
+        {
+            "method": config.regularizer,
+            "algo": config.algo.name,
+            "teacher": teacher_label(config) if prepared.teacher is not None else "",
+            "budget": config.n_timesteps,
+            "lambda_ratio": config.lambda_ratio if config.regularizer != "none" else 0.0,
+            "lambda_schedule": "constant",
+            "seed": config.seed,
+            "step": p.step,
+            "score": p.score,
+            "eval_steps": eval_steps,
+        }
+        for p in points
+    ]

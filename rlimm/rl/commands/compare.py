@@ -8,6 +8,7 @@ import sys
 
 from rlimm.common.command import add_jobs_option, non_negative_int, parse_dotted, positive_int
 from rlimm.common.device import add_device_option, check_device
+from rlimm.rl.commands.options import add_eval_every_option
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="set any config key, dotted for nested ones (e.g. induction.k=4 "
         "lambda_schedule=linear_decay); applied after the file, before the other flags",
     )
+    p.add_argument(
+        "--n-envs", type=int, help="environments per run, stepped together (algo.n_envs; default: 1)"
+    )
+    add_eval_every_option(p)
     add_jobs_option(p)
     p.add_argument(
         "--cluster",
@@ -78,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         "lambda_ratio": args.lambda_ratios,
         "device": args.device,
     }
+    if args.eval_every is not None:  # into --set's evaluation section, if any, not in its place
+        overrides["evaluation"] = {**overrides.get("evaluation", {}), "every": args.eval_every}
+    if args.n_envs is not None:
+        overrides["algo"] = {**overrides.get("algo", {}), "n_envs": args.n_envs}
     config = load_compare_config(args.config, overrides)
     try:
         results = run_matrix(

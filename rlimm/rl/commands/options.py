@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from rlimm.common.command import parse_settings
@@ -43,3 +44,16 @@ INDUCTION_HELP = (
     "how IMM averages over the hidden part: exact, knn[:k=16], marginal[:k=16] or auto (exact when "
     "the hidden part can be enumerated, else knn)"
 )
+
+
+def add_eval_every_option(parser: argparse.ArgumentParser) -> None:
+    """``--eval-every N``: the config key ``evaluation.every`` (learning curves in ``curves.csv``)."""
+    parser.add_argument(
+        "--eval-every",
+        # Checked as the config key (its error names 'evaluation.every', as from a file).
+        type=int,
+        metavar="N",
+        help="also evaluate every N environment steps during training, on a separate env with the "
+        "final evaluation's protocol and seeds, without changing the training (curves.csv; "
+        "eval/mean_reward in TensorBoard); the config key evaluation.every",
+    )

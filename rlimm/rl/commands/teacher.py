@@ -61,7 +61,7 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - a TrainConfig or a Compar
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlimm.agents.teacher_files import save_teacher, suffix_for
+    from rlimm.agents.teachers import TabularTeacher, save_teacher, suffix_for
     from rlimm.rl.runs import build_teacher, teacher_description
 
     out = Path(args.output)
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if model is not None:
         model.save(out.with_suffix(".zip"))
     np.set_printoptions(precision=3, suppress=True)
-    if hasattr(teacher, "table"):
+    if isinstance(teacher, TabularTeacher):
         print(
             f"teacher '{teacher.name}': action probabilities per visible context {config.restriction.visible}"
         )

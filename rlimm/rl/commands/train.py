@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rlimm.common.command import parse_key_values
 from rlimm.common.device import add_device_option, check_device, describe, resolve_device
 from rlimm.errors import RlimmError
-from rlimm.rl.commands.options import INDUCTION_HELP, VISIBLE_HELP, parse_induction_spec, parse_teacher_spec
+from rlimm.rl.commands.options import (
+    INDUCTION_HELP,
+    VISIBLE_HELP,
+    add_eval_every_option,
+    parse_induction_spec,
+    parse_teacher_spec,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -24,7 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--algo", help="reinforce, ppo, a2c or sac (default: ppo)")
     p.add_argument("--env", help="gymnasium environment id (default: rlimm/ToroidalGrid-v0)")
     p.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE", help="environment constructor arguments")
-    p.add_argument("-n", "--n-timesteps", type=int, help="environment steps to train for (default: 20000)")
+    p.add_argument(
+        "-n",
+        "--n-timesteps",
+        type=int,
+        help="environment steps to train for (default: 20000; with algo.hyperparams: zoo, the Zoo's)",
+    )
+    p.add_argument("--n-envs", type=int, help="environments stepped together (algo.n_envs; default: 1)")
     p.add_argument("--seed", type=int, help="random seed (default: 0)")
     p.add_argument("-tb", "--tensorboard-log", help="TensorBoard log folder")
     p.add_argument("-conf", "--conf-file", help="YAML config file; flags override its values")
@@ -50,11 +63,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-steps",
         type=int,
-        help="cap on an evaluation episode's steps (default: the env's own end; needed for envs without "
-        "a time limit, e.g. CliffWalking-v1)",
+        help="cap on an evaluation episode's steps (default: the env's own evaluation cap or time "
+        "limit; 1000 for envs without one, e.g. CliffWalking-v1)",
     )
+    add_eval_every_option(p)
     p.add_argument("--save-freq", type=int, help="save a checkpoint every N environment steps")
     p.add_argument("-f", "--log-folder", default="logs", help="folder of run folders (default: logs)")
+    p.add_argument(
+        "--out", metavar="DIR", help="the run folder itself, instead of a new one under --log-folder"
+    )
     add_device_option(p, "cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -68,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
         check_device(args.device)  # a bad flag is named as such, not as a key of the config file
     overrides = {
         "env": {"id": args.env, "kwargs": parse_key_values(args.env_kwargs, "--env-kwargs")},
-        "algo": {"name": args.algo, "kwargs": parse_key_values(args.hyperparams, "-params")},
+        "algo": {
+            "name": args.algo,
+            "kwargs": parse_key_values(args.hyperparams, "-params"),
+            "n_envs": args.n_envs,
+        },
         "restriction": {"visible": args.visible} if args.visible else None,
         "induction": parse_induction_spec(args.induction),
         "regularizer": args.regularizer,
@@ -76,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         "n_timesteps": args.n_timesteps,
         "seed": args.seed,
         "eval_freq": args.eval_freq,
-        "evaluation": {"episodes": args.eval_episodes, "steps": args.eval_steps},
+        "evaluation": {"episodes": args.eval_episodes, "steps": args.eval_steps, "every": args.eval_every},
         "save_freq": args.save_freq,
         "device": args.device,
     }
@@ -84,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_train_config(args.conf_file, overrides, replace)
     device = resolve_device(config.device)
     prepared = prepare(config, args.tensorboard_log, device)
-    run_dir = new_run_dir(args.log_folder, config)
+    run_dir = Path(args.out) if args.out else new_run_dir(args.log_folder, config)
+    if args.out and run_dir.exists():
+        raise RlimmError(f"--out: {run_dir} exists; give a new folder")
     if run_dir.parent.exists() and not run_dir.parent.is_dir():
         raise RlimmError(f"--log-folder: {run_dir.parent} is a file")
     tb = args.tensorboard_log or "off (-tb DIR to write it)"
@@ -94,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{config.algo.name} ({config.regularizer}) {state} {result.timesteps} steps in "
         f"{result.train_seconds:.1f} s; mean return {result.mean_return:.2f} ± {result.std_return:.2f} "
-        f"over {config.evaluation.episodes} episodes\nsaved to {run_dir}"
+        f"over {config.evaluation.episodes} episodes of at most {result.eval_steps} steps\n"
+        + (
+            f"learning curve: {len(result.curve)} evaluations in {run_dir / 'curves.csv'}\n"
+            if result.curve
+            else ""
+        )
+        + f"saved to {run_dir}"
     )
     return 130 if result.interrupted else 0

@@ -1,0 +1,445 @@
+"""The teacher regulariser: the teacher's view of a batch and the policy's distribution → λ · divergence.
+
+``loss = algorithm loss + λ · R`` where R is
+
+- ``none``:  0 (the plain algorithm);
+- ``naive``: mean over the batch of KL(P̄(·|x̄) ‖ π(·|x))    — pointwise, at each visited state;
+- ``imm``:   mean over the batch of KL(P̄(·|x̄) ‖ π̄(·|x̄))  — π̄ is the policy induced over the
+  hidden part: exactly (``method="exact"``: one batched forward over the members of the contexts that
+  occur in the batch, with the restriction's belief), or from k hidden parts drawn from a pool of
+  observations (``"knn"``, ``"marginal"``: :mod:`rlimm.agents.imm.draws`; one batched forward over
+  batch × k synthetic states).
+
+:meth:`TeacherRegularizer.compute` receives everything as arguments: the teacher's parameters at the
+batch's states (computed from the raw observations once per rollout, by the algorithm), the policy's
+parameters there, a callable that evaluates the policy's parameters at other observations, and, as the
+induction needs them, the batch's contexts, observations, row indices and the pool of observations.
+Nothing here imports stable-baselines3 (the SB3 glue is :mod:`rlimm.agents.common`). The divergences
+are the core's — :mod:`rlimm.losses` for categorical actions, :mod:`rlimm.gaussian_kl` for Box actions,
+chosen by the action space (:mod:`rlimm.agents.imm.families`). Both KLs are computed as diagnostics
+whichever one is optimised, so IMM and naive runs can be compared on one TensorBoard view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from rlimm.agents.imm import draws as draws_
+from rlimm.agents.imm.families import Family, Params, family_for
+from rlimm.agents.imm.settings import InductionSettings
+from rlimm.coefficients import TeacherCoef, as_coefficient, lambda_at
+from rlimm.envs.restrictions import PartitionRestriction, Restriction
+from rlimm.errors import RlimmError
+
+REGULARIZERS = ("none", "naive", "imm")
+
+#: Observations: a tensor, or a dict of tensors (Dict observation spaces).
+Obs = Any
+#: ``evaluate(observations) -> params``: the policy's distribution parameters at a batch of
+#: observations — raw logits (not normalised) for categorical actions, ``(mean, log_std)`` for Gaussians.
+Evaluate = Callable[[Obs], Params]
+
+
+@dataclass
+class RegularizerOutput:
+    """What one evaluation of the regulariser gives.
+
+    :param loss: ``λ · R`` with gradient (a zero tensor for ``none``).
+    :param lam: the λ used.
+    :param imm_kl: batch mean of KL(teacher ‖ induced policy), no gradient (``nan`` if not computed).
+    :param naive_kl: batch mean of KL(teacher ‖ policy at the full state), no gradient.
+    :param ess: sampled induction: mean effective sample size of the weights (``nan`` otherwise).
+    :param distance: sampled induction: mean standardised distance to the neighbours (``nan`` otherwise).
+    :param own_episode: sampled induction: share of the drawn neighbours that come from the state's own
+        episode (``nan`` when the pool's episodes are unknown).
+    :param fallback: sampled induction: share of the states whose induced policy is their own policy
+        alone (no other hidden part drawn): IMM is naive there.
+    :param own_kl: sampled induction: batch mean of KL(policy at the state ‖ its induced policy); near 0
+        means the induced policy is the state's own, i.e. IMM has become naive.
+    """
+
+    loss: torch.Tensor
+    lam: float
+    imm_kl: float
+    naive_kl: float
+    ess: float = float("nan")
+    distance: float = float("nan")
+    own_episode: float = float("nan")
+    fallback: float = float("nan")
+    own_kl: float = float("nan")
+
+
+def check_regularizer(kind: str) -> str:
+    """``kind`` if it is one of :data:`REGULARIZERS`, else a one-line :class:`RlimmError`."""
+    if kind not in REGULARIZERS:
+        raise RlimmError(f"unknown regularizer '{kind}'; accepted: {', '.join(REGULARIZERS)}")
+    return kind
+
+
+def _rows(obs: torch.Tensor | dict, index: torch.Tensor) -> torch.Tensor | dict:
+    if isinstance(obs, dict):
+        return {k: v[index] for k, v in obs.items()}
+    return obs[index]
+
+
+def _repeat(obs: torch.Tensor | dict, k: int) -> torch.Tensor | dict:
+    if isinstance(obs, dict):
+        return {key: v.repeat_interleave(k, dim=0) for key, v in obs.items()}
+    return obs.repeat_interleave(k, dim=0)
+
+
+#: Largest pool's synthetic states (N × (k − 1) observations) kept for the whole pool.
+SYNTHETIC_CACHE_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True, eq=False)
+class Pool:
+    """Sampled induction's pool: the observations hidden parts are drawn from.
+
+    :param observations: (N, …) observations (a tensor, or a dict of tensors).
+    :param rows: the batch's ``indices`` are rows among the first ``rows`` (the current rollout or
+        minibatch; the rest are earlier rollouts or extra replay rows, drawn from only); ``None``: all.
+    :param trajectories: the episode and step of each row (:class:`~rlimm.agents.imm.draws.Trajectories`),
+        for ``induction.exclude`` and the own-episode diagnostic. A pool without them (a bare tensor
+        given to :meth:`TeacherRegularizer.compute`) treats its rows as unrelated: nothing is excluded.
+    """
+
+    observations: Any
+    rows: int | None = None
+    trajectories: draws_.Trajectories | None = None
+
+
+@dataclass
+class PoolDraws:
+    """What sampled induction computes once per pool (a row's neighbours depend on the pool only,
+    not on the minibatch it falls in): the pool's visible features; for knn the draw of every row the
+    batch can hold and, when they fit in :data:`SYNTHETIC_CACHE_BYTES`, their synthetic states (which
+    depend on no parameter)."""
+
+    pool: Pool
+    features: torch.Tensor
+    draws: draws_.Draw | None
+    synthetic: Any
+
+
+class TeacherRegularizer:
+    """λ times the divergence between a restricted teacher and the policy.
+
+    :param kind: ``none``, ``naive`` or ``imm``.
+    :param coef: λ as a number or a callable of SB3's ``progress_remaining``
+        (see :mod:`rlimm.coefficients`).
+    :param restriction: what the teacher sees of an observation; ``None`` when there is no teacher:
+        the regulariser is then off (:attr:`enabled` is false) and cannot compute.
+    :param action_space: decides the divergence (:mod:`rlimm.agents.imm.families`): categorical for
+        ``Discrete`` (also when ``None``), per-dimension categorical for ``MultiDiscrete``, diagonal
+        Gaussian for ``Box``.
+    :param induction: the induction settings (:class:`~rlimm.agents.imm.settings.InductionSettings`, a
+        dict with some of its keys, or ``None`` for the defaults).
+    :param seed: seed of the induction's own generators — the ``marginal`` draws and the ``mc``
+        actions, knn's tie-breaking, the diagnostics' ``mc`` actions, the extra rows of a replay pool
+        (four streams, so that one never shifts another) — which never move SB3's random streams.
+    :param device: where the lookup tables live (the policy's device).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        coef: TeacherCoef,
+        restriction: Restriction | None = None,
+        action_space: spaces.Space | None = None,
+        induction: InductionSettings | Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.kind = check_regularizer(kind)
+        self.coef: Callable[[float], float] = as_coefficient(coef)
+        self.induction = InductionSettings.of(induction)
+        self.restriction = restriction
+        self._pool_draws: PoolDraws | None = None
+        #: the resolved induction method (``exact``, ``knn`` or ``marginal``), ``None`` when off
+        self.method: str | None = None
+        self.family: Family | None = None
+        if restriction is None:
+            return
+        method = self.induction.method_for(restriction)
+        self.method = method
+        dev = torch.device(device)
+        base = 0 if seed is None else int(seed)
+        self._generator = torch.Generator(device=dev).manual_seed(base)
+        self._ties = torch.Generator(device=dev).manual_seed(base + TIES_STREAM)
+        self._diagnostic = torch.Generator(device=dev).manual_seed(base + DIAGNOSTIC_STREAM)
+        #: draws of extra pool rows (SAC's replay rows), never numpy's global generator
+        self.pool_rng = np.random.default_rng(base + POOL_STREAM)
+        self.family = family_for(action_space, self.induction, self._generator)
+        self._tables = method == "exact" and isinstance(restriction, PartitionRestriction)
+        if isinstance(restriction, PartitionRestriction) and self._tables:
+            self._members = torch.as_tensor(restriction.members, device=dev)
+            self._fixed_belief = torch.as_tensor(restriction.belief, dtype=torch.float32, device=dev)
+            self._belief = self._fixed_belief
+        else:
+            self._discrete = torch.as_tensor(restriction.discrete_features, dtype=torch.bool, device=dev)
+        if self.induction.belief == "on_policy" and not self._tables:
+            raise RlimmError(
+                "'induction.belief: on_policy' needs exact induction over a table restriction (a factored "
+                f"Discrete observation); {restriction.describe()} with method '{method}' has no table: "
+                "use belief 'fixed'"
+            )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether there is a teacher's view to compare with (a restriction was given)."""
+        return self.restriction is not None
+
+    @property
+    def on_policy_belief(self) -> bool:
+        """Whether exact induction weighs the hidden values by the rollout's visits
+        (:meth:`observe_rollout`) rather than the restriction's fixed belief."""
+        return self._tables and self.induction.belief == "on_policy"
+
+    def observe_rollout(self, observations: Any) -> None:
+        """``belief: on_policy``: the belief of each context becomes how often the rollout visited each of
+        its members (full states), smoothed by one pseudo-visit spread as the fixed belief:
+        b(h | c) = (n(c, h) + b₀(h | c)) / (n(c) + 1). Called once per rollout, with its observations
+        (Discrete state indices)."""
+        if not self.on_policy_belief:
+            return
+        states = torch.as_tensor(observations, device=self._members.device).long().reshape(-1)
+        counts = torch.bincount(states, minlength=int(self._members.max()) + 1).to(torch.float32)
+        visits = counts[self._members]  # (C, H)
+        self._belief = (visits + self._fixed_belief) / (visits.sum(dim=1, keepdim=True) + 1.0)
+
+    @property
+    def belief(self) -> torch.Tensor | None:
+        """Exact induction over a table: the ``(contexts, hidden values)`` weights in use."""
+        return self._belief if self._tables else None
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the induced policy is estimated from draws (``knn``, ``marginal``): then
+        :meth:`compute` needs the batch's ``indices`` and a ``pool``."""
+        return self.method in ("knn", "marginal")
+
+    def compute(
+        self,
+        teacher_params: torch.Tensor,
+        params: Params,
+        evaluate: Evaluate,
+        progress_remaining: float,
+        *,
+        contexts: torch.Tensor | None = None,
+        observations: Obs = None,
+        indices: torch.Tensor | None = None,
+        pool: Obs = None,
+        diagnostics: bool = True,
+    ) -> RegularizerOutput:
+        """Evaluate the regulariser on a batch of B states.
+
+        :param teacher_params: ``(B, n_params)`` the teacher's distribution at the batch's states
+            (probabilities, or mean ‖ log-std), computed from the raw observations.
+        :param params: the policy's distribution parameters at the batch's states (normalised logits
+            or ``(mean, log_std)``, :meth:`Family.params_of`), with gradient.
+        :param evaluate: the policy's parameters at other observations (the induced policy's members).
+        :param progress_remaining: SB3's training progress (1 → 0), for λ schedules.
+        :param contexts: ``(B,)`` visible contexts (exact induction with a table restriction).
+        :param observations: the batch's observations (enumerated and sampled induction).
+        :param indices: ``(B,)`` the batch's rows in ``pool`` (sampled induction).
+        :param pool: sampled induction: the :class:`Pool` hidden parts are drawn from (or its bare
+            observations).
+        :param diagnostics: also compute the KL that is not optimised (without gradient) and, for
+            sampled induction, the draws' statistics; ``nan`` otherwise.
+        """
+        family = self.family
+        if family is None:
+            raise RlimmError("the regulariser has no teacher (no restriction was given): it cannot compute")
+        lam = lambda_at(self.coef, progress_remaining)
+        device = (params[0] if family.continuous else params).device
+        teacher = family.teacher(teacher_params.to(device))
+        use_imm = self.kind == "imm" and lam > 0
+        use_naive = self.kind == "naive" and lam > 0
+
+        naive = None
+        if use_naive or diagnostics:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and use_naive):
+                naive = family.naive(teacher, params)
+        imm, ess, distance = None, float("nan"), float("nan")
+        own_episode = fallback = own_kl = float("nan")
+        if use_imm or diagnostics:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and use_imm):
+                if self._tables:
+                    if contexts is None:
+                        raise RlimmError(
+                            "exact induction with a table restriction needs the batch's contexts"
+                        )
+                    imm = self._exact_imm(evaluate, contexts, teacher)
+                elif self.method == "exact":
+                    imm = self._enumerated_imm(evaluate, observations, teacher)
+                else:
+                    imm, draw, components = self._sampled_imm(
+                        evaluate, observations, indices, teacher, pool, params
+                    )
+                    if diagnostics:
+                        ess, distance = draw.effective_sample_size().item(), draw.mean_distance().item()
+                        own_episode = draw.own_episode_share().item()
+                        fallback = draw.fallback_share().item()
+                        own_kl = self._own_kl(params, components, draw.weights)
+
+        loss = torch.zeros((), device=device)
+        if use_imm:
+            loss = lam * imm
+        elif use_naive:
+            loss = lam * naive
+        imm_kl = float("nan") if imm is None else imm.item()
+        naive_kl = float("nan") if naive is None else naive.item()
+        return RegularizerOutput(loss, lam, imm_kl, naive_kl, ess, distance, own_episode, fallback, own_kl)
+
+    @torch.no_grad()
+    def _own_kl(self, params: Params, components: Params, weights: torch.Tensor) -> float:
+        """Batch mean of KL(policy at the state ‖ induced policy), the diagnostic of IMM turning naive."""
+        assert self.family is not None
+        own = self.family.as_teacher(params)
+        if self.family.continuous:
+            return self.family.imm(own, components, weights, generator=self._diagnostic).item()
+        return self.family.imm(own, components, weights).item()
+
+    def _members_params(self, evaluate: Evaluate, obs: Obs) -> Params:
+        """The policy's normalised parameters at the members of an exact induction."""
+        assert self.family is not None
+        return self.family.normalise(evaluate(obs))
+
+    def _exact_imm(self, evaluate: Evaluate, contexts: torch.Tensor, teacher: Any) -> torch.Tensor:
+        # Induce once per distinct context in the batch: one forward over its members.
+        assert self.family is not None
+        contexts = contexts.long().reshape(-1).to(self._members.device)
+        unique, rows = torch.unique(contexts, return_inverse=True)
+        members = self._members[unique]  # (U, H) observations
+        params = self._members_params(evaluate, members.reshape(-1).to(torch.float32))
+        components = self.family.reshape(params, members.shape[0], members.shape[1])
+        return self.family.imm(teacher, components, self._belief[unique], rows=rows)
+
+    def _enumerated_imm(self, evaluate: Evaluate, obs: Obs, teacher: Any) -> torch.Tensor:
+        # An exact restriction without lookup tables enumerates each state's hidden values itself.
+        assert self.family is not None and self.restriction is not None
+        candidates, belief = self.restriction.enumerate_hidden(obs)
+        params = self._members_params(evaluate, candidates)
+        return self.family.imm(teacher, self.family.reshape(params, belief.shape[0], belief.shape[1]), belief)
+
+    def _sampled_imm(
+        self,
+        evaluate: Evaluate,
+        observations: Obs,
+        indices: torch.Tensor | None,
+        teacher: Any,
+        pool: Obs,
+        params: Params,
+    ) -> tuple[torch.Tensor, draws_.Draw, Params]:
+        family = self.family
+        assert family is not None
+        if pool is None or indices is None:
+            raise RlimmError("sampled induction needs the pool of observations and the batch's rows in it")
+        pool = pool if isinstance(pool, Pool) else Pool(pool)
+        cached = self.pool_draws(pool)
+        if self.method == "knn":
+            assert cached.draws is not None
+            rows = indices.to(cached.draws.index.device)
+            draw = cached.draws.rows(rows)
+            # knn's first hidden part is the state's own: that synthetic state is the state itself,
+            # whose distribution the algorithm's forward already gave. Only the k − 1 others are evaluated.
+            b, k = draw.index.shape[0], draw.index.shape[1] - 1
+            own = family.own(params)
+            synthetic = _rows(cached.synthetic, rows) if cached.synthetic is not None else None
+            if synthetic is None and k:
+                synthetic = self._synthetic(pool.observations, observations, draw.index[:, 1:])
+        else:
+            # The batch's rows of the pool: their visible features were computed with the pool's.
+            features = cached.features[indices.to(cached.features.device)]
+            draw = draws_.marginal(
+                features, cached.features, self.induction.k, self._discrete, self._generator
+            )
+            if pool.trajectories is not None:  # for the own-episode diagnostic
+                episode = pool.trajectories.episode.to(draw.index.device)
+                same = episode[draw.index] == episode[indices.to(draw.index.device)][:, None]
+                draw = draws_.Draw(draw.index, draw.weights, draw.distances, same)
+            (b, k), own = draw.index.shape, None
+            synthetic = self._synthetic(pool.observations, observations, draw.index)
+        # One forward over the batch × k synthetic states (x̄_i, h_j).
+        others = family.reshape(evaluate(_flatten2(synthetic)), b, k) if k else None
+        components = others if own is None else family.stack(own, others)
+        return family.imm(teacher, components, draw.weights), draw, components
+
+    def _synthetic(self, pool: Obs, observations: Obs, index: torch.Tensor) -> Obs:
+        """(B, k, …) synthetic states: each observation's visible part with the hidden parts of the
+        pool rows ``index`` (B, k)."""
+        assert self.restriction is not None
+        b, k = index.shape
+        states = self.restriction.combine(_repeat(observations, k), _rows(pool, index.reshape(-1)))
+        return _unflatten2(states, b, k)
+
+    def pool_draws(self, pool: Pool | Obs) -> PoolDraws:
+        """The pool's features and draws (:class:`PoolDraws`), computed once per pool: kept until
+        :meth:`compute` is given other pool observations (or :meth:`forget_pool` is called)."""
+        pool = pool if isinstance(pool, Pool) else Pool(pool)
+        cached = self._pool_draws
+        if cached is not None and _same_pool(cached.pool, pool):
+            return cached
+        assert self.restriction is not None
+        features = self.restriction.visible_features(pool.observations)
+        draws = synthetic = None
+        if self.method == "knn":
+            draws = draws_.knn_all(
+                features,
+                self.induction.k,
+                self._discrete,
+                rows=pool.rows,
+                ties=self._ties,
+                trajectories=pool.trajectories,
+                exclude=None if pool.trajectories is None else self.induction.exclude_window(),
+            )
+            n, k = draws.index.shape
+            batch = pool.observations if pool.rows is None else _first_rows(pool.observations, n)
+            if k > 1 and _nbytes(batch) * (k - 1) <= SYNTHETIC_CACHE_BYTES:
+                synthetic = self._synthetic(pool.observations, batch, draws.index[:, 1:])
+        self._pool_draws = PoolDraws(pool, features, draws, synthetic)
+        return self._pool_draws
+
+    def forget_pool(self) -> None:
+        """Drop what :meth:`pool_draws` keeps (the next call computes it again)."""
+        self._pool_draws = None
+
+
+#: Offsets of the tie-breaking, diagnostic and pool generators' seeds from the induction's seed.
+TIES_STREAM, DIAGNOSTIC_STREAM, POOL_STREAM = 7919, 104729, 1299709
+
+
+def _same_pool(a: Pool, b: Pool) -> bool:
+    """The same observations, trajectories and rows (identity: the pool of one rollout is one object)."""
+    return a.observations is b.observations and a.trajectories is b.trajectories and a.rows == b.rows
+
+
+def _first_rows(obs: torch.Tensor | dict, n: int) -> torch.Tensor | dict:
+    if isinstance(obs, dict):
+        return {key: v[:n] for key, v in obs.items()}
+    return obs[:n]
+
+
+def _nbytes(obs: torch.Tensor | dict) -> int:
+    if isinstance(obs, dict):
+        return sum(v.element_size() * v.numel() for v in obs.values())
+    return obs.element_size() * obs.numel()
+
+
+def _flatten2(obs: torch.Tensor | dict) -> torch.Tensor | dict:
+    if isinstance(obs, dict):
+        return {key: v.reshape(-1, *v.shape[2:]) for key, v in obs.items()}
+    return obs.reshape(-1, *obs.shape[2:])
+
+
+def _unflatten2(obs: torch.Tensor | dict, b: int, k: int) -> torch.Tensor | dict:
+    if isinstance(obs, dict):
+        return {key: v.reshape(b, k, *v.shape[1:]) for key, v in obs.items()}
+    return obs.reshape(b, k, *obs.shape[1:])

@@ -1,0 +1,157 @@
+"""How the IMM term averages the policy over the hidden part: the four induction settings, spelled once.
+
+Every algorithm's ``induction=`` argument, the config's ``induction:`` section and the regulariser take
+these names (``method``, ``k``, ``estimator``, ``samples``, ``exclude``, ``pool``, ``belief``) and these
+defaults. The defaults of ``exclude`` and ``pool`` were chosen with ``benchmarks/induction_error.py``,
+which measures the estimate of the induced policy against the truth (docs/results.md). This module imports
+neither torch nor stable-baselines3, so that loading a config stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Protocol
+
+from rlimm.errors import RlimmError
+
+
+class EnumerableRestriction(Protocol):
+    """What the settings read of a restriction (:class:`rlimm.envs.restrictions.Restriction`)."""
+
+    exact: bool
+
+    def describe(self) -> str: ...
+
+
+#: ``auto``: ``exact`` when the restriction can enumerate its hidden part, else ``knn``.
+METHODS = ("auto", "exact", "knn", "marginal")
+#: Estimators of KL(teacher ‖ induced Gaussian mixture), as :data:`rlimm.gaussian_kl.ESTIMATORS`
+#: (not imported: that module imports torch).
+ESTIMATORS = ("mc", "quadrature", "moment")
+#: ``exclude``: no neighbour from the state's own episode at all.
+WHOLE_EPISODE = "episode"
+#: Exact induction's belief over the hidden part: the restriction's fixed one, or the rollout's.
+BELIEFS = ("fixed", "on_policy")
+#: ``pool`` when not given: on-policy algorithms draw from this many rollouts (the current one and the
+#: ones before it) — with one rollout, few episodes make the estimate biased; the replay buffer's
+#: minibatches are already spread over many episodes, so SAC draws from its minibatch alone.
+DEFAULT_ROLLOUT_POOL = 4
+DEFAULT_REPLAY_POOL = 1
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _whole_or_zero(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+@dataclass(frozen=True)
+class InductionSettings:
+    """The induction settings.
+
+    :param method: ``exact`` (enumerate the hidden part with the restriction's belief), ``knn`` or
+        ``marginal`` (k hidden parts drawn from the rollout, :mod:`rlimm.agents.imm.draws`), or
+        ``auto`` (exact when the restriction can enumerate its hidden part, else knn).
+    :param k: hidden parts per state for ``knn`` and ``marginal``.
+    :param estimator: Box actions: how KL(teacher ‖ induced Gaussian mixture) is estimated, ``mc``,
+        ``quadrature`` (≤ 2 action dimensions) or ``moment`` (:mod:`rlimm.gaussian_kl`).
+    :param samples: Box actions, ``mc``: actions drawn from the teacher per state (the default is
+        :data:`rlimm.gaussian_kl.DEFAULT_SAMPLES`).
+    :param exclude: ``knn``: no neighbour from the state's own episode within this many steps of it
+        (``"episode"``: none from its episode; ``None`` or ``"none"``: no exclusion). Their hidden part
+        is nearly the state's own, which pulls the estimate towards the naive loss.
+    :param pool: sampled induction draws hidden parts from this many rollouts (PPO, A2C, REINFORCE: the
+        current one and those before it; their observations only, the policy is evaluated now) or, for
+        SAC, minibatches' worth of replay rows (the minibatch and rows drawn from the replay buffer);
+        ``None``: :data:`DEFAULT_ROLLOUT_POOL` or :data:`DEFAULT_REPLAY_POOL`.
+    :param belief: exact induction's weights over the hidden values: ``fixed`` (the restriction's
+        belief, uniform by default) or ``on_policy`` (how often the current rollout visits each hidden
+        value of a context, smoothed towards the fixed belief by one pseudo-visit).
+    """
+
+    method: str = "auto"
+    k: int = 16
+    estimator: str = "mc"
+    samples: int = 16
+    exclude: int | str | None = 20
+    pool: int | None = None
+    belief: str = "fixed"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise RlimmError(f"unknown induction method '{self.method}'; accepted: {', '.join(METHODS)}")
+        if not _whole(self.k):
+            raise RlimmError(f"induction k must be a whole number >= 1, got {self.k!r}")
+        if self.estimator not in ESTIMATORS:
+            raise RlimmError(
+                f"unknown induction estimator '{self.estimator}'; accepted: {', '.join(ESTIMATORS)}"
+            )
+        if not _whole(self.samples):
+            raise RlimmError(f"induction samples must be a whole number >= 1, got {self.samples!r}")
+        if self.exclude == "none":
+            object.__setattr__(self, "exclude", None)
+        if not (self.exclude is None or self.exclude == WHOLE_EPISODE or _whole_or_zero(self.exclude)):
+            raise RlimmError(
+                f"induction exclude must be a whole number of steps >= 0, '{WHOLE_EPISODE}' or 'none'/None "
+                f"(no exclusion), got {self.exclude!r}"
+            )
+        if self.pool is not None and not _whole(self.pool):
+            raise RlimmError(
+                f"induction pool must be a whole number of rollouts >= 1 or null, got {self.pool!r}"
+            )
+        if self.belief not in BELIEFS:
+            raise RlimmError(f"unknown induction belief '{self.belief}'; accepted: {', '.join(BELIEFS)}")
+
+    @classmethod
+    def of(cls, value: InductionSettings | Mapping[str, Any] | None) -> InductionSettings:
+        """``value`` as settings: settings as they are, a mapping with some of the four keys (the rest
+        default), ``None`` for the defaults."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            accepted = [f.name for f in fields(cls)]
+            for key in value:
+                if key not in accepted:
+                    raise RlimmError(f"unknown induction setting '{key}'; accepted: {', '.join(accepted)}")
+            return cls(**value)
+        raise RlimmError(
+            "induction must be InductionSettings, a dict with some of the keys "
+            f"{', '.join(f.name for f in fields(cls))}, or None; got {value!r}"
+        )
+
+    def method_for(self, restriction: EnumerableRestriction) -> str:
+        """The method used with ``restriction``: ``auto`` is ``exact`` when the restriction can enumerate
+        its hidden part, else ``knn``; ``exact`` with a restriction that cannot is refused."""
+        if self.method == "auto":
+            return "exact" if restriction.exact else "knn"
+        if self.method == "exact" and not restriction.exact:
+            raise RlimmError(
+                f"'induction: exact' needs a restriction whose hidden part can be enumerated; "
+                f"{restriction.describe()} cannot: use knn or marginal"
+            )
+        return self.method
+
+    def exclude_window(self) -> float | None:
+        """``exclude`` as the draws take it: a number of steps, ``inf`` for the whole episode, ``None``."""
+        if self.exclude is None:
+            return None
+        return float("inf") if self.exclude == WHOLE_EPISODE else float(self.exclude)
+
+    def pool_size(self, replay: bool) -> int:
+        """``pool``, or the default for an on-policy (``replay=False``) or a replay-buffer algorithm."""
+        if self.pool is not None:
+            return self.pool
+        return DEFAULT_REPLAY_POOL if replay else DEFAULT_ROLLOUT_POOL
+
+    def as_dict(self) -> dict[str, Any]:
+        """The four settings by name."""
+        return asdict(self)
+
+
+#: The defaults, for signatures and the config.
+DEFAULT_INDUCTION = InductionSettings()

@@ -1,0 +1,175 @@
+"""Evaluation during training: learning curves, and the scores of shorter budgets read off one run.
+
+:class:`EvaluationCallback` evaluates the policy being trained, as SB3's ``EvalCallback`` does, on a
+separate evaluation env with its own seeds, and without touching the training's random streams:
+``model.predict`` samples with torch's global generator, so the states of torch's (CPU and CUDA),
+numpy's global and python's ``random`` generators are saved before each evaluation and restored
+after it (:func:`preserved_random_state`). A run with evaluations therefore trains bit-identically
+to one without.
+
+It evaluates at two kinds of moments:
+
+- every ``every`` environment steps (a point of the learning curve), after the step that reached it;
+- at each budget checkpoint ``b``: the model state that ``learn(b)`` would have ended with. SB3's
+  on-policy and off-policy ``learn`` stop after the first update at which ``num_timesteps ≥ b``, so
+  that state is the one at the start of the next rollout collection (``_on_rollout_start``) once
+  ``num_timesteps ≥ b``; the caller evaluates the remaining budgets after ``learn``
+  (:meth:`EvaluationCallback.finish`). The random state there is the one a separate run for ``b``
+  evaluates with, so the score is bit-identical to that run's.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+
+@contextmanager
+def preserved_random_state() -> Iterator[None]:
+    """Run the body, then put torch's (CPU and initialised CUDA devices), numpy's global and python's
+    ``random`` generators back in the state they had before it."""
+    torch_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    numpy_state = np.random.get_state()
+    python_state = random.getstate()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
+#: The columns of ``curves.csv`` (``rlimm compare`` and ``rlimm train``), one row per evaluation
+#: during training: ``method`` (``rlimm train``: its regulariser); ``budget`` the budget the run was
+#: trained for, in the config's unit (one run for several budgets: the longest; ``rlimm train``: its
+#: ``n_timesteps``); ``step`` the environment steps done; ``score`` the mean return of the
+#: evaluation episodes; ``eval_steps`` the step cap of an evaluation episode.
+CURVE_COLUMNS = [
+    "method",
+    "algo",
+    "teacher",
+    "budget",
+    "lambda_ratio",
+    "lambda_schedule",
+    "seed",
+    "step",
+    "score",
+    "eval_steps",
+]
+
+
+@contextmanager
+def unchecked_distributions() -> Iterator[None]:
+    """Run the body without torch.distributions' argument validation: the same values and random
+    draws, at about half the cost of each ``predict`` (building a validated distribution per step
+    dominates a small policy's forward pass)."""
+    validate = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(validate)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One evaluation during training: the mean and spread of the episode returns after ``step``
+    environment steps."""
+
+    step: int
+    score: float
+    score_std: float
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The evaluation of the model state a run for ``timesteps`` steps ends with."""
+
+    timesteps: int
+    returns: np.ndarray
+    #: Seconds from the start of the run to this state, evaluations during training excluded.
+    train_seconds: float
+
+
+#: ``score(model) -> returns``: the evaluation protocol (fresh evaluation env, its seeds, episodes).
+Score = Callable[[BaseAlgorithm], np.ndarray]
+
+
+class EvaluationCallback(BaseCallback):
+    """Evaluates with ``score`` every ``every`` environment steps (``None``: never) into :attr:`curve`,
+    and at each of ``checkpoints`` (environment steps) into :attr:`checkpoints`, leaving the
+    training's random streams untouched.
+
+    :param started: ``time.perf_counter()`` at the start of the run (for each checkpoint's
+        ``train_seconds``).
+    :param on_checkpoint: called with the budget's timesteps and the model before a checkpoint is
+        evaluated (tests compare parameters with it).
+    """
+
+    def __init__(
+        self,
+        score: Score,
+        every: int | None = None,
+        checkpoints: Sequence[int] = (),
+        started: float | None = None,
+        on_checkpoint: Callable[[int, BaseAlgorithm], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.score = score
+        self.every = every
+        self.pending = sorted(set(checkpoints))
+        self.started = time.perf_counter() if started is None else started
+        self.on_checkpoint = on_checkpoint
+        self.curve: list[CurvePoint] = []
+        self.checkpoints: list[Checkpoint] = []
+        self.next_eval = every
+        self.eval_seconds = 0.0
+
+    def _evaluate(self, model: BaseAlgorithm) -> np.ndarray:
+        start = time.perf_counter()
+        with preserved_random_state(), unchecked_distributions():
+            returns = self.score(model)
+        self.eval_seconds += time.perf_counter() - start
+        return returns
+
+    def _on_step(self) -> bool:
+        if self.next_eval is None or self.num_timesteps < self.next_eval:
+            return True
+        while self.next_eval <= self.num_timesteps:  # several envs may step past more than one mark
+            self.next_eval += self.every
+        returns = self._evaluate(self.model)
+        point = CurvePoint(int(self.num_timesteps), float(returns.mean()), float(returns.std()))
+        self.curve.append(point)
+        if any(isinstance(f, TensorBoardOutputFormat) for f in self.logger.output_formats):
+            self.logger.record("eval/mean_reward", point.score)
+            self.logger.dump(self.num_timesteps)
+        return True
+
+    def _on_rollout_start(self) -> None:
+        self._checkpoints(self.model, self.model.num_timesteps)
+
+    def finish(self, model: BaseAlgorithm) -> list[Checkpoint]:
+        """After ``learn``: evaluate every checkpoint not yet evaluated (the longest budget's is the
+        model as trained); returns all checkpoints, shortest first."""
+        self._checkpoints(model, None)
+        return self.checkpoints
+
+    def _checkpoints(self, model: BaseAlgorithm, reached: int | None) -> None:
+        while self.pending and (reached is None or reached >= self.pending[0]):
+            timesteps = self.pending.pop(0)
+            seconds = time.perf_counter() - self.started - self.eval_seconds
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(timesteps, model)
+            self.checkpoints.append(Checkpoint(timesteps, self._evaluate(model), seconds))

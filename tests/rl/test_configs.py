@@ -1,0 +1,55 @@
+"""Every shipped config validates, and the paper's configs say what the paper did."""
+
+from pathlib import Path
+
+import pytest
+
+from rlimm.rl.config import load_compare_config as load_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("grid_*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_loads_and_expands(path):
+    config = load_config(path)
+    assert config.name == path.stem
+    assert config.runs()
+
+
+def test_paper_config_is_the_papers_setting():
+    config = load_config(CONFIGS[0].with_name("grid_paper.yaml"))
+    assert config.seeds == 30 and config.budgets == [50, 100, 200] and config.lambda_ratio == "paper_grid"
+    assert config.algo.kwargs == {"n_steps": 50, "learning_rate": 0.01, "gamma": 0.9}
+    assert (config.evaluation.episodes, config.evaluation.steps) == (10, 22)
+    assert config.env.kwargs["reward_variance"] == 0.1 and config.env.episode_steps == 50
+    runs = config.runs()
+    assert len(runs) == 3 * 3 * 30
+    assert {(r.budget, r.lambda_ratio) for r in runs if r.method == "imm"} == {
+        (50, 0.2),
+        (100, 0.2),
+        (200, 0.1),
+    }
+
+
+TRAIN_CONFIGS = sorted(CONFIGS[0].parent.glob("train_*.yaml"))
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=[p.stem for p in TRAIN_CONFIGS])
+def test_train_config_loads(path):
+    from rlimm.rl.config import load_train_config
+
+    config = load_train_config(path)
+    assert config.n_timesteps > 0 and config.algo.name in ("reinforce", "ppo", "a2c")
+
+
+def test_linear_ratio_rule_clips_and_rounds():
+    from rlimm.rl.config import LinearRatioRule
+
+    rule = LinearRatioRule(intercept=0.1891, slope=-0.0002, low=0.05, high=0.5)
+    assert rule.ratio(100) == pytest.approx(0.1691)
+    assert rule.ratio(10_000) == 0.05 and rule.ratio(-5000) == 0.5
+    rounded = LinearRatioRule(intercept=0.1891, slope=-0.0002, round_to=0.1)
+    # The paper's grid rule is this line rounded to one decimal.
+    assert [rounded.ratio(b) for b in (50, 100, 200, 500)] == pytest.approx([0.2, 0.2, 0.1, 0.1])
+    with pytest.raises(ValueError, match="must not exceed"):
+        LinearRatioRule(intercept=0, slope=0, low=0.6, high=0.5)

@@ -1,0 +1,199 @@
+"""Evaluation during training (``evaluation.every``) and one run for several budgets: evaluations
+leave training bit-identical, a shorter budget read off a longer run equals training it alone, the
+step cap of envs without a time limit, and the matrix's ``curves.csv`` with resuming."""
+
+import csv
+import random
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import rlimm.envs as E
+from rlimm.common.config import parse_mapping
+from rlimm.errors import ConfigError
+from rlimm.rl.config import CompareConfig, RunSpec, load_compare_config
+from rlimm.rl.evaluation import CURVE_COLUMNS, preserved_random_state
+from rlimm.rl.matrix import run_matrix
+from rlimm.rl.runs import DEFAULT_EVAL_STEPS, evaluation_steps, run_budgets
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CARTPOLE = {
+    "name": "cp",
+    "env": {"id": "CartPole-v1"},
+    "methods": ["none"],
+    "budgets": [100, 192, 256],
+    "budget_unit": "timesteps",
+    "seeds": 1,
+    "lambda_ratio": 0.5,
+    "algo": {"name": "ppo", "kwargs": {"n_steps": 64, "batch_size": 32, "n_epochs": 2}},
+    "evaluation": {"episodes": 3},
+}
+GRID = {
+    "name": "g",
+    "env": {"id": E.GRID_ID, "episode_steps": 50},
+    "restriction": {"visible": ["x"]},
+    "methods": ["none", "imm"],
+    "budgets": [2, 4],
+    "seeds": 1,
+    "lambda_ratio": 0.2,
+    "algo": {"name": "reinforce", "kwargs": {"n_steps": 50, "learning_rate": 0.01, "gamma": 0.9}},
+    "evaluation": {"episodes": 4, "steps": 22},
+}
+
+
+def config(base, **changes):
+    return parse_mapping(CompareConfig, {**base, **changes})
+
+
+def _with_every(c, every):
+    return c.model_copy(update={"evaluation": c.evaluation.model_copy(update={"every": every})})
+
+
+def _train(c, specs):
+    """Rows of ``run_budgets`` and the policy parameters at each budget's checkpoint."""
+    params = {}
+
+    def snapshot(timesteps, model):
+        params[timesteps] = {k: v.detach().clone() for k, v in model.policy.state_dict().items()}
+
+    rows = run_budgets(c, specs, on_checkpoint=snapshot)
+    return rows, params
+
+
+def _same_params(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize(("base", "method"), [(CARTPOLE, "none"), (GRID, "imm")])
+def test_evaluations_during_training_leave_training_bit_identical(base, method):
+    c = config(base)
+    spec = RunSpec(method, c.budgets[-1], 0, 0.0 if method == "none" else 0.2)
+    plain, plain_params = _train(c, [spec])
+    # Every few steps, so evaluations fall inside rollouts and between updates.
+    every = 30 if base is CARTPOLE else 70
+    curved, curved_params = _train(_with_every(c, every), [spec])
+    assert curved[0]["score"] == plain[0]["score"] and curved[0]["score_std"] == plain[0]["score_std"]
+    _same_params(plain_params[plain[0]["timesteps"]], curved_params[curved[0]["timesteps"]])
+    steps = [p.step for p in curved[0]["curve"]]
+    assert steps == list(range(every, plain[0]["timesteps"] + 1, every))
+    assert plain[0]["curve"] == []
+
+
+@pytest.mark.parametrize("base", [CARTPOLE, GRID])
+def test_one_run_for_several_budgets_equals_separate_runs(base):
+    c = config(base)
+    method, ratio = ("none", 0.0) if base is CARTPOLE else ("imm", 0.2)
+    specs = [RunSpec(method, b, 0, ratio) for b in c.budgets]
+    assert c.budget_independent()
+    together, together_params = _train(_with_every(c, 64), specs)
+    assert [r["budget"] for r in together] == c.budgets
+    for spec, row in zip(specs, together, strict=True):
+        (alone,), alone_params = _train(c, [spec])
+        for key in ("score", "score_std", "timesteps", "updates", "budget"):
+            assert row[key] == alone[key], (spec, key)
+        _same_params(together_params[row["timesteps"]], alone_params[alone["timesteps"]])
+    # The longest budget's row holds the curve; the others an empty one.
+    assert [bool(r["curve"]) for r in together] == [False] * (len(specs) - 1) + [True]
+
+
+@pytest.mark.parametrize(
+    ("changes", "independent"),
+    [
+        ({}, True),
+        ({"lambda_ratio": [0.2, 0.5]}, True),
+        ({"lambda_ratio": "paper_grid"}, False),
+        ({"lambda_ratio": {"rule": "linear", "intercept": 0.2, "slope": 0.0}}, False),
+        ({"lambda_schedule": "linear_decay"}, False),
+        ({"algo": {"name": "ppo", "kwargs": {"learning_rate": "lin_0.001"}}}, False),
+        ({"algo": {"name": "ppo", "kwargs": {"use_sde": True}}}, False),
+    ],
+)
+def test_which_configs_share_one_run_across_budgets(changes, independent):
+    c = config(CARTPOLE, **changes)
+    assert c.budget_independent() is independent
+    groups = c.run_groups(c.runs())
+    assert sorted(s.key() for g in groups for s in g) == sorted(s.key() for s in c.runs())
+    assert {len(g) for g in groups} == ({3} if independent else {1})
+    assert groups[0][-1].budget == 256  # longest first
+
+
+def test_the_grid_tables_keep_separate_runs():
+    c = load_compare_config(ROOT / "configs" / "grid_quick.yaml")
+    assert not c.budget_independent()
+    assert all(len(g) == 1 for g in c.run_groups(c.runs()))
+
+
+def test_preserved_random_state_puts_every_generator_back():
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    expected = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    with preserved_random_state():
+        torch.rand(10), np.random.rand(10), random.random()
+    got = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
+    assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]) and got[2] == expected[2]
+
+
+@pytest.mark.parametrize(
+    ("env_id", "steps", "cap"),
+    [("CliffWalking-v1", None, DEFAULT_EVAL_STEPS), ("CliffWalking-v1", 50, 50), ("CartPole-v1", None, 500)],
+)
+def test_evaluation_step_cap(env_id, steps, cap):
+    assert evaluation_steps(gym.make(env_id), steps) == cap
+    assert evaluation_steps(gym.make(E.GRID_ID), None) == 22
+
+
+@pytest.mark.parametrize(("every", "message"), [(0, "greater than 0"), (1000, "1000 is larger than")])
+def test_bad_every_names_the_key(tmp_path, every, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        c = config(CARTPOLE, evaluation={"episodes": 3, "every": every})
+        run_matrix(c, tmp_path / "out", jobs=1, progress=False)
+    assert "'evaluation.every'" in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def _csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_matrix_reuses_runs_writes_curves_and_resumes(tmp_path, monkeypatch):
+    c = _with_every(config(CARTPOLE, budgets=[128, 192], seeds=2), 64)
+    reused = run_matrix(c, tmp_path / "reused", jobs=1, progress=False)
+    rows = _csv(reused)
+    assert len(rows) == 4
+    curves = _csv(reused.with_name("curves.csv"))
+    assert list(curves[0]) == CURVE_COLUMNS
+    # One curve per (method, seed): the run trained for the longest budget, 3 evaluations each.
+    assert sorted((int(r["seed"]), int(r["budget"]), int(r["step"])) for r in curves) == [
+        (s, 192, step) for s in (0, 1) for step in (64, 128, 192)
+    ]
+    assert {r["eval_steps"] for r in curves} == {"500"} and {r["lambda_schedule"] for r in curves} == {
+        "constant"
+    }
+
+    # The same matrix trained budget by budget gives the same results.
+    monkeypatch.setattr(CompareConfig, "budget_independent", lambda self: False)
+    separate = run_matrix(c, tmp_path / "separate", jobs=1, progress=False)
+    key = lambda r: (r["method"], r["budget"], r["seed"], r["score"], r["score_std"])  # noqa: E731
+    assert sorted(map(key, _csv(separate))) == sorted(map(key, rows))
+    monkeypatch.undo()
+
+    # Resuming a folder that lost the longest budget of seed 1 (and holds its orphan curve): the
+    # group is redone, the finished rows are kept, the orphan curve rows are dropped.
+    kept = [r for r in rows if not (r["seed"] == "1" and r["budget"] == "192")]
+    with reused.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(kept)
+    run_matrix(c, tmp_path / "reused", jobs=1, progress=False)
+    again = _csv(reused)
+    assert again[:3] == kept and sorted(map(key, again)) == sorted(map(key, rows))
+    assert sorted(map(tuple, (r.values() for r in _csv(reused.with_name("curves.csv"))))) == sorted(
+        map(tuple, (r.values() for r in curves))
+    )
