@@ -15,9 +15,9 @@ The teacher's view of each transition is computed from the stored raw observatio
 ``train()``, for the transitions collected since the last update, and stored in the replay buffer
 (:mod:`rlimm.agents.common.replay_buffers`), which hands it out with the samples. Sampled induction
 (``knn``, ``marginal``) draws its hidden parts from the sampled minibatch itself and, with
-``induction.pool`` > 1, from more rows drawn from the replay buffer (with the induction's own generator),
-passed to the loss as its pool; exact induction enumerates the hidden part, as for PPO. With ``regularizer="none"``
-(or λ = 0) training is bit-identical to SB3's SAC.
+``induction.pool`` > 1, from more rows drawn from the replay buffer (with the induction's own
+generator), passed to the loss as its pool; exact induction enumerates the hidden part, as for PPO.
+With ``regularizer="none"`` (or λ = 0) training is bit-identical to SB3's SAC.
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ class SAC(RegularizedMixin, SB3SAC):
         regularizer = self.teacher_regularizer
         positions, envs = batch.positions, batch.env_indices
         n = len(positions)
-        extra = (regularizer.induction.pool_size(replay=True) - 1) * n
+        extra = (regularizer.induction.pool - 1) * n
         observations = batch.observations
         if extra:
             more_positions, more_envs = buffer.random_rows(extra, regularizer.pool_rng)

@@ -4,8 +4,9 @@ On ``configs/cartpole_cart_hidden.yaml`` (PPO, the pole-only teacher built once)
 with one torch thread, as a compare worker:
 
 1. evaluation cost: every (method, seed) trained for the longest budget without and with
-   ``evaluation.every`` = 5% of the budget (20 evaluations of ``evaluation.episodes`` episodes),
-   alternating, ``--repeats`` times; prints both wall times and their ratio (goal: ≤ 1.15×);
+   ``evaluation.every`` = 5% of the budget (20 evaluations of ``evaluation.episodes`` episodes,
+   played side by side: ``rlimm.rl.evaluation.evaluate_side_by_side``), alternating, ``--repeats``
+   times; prints both wall times and their ratio (goal: ≤ 1.15×);
 2. multi-budget reuse: budgets 2048 and 6144 from one run per (method, seed) vs one run per budget;
    prints both wall times and their ratio, and checks the scores are equal.
 

@@ -163,8 +163,8 @@ def main() -> None:
             f"{estimator}: mean KL to the truth {one:.4f} from one {ROLLOUT}-step rollout, {four:.4f} from "
             f"four (k = 16, mean over the {len(CASES)} cases)"
         )
-    default = np.mean(per_method[("knn-ties-exclude-20", "4 rollout(s)")])
-    print(f"rlimm's defaults (knn, ties at random, exclude 20, pool 4, k = 16): {default:.4f}")
+    default = np.mean(per_method[("knn-ties-exclude-20", "1 rollout(s)")])
+    print(f"rlimm's defaults (knn, ties at random, exclude 20, pool 1, k = 16): {default:.4f}")
 
 
 if __name__ == "__main__":

@@ -162,7 +162,9 @@ def _stock_env(args: argparse.Namespace) -> None:
         estimator += f", imm on {rows or 'all'} rows of each minibatch"
     print(
         f"{algo} on {args.env}, teacher sees {' '.join(args.visible)}, imm by {args.induction} (k = {args.k}"
-        f"{estimator}), {args.timesteps} steps, {args.repeats} interleaved repeats, 1 thread"
+        f"{estimator}; exclude {DEFAULT_INDUCTION.exclude}, pool "
+        f"{DEFAULT_INDUCTION.pool}), {args.timesteps} steps, {args.repeats} "
+        "interleaved repeats, 1 thread"
     )
     print(f"{'regularizer':<16}{'s/run':>9}{'steps/s':>10}{'time ratio':>12}{'throughput ratio':>18}")
     for kind, values in seconds.items():

@@ -429,7 +429,7 @@ class OnPolicyRegularizedMixin(RegularizedMixin, OnPolicyAlgorithm):
         observations = _cat_rows([part[0] for part in parts])
         episode, step = th.cat([part[1] for part in parts]), th.cat([part[2] for part in parts])
         self._rollout_pool = Pool(observations, _n_rows(current[0]), Trajectories(episode, step))
-        keep = self.teacher_regularizer.induction.pool_size(replay=False) - 1
+        keep = self.teacher_regularizer.induction.pool - 1
         self._pool_history = [current, *self._pool_history][:keep]
         return self._rollout_pool
 

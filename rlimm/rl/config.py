@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -64,7 +64,7 @@ class InductionConfig(StrictModel):
     estimator: Literal[ESTIMATORS] = DEFAULT_INDUCTION.estimator  # type: ignore[valid-type]
     samples: int = Field(default=DEFAULT_INDUCTION.samples, ge=1)
     exclude: int | str | None = DEFAULT_INDUCTION.exclude
-    pool: Annotated[int, Field(ge=1)] | None = DEFAULT_INDUCTION.pool
+    pool: int = Field(default=DEFAULT_INDUCTION.pool, ge=1)
     belief: Literal[BELIEFS] = DEFAULT_INDUCTION.belief  # type: ignore[valid-type]
 
     #: What folders written before ``exclude`` and ``pool`` existed were run with (no exclusion, the

@@ -16,6 +16,10 @@ It evaluates at two kinds of moments:
   ``num_timesteps ≥ b``; the caller evaluates the remaining budgets after ``learn``
   (:meth:`EvaluationCallback.finish`). The random state there is the one a separate run for ``b``
   evaluates with, so the score is bit-identical to that run's.
+
+A budget checkpoint is scored with the final evaluation's protocol (``score``); a curve point may be
+scored with a cheaper one (``curve_score``: :func:`evaluate_side_by_side`, whose episodes run in
+parallel with one seed each).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -107,15 +112,85 @@ class Checkpoint:
 Score = Callable[[BaseAlgorithm], np.ndarray]
 
 
+def evaluate_side_by_side(
+    model: BaseAlgorithm,
+    make_env: Callable[[], gym.Env],
+    episodes: int,
+    steps: int,
+    seed: int,
+    deterministic: bool,
+) -> np.ndarray:
+    """Undiscounted return of each of ``episodes`` episodes played side by side, for a learning
+    curve's point: episode ``i`` on its own env from ``make_env()``, reset with seed ``seed + i``,
+    each to its env's own end and for at most ``steps`` steps; each step is one forward pass of
+    ``model``'s policy (eval mode, no grad) for all unfinished episodes, on the observations
+    normalised as in training when it runs under ``VecNormalize``, with the Box actions clipped or
+    unscaled as SB3's ``predict`` does.
+
+    How it differs from the final evaluation (:func:`rlimm.rl.runs.evaluate`, results.csv and the
+    budget checkpoints): there the episodes run one after another on one env seeded once, each step a
+    ``model.predict`` of one observation, and its episodes after the first start from that env's
+    continuing random stream; here every episode has its own seed, so they can run in parallel. Why:
+    ``predict``'s fixed cost per call (hundreds of µs for a small policy) times every step of every
+    episode made evaluations during training cost several times the training itself; one batched
+    call per step divides that by about ``episodes``. Same policy, step cap and return, so the two
+    estimate the same score; only episode 0 starts from the same state.
+    """
+    policy = model.policy
+    policy.set_training_mode(False)
+    normalizer = model.get_vec_normalize_env()
+    envs = [make_env() for _ in range(episodes)]
+    discrete = isinstance(envs[0].action_space, gym.spaces.Discrete)
+    box = isinstance(policy.action_space, gym.spaces.Box)
+    observations = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
+    returns = np.zeros(episodes)
+    running = list(range(episodes))
+    for _ in range(steps):
+        if not running:
+            break
+        batch = _stack([observations[i] for i in running])
+        if normalizer is not None:
+            batch = normalizer.normalize_obs(batch)
+        obs_tensor, _ = policy.obs_to_tensor(batch)
+        with torch.no_grad():
+            actions = policy._predict(obs_tensor, deterministic=deterministic)
+        actions = actions.cpu().numpy().reshape((-1, *policy.action_space.shape))
+        if box:
+            if policy.squash_output:
+                actions = policy.unscale_action(actions)
+            else:
+                actions = np.clip(actions, policy.action_space.low, policy.action_space.high)
+        still = []
+        for i, action in zip(running, actions, strict=True):
+            # Toy-text envs index their tables with the action itself (as in the final evaluation).
+            obs, reward, terminated, truncated, _ = envs[i].step(int(action) if discrete else action)
+            returns[i] += float(reward)
+            if not (terminated or truncated):
+                observations[i] = obs
+                still.append(i)
+        running = still
+    for env in envs:
+        env.close()
+    return returns
+
+
+def _stack(observations: list) -> np.ndarray | dict[str, np.ndarray]:
+    """One batch of single observations (arrays, numbers, or dicts of them)."""
+    if isinstance(observations[0], dict):
+        return {k: np.stack([np.asarray(o[k]) for o in observations]) for k in observations[0]}
+    return np.stack([np.asarray(o) for o in observations])
+
+
 class EvaluationCallback(BaseCallback):
-    """Evaluates with ``score`` every ``every`` environment steps (``None``: never) into :attr:`curve`,
-    and at each of ``checkpoints`` (environment steps) into :attr:`checkpoints`, leaving the
-    training's random streams untouched.
+    """Evaluates with ``curve_score`` (default: ``score``) every ``every`` environment steps
+    (``None``: never) into :attr:`curve`, and with ``score`` at each of ``checkpoints`` (environment
+    steps) into :attr:`checkpoints`, leaving the training's random streams untouched.
 
     :param started: ``time.perf_counter()`` at the start of the run (for each checkpoint's
         ``train_seconds``).
     :param on_checkpoint: called with the budget's timesteps and the model before a checkpoint is
         evaluated (tests compare parameters with it).
+    :param curve_score: the protocol of the curve's points, e.g. :func:`evaluate_side_by_side`.
     """
 
     def __init__(
@@ -125,9 +200,11 @@ class EvaluationCallback(BaseCallback):
         checkpoints: Sequence[int] = (),
         started: float | None = None,
         on_checkpoint: Callable[[int, BaseAlgorithm], None] | None = None,
+        curve_score: Score | None = None,
     ) -> None:
         super().__init__()
         self.score = score
+        self.curve_score = score if curve_score is None else curve_score
         self.every = every
         self.pending = sorted(set(checkpoints))
         self.started = time.perf_counter() if started is None else started
@@ -137,10 +214,10 @@ class EvaluationCallback(BaseCallback):
         self.next_eval = every
         self.eval_seconds = 0.0
 
-    def _evaluate(self, model: BaseAlgorithm) -> np.ndarray:
+    def _evaluate(self, score: Score, model: BaseAlgorithm) -> np.ndarray:
         start = time.perf_counter()
         with preserved_random_state(), unchecked_distributions():
-            returns = self.score(model)
+            returns = score(model)
         self.eval_seconds += time.perf_counter() - start
         return returns
 
@@ -149,7 +226,7 @@ class EvaluationCallback(BaseCallback):
             return True
         while self.next_eval <= self.num_timesteps:  # several envs may step past more than one mark
             self.next_eval += self.every
-        returns = self._evaluate(self.model)
+        returns = self._evaluate(self.curve_score, self.model)
         point = CurvePoint(int(self.num_timesteps), float(returns.mean()), float(returns.std()))
         self.curve.append(point)
         if any(isinstance(f, TensorBoardOutputFormat) for f in self.logger.output_formats):
@@ -172,4 +249,4 @@ class EvaluationCallback(BaseCallback):
             seconds = time.perf_counter() - self.started - self.eval_seconds
             if self.on_checkpoint is not None:
                 self.on_checkpoint(timesteps, model)
-            self.checkpoints.append(Checkpoint(timesteps, self._evaluate(model), seconds))
+            self.checkpoints.append(Checkpoint(timesteps, self._evaluate(self.score, model), seconds))

@@ -36,7 +36,7 @@ from rlimm.common.device import as_device
 from rlimm.envs.restrictions import Restriction, restriction_for
 from rlimm.errors import RlimmError
 from rlimm.rl.config import AlgoConfig, CompareConfig, EnvConfig, InductionConfig, RunSpec, TrainConfig
-from rlimm.rl.evaluation import EvaluationCallback
+from rlimm.rl.evaluation import EvaluationCallback, evaluate_side_by_side
 from rlimm.rl.zoo import constructor_kwargs, normalize_kwargs
 
 
@@ -398,7 +398,17 @@ def run_budgets(
             acting(agent), make_env(config.env), ev.episodes, ev.steps, eval_seed, ev.deterministic
         )
 
-    callback = EvaluationCallback(score, ev.every, sorted(set(timesteps.values())), start, on_checkpoint)
+    cap = evaluation_steps(make_env(config.env), ev.steps)
+
+    def curve_score(agent: BaseAlgorithm) -> np.ndarray:
+        # The curve's points: all episodes side by side, one forward pass per step (its docstring).
+        return evaluate_side_by_side(
+            agent, partial(make_env, config.env), ev.episodes, cap, eval_seed, ev.deterministic
+        )
+
+    callback = EvaluationCallback(
+        score, ev.every, sorted(set(timesteps.values())), start, on_checkpoint, curve_score
+    )
     model.learn(
         timesteps[longest.budget],
         callback=callback,

@@ -173,7 +173,7 @@ def test_the_fixed_knn_is_closer_to_the_truth_than_the_old_one_on_correlated_tra
     truth = ContinuousTruth()
     rollouts = [truth.sample(512 * 4, seed) for seed in range(3)]
     old = np.mean([_error(truth, r, 512, 16) for r in rollouts])  # one rollout, no exclusion
-    # The defaults: ties at random, the own episode within 20 steps left out, a pool of 4 rollouts.
+    # Ties at random, the own episode within 20 steps left out, and a pool of 4 rollouts (an option).
     fixed = np.mean(
         [_error(truth, r, 512, 16, ties=torch.Generator().manual_seed(0), exclude=20.0) for r in rollouts]
     )

@@ -95,7 +95,7 @@ def test_induction_settings_are_spelled_once_with_their_defaults():
     from rlimm.agents.imm.settings import DEFAULT_INDUCTION
     from rlimm.rl.config import InductionConfig
 
-    assert DEFAULT_INDUCTION == InductionSettings("auto", 16, "mc", gaussian_kl.DEFAULT_SAMPLES, 20, None)
+    assert DEFAULT_INDUCTION == InductionSettings("auto", 16, "mc", gaussian_kl.DEFAULT_SAMPLES, 20, 1)
     assert InductionConfig().settings() == DEFAULT_INDUCTION
     assert InductionSettings.of({"k": 4}) == InductionSettings(k=4)
     assert (

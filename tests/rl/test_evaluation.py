@@ -1,23 +1,28 @@
 """Evaluation during training (``evaluation.every``) and one run for several budgets: evaluations
 leave training bit-identical, a shorter budget read off a longer run equals training it alone, the
-step cap of envs without a time limit, and the matrix's ``curves.csv`` with resuming."""
+curve's side-by-side episodes equal the same episodes played alone, the step cap of envs without a
+time limit, and the matrix's ``curves.csv`` with resuming."""
 
 import csv
 import random
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
 
 import rlimm.envs as E
 from rlimm.common.config import parse_mapping
 from rlimm.errors import ConfigError
 from rlimm.rl.config import CompareConfig, RunSpec, load_compare_config
-from rlimm.rl.evaluation import CURVE_COLUMNS, preserved_random_state
+from rlimm.rl.evaluation import CURVE_COLUMNS, evaluate_side_by_side, preserved_random_state
 from rlimm.rl.matrix import run_matrix
-from rlimm.rl.runs import DEFAULT_EVAL_STEPS, evaluation_steps, run_budgets
+from rlimm.rl.runs import DEFAULT_EVAL_STEPS, acting, evaluation_steps, run_budgets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,6 +142,48 @@ def test_preserved_random_state_puts_every_generator_back():
         torch.rand(10), np.random.rand(10), random.random()
     got = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
     assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]) and got[2] == expected[2]
+
+
+def _alone(actor, make_env, episodes, steps, seed):
+    """Each episode played by itself, by hand: a fresh env reset with ``seed + i``, one
+    ``predict`` per step, deterministic actions."""
+    returns = []
+    for i in range(episodes):
+        env = make_env()
+        discrete = isinstance(env.action_space, gym.spaces.Discrete)
+        obs, _ = env.reset(seed=seed + i)
+        total = 0.0
+        for _ in range(steps):
+            action, _ = actor.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(int(action) if discrete else action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        returns.append(total)
+    return np.array(returns)
+
+
+def test_side_by_side_episodes_equal_each_episode_played_alone():
+    # Trained a little, so that the episodes end at different steps and the batch shrinks.
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=128, batch_size=64, n_epochs=4, seed=0)
+    model.learn(1024)
+    make_env = partial(gym.make, "CartPole-v1")
+    together = evaluate_side_by_side(model, make_env, 6, 120, seed=11, deterministic=True)
+    alone = _alone(acting(model), make_env, 6, 120, seed=11)
+    assert len(set(together)) > 1
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_side_by_side_episodes_normalise_and_clip_as_predict_does():
+    venv = VecNormalize(make_vec_env("Pendulum-v1", n_envs=2, seed=0))
+    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=0)
+    model.learn(256)
+    make_env = partial(gym.make, "Pendulum-v1")
+    together = evaluate_side_by_side(model, make_env, 3, 40, seed=5, deterministic=True)
+    alone = _alone(acting(model), make_env, 3, 40, seed=5)
+    # Box actions are the network's outputs: a batched matmul rounds them differently in the last
+    # bits from a single-row one, so the returns agree to float precision, not bit for bit.
+    np.testing.assert_allclose(together, alone, rtol=1e-6)
 
 
 @pytest.mark.parametrize(
