@@ -72,7 +72,7 @@ def fit_rule(best: list[BudgetBest], low: float, high: float) -> LinearRatioRule
 
 @contextmanager
 def _runner(jobs: int):
-    """A function running a list of (config, spec, tb, teacher) jobs, in ``jobs`` processes."""
+    """A function running a list of (config, [spec], tb, teacher) jobs, in ``jobs`` processes."""
     if jobs == 1:
         init_worker()
         yield lambda payload: list(map(work, payload))
@@ -229,7 +229,8 @@ def tune(
             def objective(trial: optuna.Trial, budget: int = budget) -> float:
                 ratio = trial.suggest_float("lambda_ratio", t.low, t.high)
                 specs = [RunSpec(t.method, budget, seed, ratio) for seed in seeds]
-                scores = [row["score"] for row in run_all([(config, s, None, teacher) for s in specs])]
+                # One run per seed (a trial has one budget): work() takes a group of runs, here of one.
+                scores = [rows[0]["score"] for rows in run_all([(config, [s], None, teacher) for s in specs])]
                 trial.set_user_attr("scores", scores)
                 trial.set_user_attr("worker", WORKER)  # which process (of which machine) ran it
                 return float(np.mean(scores))
