@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -218,6 +219,9 @@ class FolderRecord(BaseModel):
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
     lambda_schedule: str = "constant"
     reference_score: float | None = None
+    #: what the teacher sees, and the teacher: with the env, what makes a task
+    restriction: dict[str, Any] | None = None
+    teacher: dict[str, Any] | None = None
 
 
 @dataclass
@@ -237,9 +241,16 @@ class Folder:
 
     @property
     def task(self) -> str:
-        """Folders with the same env and evaluation protocol are runs of one task."""
+        """Folders with the same env, restriction, teacher and evaluation protocol are runs of one task
+        (CartPole with the cart hidden and CartPole without velocities are two)."""
+        record = self.record
         return json.dumps(
-            {"env": self.record.env.model_dump(), "evaluation": self.record.evaluation.model_dump()},
+            {
+                "env": record.env.model_dump(),
+                "evaluation": record.evaluation.model_dump(),
+                "restriction": record.restriction,
+                "teacher": record.teacher,
+            },
             sort_keys=True,
         )
 

@@ -185,3 +185,22 @@ def test_single_task_lines_give_iqm_and_probabilities_per_budget():
     assert cells[0] == "10" and cells[1].startswith("1.50 [")  # IQM of 0 1 2 3 = mean(1, 2)
     assert cells[4].startswith("0.50 [") and cells[5] == "1.00 [1.00, 1.00]"
     assert single_task_lines(df.iloc[:0]) == ""
+
+
+def test_a_task_is_the_env_with_its_restriction_and_teacher():
+    """CartPole with the cart hidden and CartPole without velocities are two tasks of one suite."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from rlimm.rl.aggregate import Folder, FolderRecord
+
+    def folder(visible: list[str], solver: str = "trained") -> Folder:
+        record = FolderRecord.model_validate(
+            {"env": {"id": "CartPole-v1"}, "restriction": {"visible": visible}, "teacher": {"solver": solver}}
+        )
+        return Folder(Path("x"), record, pd.DataFrame(), 6144)
+
+    assert folder(["theta", "theta_dot"]).task != folder(["x", "theta"]).task
+    assert folder(["x", "theta"]).task != folder(["x", "theta"], "induced_expert").task
+    assert folder(["x", "theta"]).task == folder(["x", "theta"]).task
