@@ -28,6 +28,7 @@ from rliable import metrics
 
 from rlimm.errors import RlimmError
 from rlimm.rl.config import EnvConfig, EvalConfig
+from rlimm.rl.evaluation import CURVE_COLUMNS
 
 #: Bootstrap resamples, as in Agarwal et al.'s tables (rliable's own default is 50 000).
 REPS = 2000
@@ -198,17 +199,9 @@ def random_scores(env: EnvConfig, evaluation: EvalConfig, seeds: Sequence[int]) 
 
 # ---------------------------------------------------------------- compare folders
 
-CURVE_COLUMNS = [
-    "method",
-    "algo",
-    "teacher",
-    "lambda_ratio",
-    "lambda_schedule",
-    "seed",
-    "step",
-    "score",
-    "eval_steps",
-]
+#: The columns a ``curves.csv`` must have to be read (:data:`rlimm.rl.evaluation.CURVE_COLUMNS`; files
+#: written before ``budget`` existed lack it).
+CURVE_NEEDS = [c for c in CURVE_COLUMNS if c != "budget"]
 
 
 class FolderRecord(BaseModel):
@@ -296,9 +289,9 @@ def load_folder(path: str | Path) -> Folder:
 
 
 def read_curves(path: Path) -> pd.DataFrame:
-    """A ``curves.csv``: one row per (run, evaluation step), with at least :data:`CURVE_COLUMNS`."""
+    """A ``curves.csv``: one row per (run, evaluation step), with at least :data:`CURVE_NEEDS`."""
     df = pd.read_csv(path, keep_default_na=False)
-    absent = [c for c in CURVE_COLUMNS if c not in df.columns]
+    absent = [c for c in CURVE_NEEDS if c not in df.columns]
     if absent:
         raise RlimmError(f"{path} lacks the columns {', '.join(absent)}")
     df["lambda_ratio"] = df["lambda_ratio"].astype(float).round(4)
