@@ -35,7 +35,16 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.distributions import (
+    CategoricalDistribution,
+    DiagGaussianDistribution,
+    SquashedDiagGaussianDistribution,
+)
 from stable_baselines3.common.logger import TensorBoardOutputFormat
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
+from stable_baselines3.common.torch_layers import FlattenExtractor
+from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 
 
 @contextmanager
@@ -125,7 +134,9 @@ def evaluate_side_by_side(
     each to its env's own end and for at most ``steps`` steps; each step is one forward pass of
     ``model``'s policy (eval mode, no grad) for all unfinished episodes, on the observations
     normalised as in training when it runs under ``VecNormalize``, with the Box actions clipped or
-    unscaled as SB3's ``predict`` does.
+    unscaled as SB3's ``predict`` does. The common policies' actions come from their actor network
+    directly (:func:`_direct_actions`: deterministic, the same actions as ``_predict``), the others'
+    from ``obs_to_tensor`` and ``_predict``.
 
     How it differs from the final evaluation (:func:`rlimm.rl.runs.evaluate`, results.csv and the
     budget checkpoints): there the episodes run one after another on one env seeded once, each step a
@@ -138,6 +149,7 @@ def evaluate_side_by_side(
     """
     policy = model.policy
     policy.set_training_mode(False)
+    act = _direct_actions(policy, deterministic) or _predicted_actions(policy, deterministic)
     normalizer = model.get_vec_normalize_env()
     envs = [make_env() for _ in range(episodes)]
     discrete = isinstance(envs[0].action_space, gym.spaces.Discrete)
@@ -151,10 +163,7 @@ def evaluate_side_by_side(
         batch = _stack([observations[i] for i in running])
         if normalizer is not None:
             batch = normalizer.normalize_obs(batch)
-        obs_tensor, _ = policy.obs_to_tensor(batch)
-        with torch.no_grad():
-            actions = policy._predict(obs_tensor, deterministic=deterministic)
-        actions = actions.cpu().numpy().reshape((-1, *policy.action_space.shape))
+        actions = act(batch).cpu().numpy().reshape((-1, *policy.action_space.shape))
         if box:
             if policy.squash_output:
                 actions = policy.unscale_action(actions)
@@ -172,6 +181,106 @@ def evaluate_side_by_side(
     for env in envs:
         env.close()
     return returns
+
+
+#: A batch of observations (normalised as in training) -> the policy's actions for them, as
+#: ``policy._predict`` returns them (before Box actions are clipped or unscaled).
+Act = Callable[[np.ndarray | dict[str, np.ndarray]], torch.Tensor]
+
+
+def _predicted_actions(policy: BasePolicy, deterministic: bool) -> Act:
+    """The actions from SB3's own path, ``obs_to_tensor`` and ``_predict``: any policy."""
+
+    def act(batch: np.ndarray | dict[str, np.ndarray]) -> torch.Tensor:
+        obs_tensor, _ = policy.obs_to_tensor(batch)
+        with torch.no_grad():
+            return policy._predict(obs_tensor, deterministic=deterministic)
+
+    return act
+
+
+def _direct_actions(policy: BasePolicy, deterministic: bool) -> Act | None:
+    """The actions computed from the actor network directly, for the common policies: an SB3
+    ``ActorCriticPolicy`` (PPO, A2C, REINFORCE) with a categorical or diagonal Gaussian distribution,
+    and SAC's actor without gSDE, each on a flat Box or Discrete observation. ``None`` for anything
+    else (Dict, MultiDiscrete or image observations, other feature extractors or distributions).
+
+    The same network outputs as ``_predict``, and so, deterministic, the same actions (the arg max of
+    the logits is that of the probabilities; a Gaussian's mean; SAC's ``tanh`` of the mean), without
+    ``_predict``'s per-call overhead: building SB3's and torch's distribution objects, whose
+    normalisation of the logits (``logsumexp``) and ``multinomial`` cost more than a small network.
+    Stochastic actions are drawn with torch's global generator from the same distribution by other
+    draws (categorical: the Gumbel-max trick, one uniform per action; Gaussian: ``randn``), so they
+    differ from ``_predict``'s sample by sample; an evaluation runs inside
+    :func:`preserved_random_state`, so the training's streams are untouched either way.
+    """
+    space = policy.observation_space
+    flat = isinstance(space, gym.spaces.Discrete) or (
+        isinstance(space, gym.spaces.Box) and not is_image_space(space)
+    )
+    if not flat:
+        return None
+    if isinstance(policy, ActorCriticPolicy) and isinstance(policy.pi_features_extractor, FlattenExtractor):
+        return _actor_critic_actions(policy, deterministic)
+    if isinstance(policy, SACPolicy) and isinstance(policy.actor.features_extractor, FlattenExtractor):
+        return _sac_actions(policy.actor, deterministic)
+    return None
+
+
+def _actor_critic_actions(policy: ActorCriticPolicy, deterministic: bool) -> Act | None:
+    """``ActorCriticPolicy.get_distribution``'s forward pass (features -> latent -> logits or mean),
+    then the action without the distribution object."""
+    categorical = isinstance(policy.action_dist, CategoricalDistribution)
+    if not (categorical or isinstance(policy.action_dist, DiagGaussianDistribution)):
+        return None
+    device = policy.device  # a walk over the parameters: once, not per step
+
+    def act(batch: np.ndarray | dict[str, np.ndarray]) -> torch.Tensor:
+        obs = torch.as_tensor(batch, device=device)
+        with torch.inference_mode():
+            features = policy.pi_features_extractor(
+                preprocess_obs(obs, policy.observation_space, normalize_images=policy.normalize_images)
+            )
+            out = policy.action_net(policy.mlp_extractor.forward_actor(features))
+            if categorical:
+                return _categorical(out, deterministic)
+            if deterministic:
+                return out
+            # SB3's DiagGaussianDistribution: scale = exp(log_std), one per action dimension.
+            return out + torch.randn_like(out) * policy.log_std.exp()
+
+    return act
+
+
+def _sac_actions(actor: Actor, deterministic: bool) -> Act | None:
+    """SAC's ``Actor.get_action_dist_params`` (features -> latent -> mean, log std), then the
+    squashed Gaussian's action without the distribution object."""
+    if actor.use_sde or not isinstance(actor.action_dist, SquashedDiagGaussianDistribution):
+        return None
+    device = actor.device
+
+    def act(batch: np.ndarray | dict[str, np.ndarray]) -> torch.Tensor:
+        obs = torch.as_tensor(batch, device=device)
+        with torch.inference_mode():
+            features = actor.features_extractor(
+                preprocess_obs(obs, actor.observation_space, normalize_images=actor.normalize_images)
+            )
+            latent = actor.latent_pi(features)
+            mean = actor.mu(latent)
+            if deterministic:
+                return torch.tanh(mean)
+            log_std = torch.clamp(actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)
+            return torch.tanh(mean + torch.randn_like(mean) * log_std.exp())
+
+    return act
+
+
+def _categorical(logits: torch.Tensor, deterministic: bool) -> torch.Tensor:
+    """The most likely action of each row of ``logits``, or one drawn from its softmax with the
+    Gumbel-max trick (the arg max of ``logits + Gumbel noise``: cheaper than ``multinomial`` here)."""
+    if deterministic:
+        return logits.argmax(dim=-1)
+    return (logits - torch.log(-torch.log(torch.rand_like(logits)))).argmax(dim=-1)
 
 
 def _stack(observations: list) -> np.ndarray | dict[str, np.ndarray]:

@@ -12,11 +12,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from stable_baselines3 import PPO
+from stable_baselines3 import A2C, PPO, SAC
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 import rlimm.envs as E
+import rlimm.rl.evaluation as evaluation
+from rlimm.agents.reinforce import REINFORCE
 from rlimm.common.config import parse_mapping
 from rlimm.errors import ConfigError
 from rlimm.rl.config import CompareConfig, RunSpec, load_compare_config
@@ -184,6 +186,58 @@ def test_side_by_side_episodes_normalise_and_clip_as_predict_does():
     # Box actions are the network's outputs: a batched matmul rounds them differently in the last
     # bits from a single-row one, so the returns agree to float precision, not bit for bit.
     np.testing.assert_allclose(together, alone, rtol=1e-6)
+
+
+def _predict_path(monkeypatch, model, make_env, episodes, steps, seed, deterministic):
+    """``evaluate_side_by_side`` with every step's actions from ``obs_to_tensor`` and ``_predict``."""
+    with monkeypatch.context() as m:
+        m.setattr(evaluation, "_direct_actions", lambda policy, deterministic: None)
+        return evaluate_side_by_side(model, make_env, episodes, steps, seed, deterministic)
+
+
+@pytest.mark.parametrize("algo", [PPO, A2C, REINFORCE])
+def test_direct_actions_equal_predict_on_cartpole(monkeypatch, algo):
+    model = algo("MlpPolicy", "CartPole-v1", n_steps=128, seed=0)
+    model.learn(512)
+    assert evaluation._direct_actions(model.policy, True) is not None
+    make_env = partial(gym.make, "CartPole-v1")
+    direct = evaluate_side_by_side(model, make_env, 6, 120, seed=11, deterministic=True)
+    predicted = _predict_path(monkeypatch, model, make_env, 6, 120, seed=11, deterministic=True)
+    np.testing.assert_array_equal(direct, predicted)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("algo", [PPO, SAC])
+def test_direct_actions_equal_predict_on_pendulum(monkeypatch, algo, normalize):
+    venv = make_vec_env("Pendulum-v1", n_envs=1, seed=0)
+    if normalize:
+        venv = VecNormalize(venv)
+    kwargs = {"n_steps": 64, "batch_size": 64, "n_epochs": 1} if algo is PPO else {"learning_starts": 64}
+    model = algo("MlpPolicy", venv, seed=0, **kwargs)
+    model.learn(128)
+    assert evaluation._direct_actions(model.policy, True) is not None
+    make_env = partial(gym.make, "Pendulum-v1")
+    direct = evaluate_side_by_side(model, make_env, 3, 40, seed=5, deterministic=True)
+    predicted = _predict_path(monkeypatch, model, make_env, 3, 40, seed=5, deterministic=True)
+    np.testing.assert_allclose(direct, predicted, rtol=1e-6)
+    # Stochastic actions: drawn, clipped or unscaled into the action space, and scored.
+    assert np.isfinite(evaluate_side_by_side(model, make_env, 3, 40, seed=5, deterministic=False)).all()
+
+
+def test_other_policies_keep_the_predict_path():
+    sde = PPO("MlpPolicy", "Pendulum-v1", use_sde=True, seed=0)
+    multi_discrete = PPO("MlpPolicy", gym.make("CartPole-v1"), seed=0)
+    multi_discrete.policy.observation_space = gym.spaces.MultiDiscrete([2, 3])
+    for model in (sde, multi_discrete):
+        assert evaluation._direct_actions(model.policy, False) is None
+
+
+def test_categorical_draws_follow_the_softmax():
+    logits = torch.tensor([[0.0, 1.0, -1.0]]).expand(40000, 3)
+    torch.manual_seed(0)
+    frequencies = torch.bincount(evaluation._categorical(logits, False), minlength=3) / 40000
+    torch.testing.assert_close(frequencies, torch.softmax(logits[0], -1), atol=0.01, rtol=0)
+    assert evaluation._categorical(logits[:2], True).tolist() == [1, 1]
 
 
 @pytest.mark.parametrize(
