@@ -58,6 +58,7 @@ from rlimm.agents.common.rollout_buffers import (
 from rlimm.agents.common.saving import SAVED_KEY, SETTINGS, read_extras, restored_attributes, saved_extras
 from rlimm.agents.imm.draws import Trajectories
 from rlimm.agents.imm.families import Params
+from rlimm.agents.imm.observations import cat_rows, n_rows, per_key
 from rlimm.agents.imm.regularizer import REGULARIZERS, Pool, RegularizerOutput, TeacherRegularizer
 from rlimm.agents.imm.settings import InductionSettings
 from rlimm.agents.teachers.base import ActionFamily, Teacher
@@ -67,27 +68,6 @@ from rlimm.errors import RlimmError
 
 #: Rows of a rollout the teacher's view is computed on at once (bounds the teacher's batch).
 VIEW_CHUNK = 4096
-
-
-def _n_rows(values: Any) -> int:
-    if isinstance(values, dict):
-        return len(next(iter(values.values())))
-    return len(values)
-
-
-def _cat_rows(parts: list[Any]) -> Any:
-    """Observations (tensors, or dicts of tensors) stacked along the rows."""
-    if len(parts) == 1:
-        return parts[0]
-    if isinstance(parts[0], dict):
-        return {key: th.cat([part[key] for part in parts]) for key in parts[0]}
-    return th.cat(parts)
-
-
-def _slice_rows(values: Any, start: int, stop: int) -> Any:
-    if isinstance(values, dict):
-        return {key: v[start:stop] for key, v in values.items()}
-    return values[start:stop]
 
 
 class RegularizedMixin(BaseAlgorithm):
@@ -168,14 +148,15 @@ class RegularizedMixin(BaseAlgorithm):
         teacher's distribution), computed in batches of :data:`VIEW_CHUNK` rows."""
         teacher, restriction = self.teacher, self.restriction
         assert teacher is not None and restriction is not None
-        n = _n_rows(raw)
+        n = n_rows(raw)
         tables = isinstance(restriction, PartitionRestriction)
         columns = {"teacher_params": np.zeros((n, teacher.n_params), dtype=np.float32)}
         if tables:
             columns["contexts"] = np.zeros(n, dtype=np.int64)
         for start in range(0, n, VIEW_CHUNK):
             stop = min(start + VIEW_CHUNK, n)
-            visible = restriction.visible(_slice_rows(raw, start, stop))
+            rows = slice(start, stop)
+            visible = restriction.visible(per_key(raw, lambda v, rows=rows: v[rows]))
             if tables:
                 columns["contexts"][start:stop] = np.asarray(visible, dtype=np.int64).reshape(-1)
             columns["teacher_params"][start:stop] = teacher.params(visible).reshape(stop - start, -1)
@@ -426,9 +407,9 @@ class OnPolicyRegularizedMixin(RegularizedMixin, OnPolicyAlgorithm):
         assert isinstance(buffer, TeacherViewMixin)
         current = (buffer.rollout_observations(), *buffer.rollout_trajectories())
         parts = [current, *self._pool_history]
-        observations = _cat_rows([part[0] for part in parts])
+        observations = cat_rows([part[0] for part in parts])
         episode, step = th.cat([part[1] for part in parts]), th.cat([part[2] for part in parts])
-        self._rollout_pool = Pool(observations, _n_rows(current[0]), Trajectories(episode, step))
+        self._rollout_pool = Pool(observations, n_rows(current[0]), Trajectories(episode, step))
         keep = self.teacher_regularizer.induction.pool - 1
         self._pool_history = [current, *self._pool_history][:keep]
         return self._rollout_pool

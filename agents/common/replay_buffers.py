@@ -34,6 +34,7 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples, Repla
 from stable_baselines3.common.vec_env import VecNormalize
 
 from rlimm.agents.common.rollout_buffers import ViewColumns, as_env_observations, flat_rows
+from rlimm.agents.imm.observations import per_key
 from rlimm.errors import RlimmError
 
 
@@ -58,12 +59,6 @@ class TeacherReplayBufferSamples(NamedTuple):
     contexts: th.Tensor | None = None
     #: the teacher's distribution at each observation, ``(n, n_params)``, else ``None``
     teacher_params: th.Tensor | None = None
-
-
-def _rows(values: Any, rows: np.ndarray) -> Any:
-    if isinstance(values, dict):
-        return {key: v[rows] for key, v in values.items()}
-    return values[rows]
 
 
 class TeacherReplayViewMixin(ReplayBuffer):
@@ -142,7 +137,7 @@ class TeacherReplayViewMixin(ReplayBuffer):
     def raw_observations(self, rows: np.ndarray) -> Any:
         """The stored (raw) observations at buffer positions ``rows``, ``(len(rows) · n_envs, …)`` in
         (position, env) order, in the environment's form."""
-        stored = flat_rows(_rows(self.observations, rows), rows.size * self.n_envs)
+        stored = flat_rows(per_key(self.observations, lambda v: v[rows]), rows.size * self.n_envs)
         return as_env_observations(self.observation_space, stored)
 
     def store_teacher_view(self, rows: np.ndarray, columns: ViewColumns) -> None:

@@ -29,6 +29,8 @@ from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
 from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.vec_env import VecNormalize
 
+from rlimm.agents.imm.observations import per_key
+
 #: Teacher-view columns by name (``contexts``, ``teacher_params``), ``(n, *shape)`` arrays.
 ViewColumns = dict[str, np.ndarray]
 #: The columns every sample carries (``episode`` and ``step`` are read for the whole rollout only).
@@ -49,9 +51,7 @@ def as_env_observations(space: spaces.Space, stored: Any) -> Any:
 
 def flat_rows(values: Any, n: int) -> Any:
     """``(r, n_envs, *shape)`` → ``(r · n_envs, *shape)``, per key for Dict observations."""
-    if isinstance(values, dict):
-        return {key: v.reshape(n, *v.shape[2:]) for key, v in values.items()}
-    return values.reshape(n, *values.shape[2:])
+    return per_key(values, lambda v: v.reshape(n, *v.shape[2:]))
 
 
 class TeacherRolloutBufferSamples(NamedTuple):

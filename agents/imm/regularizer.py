@@ -32,6 +32,7 @@ from gymnasium import spaces
 
 from rlimm.agents.imm import draws as draws_
 from rlimm.agents.imm.families import Family, Params, family_for
+from rlimm.agents.imm.observations import nbytes, per_key
 from rlimm.agents.imm.settings import InductionSettings
 from rlimm.coefficients import TeacherCoef, as_coefficient, lambda_at
 from rlimm.envs.restrictions import PartitionRestriction, Restriction
@@ -80,18 +81,6 @@ def check_regularizer(kind: str) -> str:
     if kind not in REGULARIZERS:
         raise RlimmError(f"unknown regularizer '{kind}'; accepted: {', '.join(REGULARIZERS)}")
     return kind
-
-
-def _rows(obs: torch.Tensor | dict, index: torch.Tensor) -> torch.Tensor | dict:
-    if isinstance(obs, dict):
-        return {k: v[index] for k, v in obs.items()}
-    return obs[index]
-
-
-def _repeat(obs: torch.Tensor | dict, k: int) -> torch.Tensor | dict:
-    if isinstance(obs, dict):
-        return {key: v.repeat_interleave(k, dim=0) for key, v in obs.items()}
-    return obs.repeat_interleave(k, dim=0)
 
 
 #: Largest pool's synthetic states (N × (k − 1) observations) kept for the whole pool.
@@ -352,7 +341,7 @@ class TeacherRegularizer:
             # whose distribution the algorithm's forward already gave. Only the k − 1 others are evaluated.
             b, k = draw.index.shape[0], draw.index.shape[1] - 1
             own = family.own(params)
-            synthetic = _rows(cached.synthetic, rows) if cached.synthetic is not None else None
+            synthetic = per_key(cached.synthetic, lambda v: v[rows]) if cached.synthetic is not None else None
             if synthetic is None and k:
                 synthetic = self._synthetic(pool.observations, observations, draw.index[:, 1:])
         else:
@@ -368,7 +357,10 @@ class TeacherRegularizer:
             (b, k), own = draw.index.shape, None
             synthetic = self._synthetic(pool.observations, observations, draw.index)
         # One forward over the batch × k synthetic states (x̄_i, h_j).
-        others = family.reshape(evaluate(_flatten2(synthetic)), b, k) if k else None
+        others = None
+        if k:
+            flat = per_key(synthetic, lambda v: v.reshape(-1, *v.shape[2:]))
+            others = family.reshape(evaluate(flat), b, k)
         components = others if own is None else family.stack(own, others)
         return family.imm(teacher, components, draw.weights), draw, components
 
@@ -377,8 +369,11 @@ class TeacherRegularizer:
         pool rows ``index`` (B, k)."""
         assert self.restriction is not None
         b, k = index.shape
-        states = self.restriction.combine(_repeat(observations, k), _rows(pool, index.reshape(-1)))
-        return _unflatten2(states, b, k)
+        flat = index.reshape(-1)
+        states = self.restriction.combine(
+            per_key(observations, lambda v: v.repeat_interleave(k, dim=0)), per_key(pool, lambda v: v[flat])
+        )
+        return per_key(states, lambda v: v.reshape(b, k, *v.shape[1:]))
 
     def pool_draws(self, pool: Pool | Obs) -> PoolDraws:
         """The pool's features and draws (:class:`PoolDraws`), computed once per pool: kept until
@@ -401,8 +396,8 @@ class TeacherRegularizer:
                 exclude=None if pool.trajectories is None else self.induction.exclude_window(),
             )
             n, k = draws.index.shape
-            batch = pool.observations if pool.rows is None else _first_rows(pool.observations, n)
-            if k > 1 and _nbytes(batch) * (k - 1) <= SYNTHETIC_CACHE_BYTES:
+            batch = pool.observations if pool.rows is None else per_key(pool.observations, lambda v: v[:n])
+            if k > 1 and nbytes(batch) * (k - 1) <= SYNTHETIC_CACHE_BYTES:
                 synthetic = self._synthetic(pool.observations, batch, draws.index[:, 1:])
         self._pool_draws = PoolDraws(pool, features, draws, synthetic)
         return self._pool_draws
@@ -419,27 +414,3 @@ TIES_STREAM, DIAGNOSTIC_STREAM, POOL_STREAM = 7919, 104729, 1299709
 def _same_pool(a: Pool, b: Pool) -> bool:
     """The same observations, trajectories and rows (identity: the pool of one rollout is one object)."""
     return a.observations is b.observations and a.trajectories is b.trajectories and a.rows == b.rows
-
-
-def _first_rows(obs: torch.Tensor | dict, n: int) -> torch.Tensor | dict:
-    if isinstance(obs, dict):
-        return {key: v[:n] for key, v in obs.items()}
-    return obs[:n]
-
-
-def _nbytes(obs: torch.Tensor | dict) -> int:
-    if isinstance(obs, dict):
-        return sum(v.element_size() * v.numel() for v in obs.values())
-    return obs.element_size() * obs.numel()
-
-
-def _flatten2(obs: torch.Tensor | dict) -> torch.Tensor | dict:
-    if isinstance(obs, dict):
-        return {key: v.reshape(-1, *v.shape[2:]) for key, v in obs.items()}
-    return obs.reshape(-1, *obs.shape[2:])
-
-
-def _unflatten2(obs: torch.Tensor | dict, b: int, k: int) -> torch.Tensor | dict:
-    if isinstance(obs, dict):
-        return {key: v.reshape(b, k, *v.shape[1:]) for key, v in obs.items()}
-    return obs.reshape(b, k, *obs.shape[1:])
