@@ -28,7 +28,7 @@ from rliable import metrics
 
 from rlimm.errors import RlimmError
 from rlimm.rl.config import EnvConfig, EvalConfig
-from rlimm.rl.evaluation import CURVE_COLUMNS
+from rlimm.rl.evaluation import CURVE_COLUMNS, preserved_random_state
 
 #: Bootstrap resamples, as in Agarwal et al.'s tables (rliable's own default is 50 000).
 REPS = 2000
@@ -80,12 +80,9 @@ def _seeded(seed: int) -> Iterator[None]:
     # StratifiedBootstrap.update_indices) whatever random_state it is given, and
     # create_performance_profile takes none: seed the global generator for the call, then give the
     # caller back its state.
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
+    with preserved_random_state():
+        np.random.seed(seed)
         yield
-    finally:
-        np.random.set_state(state)
 
 
 def _estimate(
