@@ -16,10 +16,10 @@ from rlimm.common.command import OneLineParser
 from rlimm.errors import RlimmError
 from rlimm.lm import command as lm
 from rlimm.logreg import command as logreg
-from rlimm.rl.commands import compare, report, teacher, train, tune
+from rlimm.rl.commands import compare, report, suite, teacher, train, tune
 
 #: The subcommands, in the order ``rlimm --help`` lists them.
-COMMANDS = (train, teacher, compare, tune, report, logreg, lm)
+COMMANDS = (train, teacher, compare, tune, report, suite, logreg, lm)
 
 
 def build_parser() -> argparse.ArgumentParser:

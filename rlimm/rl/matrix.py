@@ -12,12 +12,13 @@ import csv
 import json
 import multiprocessing as mp
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
 
-from rlimm.agents.teachers import TabularTeacher
+from rlimm.agents.teachers import Teacher, load_teacher, save_teacher
 from rlimm.common.device import describe, resolve_device
 from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.errors import RlimmError
@@ -31,6 +32,7 @@ from rlimm.rl.runs import (
     make_restriction,
     make_teacher,
     run_budgets,
+    teacher_description,
 )
 
 COLUMNS = [
@@ -64,26 +66,66 @@ IDENTITY_KEYS = (
 )
 
 
-def preflight(config: CompareConfig) -> TabularTeacher | None:
+def preflight(config: CompareConfig, teacher: Teacher | None = None) -> Teacher | None:
     """Build everything a run needs once, so bad input fails before anything is written; returns
-    the teacher (``None`` when only ``none`` runs)."""
+    the teacher (``teacher`` if given; ``None`` when only ``none`` runs)."""
     env = make_env(config.env, config.env.episode_steps)
     restriction = make_restriction(config, env)
-    teacher = make_teacher(config) if set(config.methods) - {"none"} else None
+    if not set(config.methods) - {"none"}:
+        teacher = None
+    elif teacher is None:
+        teacher = make_teacher(config)
     # Built on the CPU: this only checks the algorithm's arguments (the runs use ``config.device``).
-    build_agent(
-        config.algo,
-        env,
-        "imm" if teacher else "none",
-        teacher,
-        restriction,
-        0.0,
-        device="cpu",
-        induction=config.induction,
-    )
+    # On one env, not algo.n_envs of them: SB3's warnings about the rollout size would be wrong here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        build_agent(
+            config.algo,
+            env,
+            "imm" if teacher else "none",
+            teacher,
+            restriction,
+            0.0,
+            device="cpu",
+            induction=config.induction,
+        )
     config.evaluation.check_every(min(config.updates_and_timesteps(b)[1] for b in config.budgets))
     config.runs()
     return teacher
+
+
+#: The solvers whose teacher a folder keeps (``teacher.pt``): those that train, and so cost a run.
+SAVED_SOLVERS = ("trained", "induced_expert")
+
+
+def teacher_file(out: Path, config: CompareConfig) -> Path | None:
+    """Where a comparison folder keeps its trained teacher, so that resuming does not train it again
+    (``None`` for teachers that cost nothing to build: exact solvers, files)."""
+    if config.teacher.solver not in SAVED_SOLVERS or not set(config.methods) - {"none"}:
+        return None
+    return out / "teacher.pt"
+
+
+def saved_teacher(out: Path, config: CompareConfig) -> Teacher | None:
+    """The teacher an earlier run of this same comparison saved in ``out``, if any."""
+    path = teacher_file(out, config)
+    stamp = out / "config.json"
+    if path is None or not path.exists() or not stamp.exists():
+        return None
+    if _with_defaults(json.loads(stamp.read_text()), config) != _identity(config):
+        return None  # another experiment's folder: refused by _check_identity, not read here
+    saved = load_teacher(path)
+    saved.check_visible(config.restriction.visible)
+    return saved.teacher
+
+
+def _teacher_scores_stale(path: Path, config: CompareConfig) -> bool:
+    """Whether ``teacher.json`` is missing or scored other seeds than the comparison's (a folder
+    started with fewer seeds)."""
+    if not path.exists():
+        return True
+    seeds = sorted({spec.seed for spec in config.runs()})
+    return len(json.loads(path.read_text()).get("scores", [])) != len(seeds)
 
 
 def eval_cap(config: CompareConfig) -> int:
@@ -229,12 +271,12 @@ def init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def work(args: tuple[CompareConfig, list[RunSpec], str | None, TabularTeacher | None]) -> list[dict]:
+def work(args: tuple[CompareConfig, list[RunSpec], str | None, Teacher | None]) -> list[dict]:
     return run_budgets(*args)
 
 
 def _results(
-    config: CompareConfig, todo: list[RunSpec], jobs: int, tb: str | None, teacher: TabularTeacher | None
+    config: CompareConfig, todo: list[RunSpec], jobs: int, tb: str | None, teacher: Teacher | None
 ) -> Iterator[list[dict]]:
     # One training run per group: several budgets come from one run when nothing depends on them.
     payload = [(config, group, tb, teacher) for group in config.run_groups(todo)]
@@ -256,6 +298,7 @@ def run_matrix(
     cluster: str | None = None,
     retries: int = 1,
     log: Callable[[str], None] | None = None,
+    teacher: Teacher | None = None,
 ) -> Path:
     """Run (or finish) a comparison into ``out``; returns the path of ``results.csv``.
 
@@ -264,18 +307,22 @@ def run_matrix(
         its workers (:mod:`rlimm.rl.cluster`), the driver writes the results.
     :param retries: on a cluster, how many times a run that raised is submitted again.
     :param log: receives one line before the runs start: where results and TensorBoard logs go.
+    :param teacher: the teacher to use (built from the config, or read from ``out/teacher.pt``
+        where an earlier call saved it, when ``None``); a trained teacher is saved there.
     :raises RunsFailed: (cluster) some runs failed for good; all others are in ``results.csv``.
     """
     jobs = jobs if jobs is not None else os.cpu_count() or 1
     if jobs < 1:
         raise RlimmError(f"jobs must be at least 1, got {jobs}")
-    teacher = preflight(config)
-    # Local runs use this machine's device: checked here, once. A cluster's workers resolve it.
-    device = None if cluster else resolve_device(config.device)
     out = Path(out)
-    results = out / "results.csv"
     if out.exists() and not out.is_dir():
         raise RlimmError(f"output folder {out} exists and is not a folder")
+    if teacher is None and out.is_dir():
+        teacher = saved_teacher(out, config)
+    teacher = preflight(config, teacher)
+    # Local runs use this machine's device: checked here, once. A cluster's workers resolve it.
+    device = None if cluster else resolve_device(config.device)
+    results = out / "results.csv"
     done, torn = read_results(results)
     client = None
     if cluster:
@@ -287,8 +334,11 @@ def run_matrix(
         _check_identity(out, config)
         if torn or not results.exists():
             atomic_write_csv(results, done, COLUMNS)
+        keep = teacher_file(out, config)
+        if keep is not None and teacher is not None and not keep.exists():
+            save_teacher(teacher, keep, teacher_description(config))
         teacher_scores = out / TEACHER_SCORES
-        if teacher is not None and not teacher_scores.exists():
+        if teacher is not None and _teacher_scores_stale(teacher_scores, config):
             # The yardstick of every result: what the teacher itself scores on the full env.
             atomic_write_text(teacher_scores, json.dumps(evaluate_teacher(config, teacher), indent=1) + "\n")
         finished = {_row_key(r) for r in done}

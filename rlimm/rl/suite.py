@@ -1,0 +1,209 @@
+"""A task suite (``rlimm suite``): several ``rlimm compare`` configs, each run with constant and with
+decaying λ, timed first, then run (resumably) and aggregated by ``rlimm report``.
+
+A suite file names its tasks (compare configs, paths relative to the suite file) and the λ schedules
+to run each with::
+
+    name: suite
+    tasks: [cartpole_cart_hidden.yaml, cartpole_novel.yaml]
+    schedules: [constant, linear_decay]
+
+Each (task, schedule) is one compare folder under the output folder: ``<name>`` for ``constant``
+(every method of the config) and ``<name>_decay`` for ``linear_decay`` (its methods but ``none``,
+whose runs do not depend on λ: the report pairs both schedules with the same ``none`` runs). The
+teacher of a task is built once and used by both folders (each keeps a copy, ``teacher.pt``).
+
+Before the long runs, one run of each task is timed (the config's most expensive method, seed 0; it
+stays a result of the comparison) and the expected wall time of the whole suite is printed: every run
+costed as that one, spread over the worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from rlimm.agents.teachers import Teacher
+from rlimm.common.config import StrictModel, load_config
+from rlimm.common.files import atomic_write_text
+from rlimm.errors import RlimmError
+from rlimm.rl.config import CompareConfig, load_compare_config
+
+#: What each method costs relative to the others (the timed run is the dearest the config has).
+COST_ORDER = ("imm", "naive", "none")
+#: Next to the suite's folders: each task's timed teacher and run, reused when the suite resumes.
+TIMINGS = "timings.json"
+#: The suite's folder of ``rlimm report`` (report.md and its plots).
+REPORT = "report"
+
+
+class SuiteConfig(StrictModel):
+    """A suite file: the tasks (compare configs) and the λ schedules each runs with."""
+
+    name: str = "suite"
+    #: Compare configs, relative to the suite file.
+    tasks: list[str] = Field(min_length=1)
+    schedules: list[Literal["constant", "linear_decay"]] = Field(
+        default=["constant", "linear_decay"], min_length=1
+    )
+
+    @field_validator("tasks", "schedules")
+    @classmethod
+    def _distinct(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError(f"entries must be distinct, got {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One compare folder of the suite: a task run with one λ schedule."""
+
+    task: str
+    folder: Path
+    config: CompareConfig
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What one task cost here: building its teacher, and one run of its dearest method."""
+
+    teacher_seconds: float
+    run_seconds: float
+    method: str
+
+
+def load_suite(path: str | Path, out: str | Path, overrides: dict | None = None) -> list[Entry]:
+    """The suite's entries, every config checked before anything runs (``overrides``: merged into
+    every task's config, e.g. ``{"seeds": 2}``)."""
+    path = Path(path)
+    suite = load_config(SuiteConfig, path)
+    entries: list[Entry] = []
+    names: dict[str, str] = {}
+    for task in suite.tasks:
+        file = path.parent / task
+        if not file.is_file():
+            raise RlimmError(f"'tasks': {task} is not a file next to {path}")
+        config = load_compare_config(file, overrides)
+        if config.name in names:
+            raise RlimmError(f"'tasks': {task} and {names[config.name]} are both named '{config.name}'")
+        names[config.name] = task
+        for schedule in suite.schedules:
+            if schedule == "constant":
+                entries.append(Entry(config.name, Path(out) / config.name, _scheduled(config, schedule)))
+                continue
+            methods = [m for m in config.methods if m != "none"]
+            if methods:
+                decayed = _scheduled(config, schedule, methods)
+                entries.append(Entry(config.name, Path(out) / f"{config.name}_decay", decayed))
+    return entries
+
+
+def _scheduled(config: CompareConfig, schedule: str, methods: list[str] | None = None) -> CompareConfig:
+    update: dict = {"lambda_schedule": schedule}
+    if methods is not None:
+        update["methods"] = methods
+    return config.model_copy(update=update)
+
+
+def dearest_method(config: CompareConfig) -> str:
+    """The method of the config whose runs cost the most (imm's induced average > naive > none)."""
+    return next(m for m in COST_ORDER if m in config.methods)
+
+
+def expected_seconds(entries: list[Entry], timings: dict[str, Timing], jobs: int) -> dict[str, float]:
+    """Per task, the expected wall time of its unfinished runs on ``jobs`` worker processes: each run
+    costed as the timed one; the teacher counted where its folder does not hold it yet."""
+    from rlimm.rl.matrix import read_results, teacher_file
+
+    out: dict[str, float] = {}
+    for entry in entries:
+        timing = timings[entry.task]
+        done = {_key(r) for r in read_results(entry.folder / "results.csv")[0]}
+        todo = sum(1 for spec in entry.config.runs() if spec.key() not in done)
+        # Runs are about equally long: they spread evenly over the workers, the last wave part-full.
+        seconds = math.ceil(todo / jobs) * timing.run_seconds if todo else 0.0
+        keep = teacher_file(entry.folder, entry.config)
+        if keep is not None and not keep.exists() and entry.task not in out:
+            seconds += timing.teacher_seconds
+        out[entry.task] = out.get(entry.task, 0.0) + seconds
+    return out
+
+
+def _key(row: dict) -> tuple:
+    return (row["method"], int(row["budget"]), int(row["seed"]), f"{float(row['lambda_ratio']):.4f}")
+
+
+def load_timings(out: Path) -> dict[str, Timing]:
+    path = out / TIMINGS
+    if not path.exists():
+        return {}
+    return {task: Timing(**t) for task, t in json.loads(path.read_text()).items()}
+
+
+def save_timings(out: Path, timings: dict[str, Timing]) -> None:
+    data = {task: vars(t) for task, t in timings.items()}
+    atomic_write_text(out / TIMINGS, json.dumps(data, indent=1) + "\n")
+
+
+def time_task(
+    entry: Entry, jobs: int, log: Callable[[str], None], teacher: Teacher | None
+) -> tuple[Timing, Teacher | None]:
+    """Build the task's teacher (unless given) and run the dearest method's first seed into the
+    entry's folder, timing both; returns the timing and the teacher."""
+    from rlimm.rl.matrix import run_matrix, saved_teacher
+    from rlimm.rl.runs import make_teacher
+
+    config = entry.config
+    method = dearest_method(config)
+    teacher_seconds = 0.0
+    if teacher is None and method != "none":
+        teacher = saved_teacher(entry.folder, config) if entry.folder.is_dir() else None
+        if teacher is None:
+            start = time.perf_counter()
+            teacher = make_teacher(config)
+            teacher_seconds = time.perf_counter() - start
+    one = config.model_copy(update={"methods": [method], "seeds": 1})
+    start = time.perf_counter()
+    run_matrix(one, entry.folder, 1, progress=False, teacher=teacher)
+    run_seconds = time.perf_counter() - start
+    log(f"{entry.task}: teacher {teacher_seconds:.1f} s, one {method} run {run_seconds:.1f} s")
+    return Timing(round(teacher_seconds, 2), round(run_seconds, 2), method), teacher
+
+
+def format_duration(seconds: float) -> str:
+    """``1 h 05 min``, ``12.5 min`` or ``40 s``."""
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.0f} s"
+
+
+def estimate_table(entries: list[Entry], timings: dict[str, Timing], jobs: int) -> str:
+    """The timing of each task and the expected wall time of the suite, as printed before it runs."""
+    expected = expected_seconds(entries, timings, jobs)
+    runs: dict[str, int] = {}
+    for entry in entries:
+        runs[entry.task] = runs.get(entry.task, 0) + len(entry.config.runs())
+    width = max(len(t) for t in expected)
+    lines = [f"{'task':<{width}}  {'teacher':>8}  {'one run':>8}  {'runs':>5}  {'expected':>10}"]
+    for task, seconds in expected.items():
+        t = timings[task]
+        lines.append(
+            f"{task:<{width}}  {t.teacher_seconds:>6.1f} s  {t.run_seconds:>6.1f} s  {runs[task]:>5}  "
+            f"{format_duration(seconds):>10}"
+        )
+    total = sum(expected.values())
+    lines.append(
+        f"expected wall time of what is left: {format_duration(total)} with {jobs} worker processes "
+        "(every run costed as the timed one, each task's dearest method: an upper bound)"
+    )
+    return "\n".join(lines)
