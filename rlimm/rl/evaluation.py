@@ -42,7 +42,7 @@ from stable_baselines3.common.distributions import (
 )
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
-from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
 
@@ -163,7 +163,7 @@ def evaluate_side_by_side(
         batch = _stack([observations[i] for i in running])
         if normalizer is not None:
             batch = normalizer.normalize_obs(batch)
-        actions = act(batch).cpu().numpy().reshape((-1, *policy.action_space.shape))
+        actions = np.asarray(act(batch)).reshape((-1, *policy.action_space.shape))
         if box:
             if policy.squash_output:
                 actions = policy.unscale_action(actions)
@@ -185,33 +185,36 @@ def evaluate_side_by_side(
 
 #: A batch of observations (normalised as in training) -> the policy's actions for them, as
 #: ``policy._predict`` returns them (before Box actions are clipped or unscaled).
-Act = Callable[[np.ndarray | dict[str, np.ndarray]], torch.Tensor]
+Act = Callable[[np.ndarray | dict[str, np.ndarray]], np.ndarray]
 
 
 def _predicted_actions(policy: BasePolicy, deterministic: bool) -> Act:
     """The actions from SB3's own path, ``obs_to_tensor`` and ``_predict``: any policy."""
 
-    def act(batch: np.ndarray | dict[str, np.ndarray]) -> torch.Tensor:
+    def act(batch: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
         obs_tensor, _ = policy.obs_to_tensor(batch)
         with torch.no_grad():
-            return policy._predict(obs_tensor, deterministic=deterministic)
+            return policy._predict(obs_tensor, deterministic=deterministic).cpu().numpy()
 
     return act
 
 
 def _direct_actions(policy: BasePolicy, deterministic: bool) -> Act | None:
-    """The actions computed from the actor network directly, for the common policies: an SB3
+    """The actions computed by the actor network in numpy, for the common policies: an SB3
     ``ActorCriticPolicy`` (PPO, A2C, REINFORCE) with a categorical or diagonal Gaussian distribution,
-    and SAC's actor without gSDE, each on a flat Box or Discrete observation. ``None`` for anything
-    else (Dict, MultiDiscrete or image observations, other feature extractors or distributions).
+    and SAC's actor without gSDE, each on a flat Box or Discrete observation, with an MLP of
+    ``Linear``, ``Tanh`` and ``ReLU`` layers (SB3's default ``net_arch`` and activations). ``None``
+    for anything else (Dict, MultiDiscrete or image observations, other extractors, layers or
+    distributions): those take :func:`_predicted_actions`.
 
-    The same network outputs as ``_predict``, and so, deterministic, the same actions (the arg max of
-    the logits is that of the probabilities; a Gaussian's mean; SAC's ``tanh`` of the mean), without
-    ``_predict``'s per-call overhead: building SB3's and torch's distribution objects, whose
-    normalisation of the logits (``logsumexp``) and ``multinomial`` cost more than a small network.
-    Stochastic actions are drawn with torch's global generator from the same distribution by other
-    draws (categorical: the Gumbel-max trick, one uniform per action; Gaussian: ``randn``), so they
-    differ from ``_predict``'s sample by sample; an evaluation runs inside
+    The weights are copied out once per evaluation (they do not change during it). Why numpy: for
+    the few rows of an evaluation batch, each torch call's fixed cost (module dispatch, autograd
+    bookkeeping, building SB3's and torch's distribution objects) is several times the arithmetic;
+    the same layers in numpy cost about a fifth of ``predict``. The same network outputs up to float
+    rounding (numpy's and torch's float32 matmuls may differ in the last bits), so the deterministic
+    actions are ``_predict``'s (the arg max of the logits, a Gaussian's mean, SAC's ``tanh`` of the
+    mean). Stochastic actions are drawn from the same distribution with numpy's global generator
+    (categorical: the Gumbel-max trick; Gaussian: standard normals); an evaluation runs inside
     :func:`preserved_random_state`, so the training's streams are untouched either way.
     """
     space = policy.observation_space
@@ -227,27 +230,68 @@ def _direct_actions(policy: BasePolicy, deterministic: bool) -> Act | None:
     return None
 
 
+#: ``x -> y`` for one layer, in numpy.
+Layer = Callable[[np.ndarray], np.ndarray]
+
+
+def _numpy_layers(modules: list[torch.nn.Module]) -> list[Layer] | None:
+    """The modules as numpy functions (``Linear``, ``Tanh``, ``ReLU``; a ``Sequential`` of them), or
+    ``None`` if one is anything else."""
+    layers: list[Layer] = []
+    for module in modules:
+        if isinstance(module, torch.nn.Sequential):
+            inner = _numpy_layers(list(module))
+            if inner is None:
+                return None
+            layers += inner
+        elif isinstance(module, torch.nn.Linear):
+            weight = module.weight.detach().cpu().numpy().T.copy()
+            bias = None if module.bias is None else module.bias.detach().cpu().numpy().copy()
+            layers.append(lambda x, w=weight, b=bias: x @ w if b is None else x @ w + b)
+        elif isinstance(module, torch.nn.Tanh):
+            layers.append(np.tanh)
+        elif isinstance(module, torch.nn.ReLU):
+            layers.append(lambda x: np.maximum(x, 0))
+        else:
+            return None
+    return layers
+
+
+def _features(space: gym.Space) -> Layer:
+    """SB3's ``preprocess_obs`` and ``FlattenExtractor`` for a flat Box (a float32 copy) or a
+    Discrete (one-hot) observation."""
+    if isinstance(space, gym.spaces.Discrete):
+        eye = np.eye(int(space.n), dtype=np.float32)
+        return lambda obs: eye[np.asarray(obs, dtype=np.int64).reshape(-1)]
+    return lambda obs: np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+
+
+def _run(layers: list[Layer], x: np.ndarray) -> np.ndarray:
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
 def _actor_critic_actions(policy: ActorCriticPolicy, deterministic: bool) -> Act | None:
     """``ActorCriticPolicy.get_distribution``'s forward pass (features -> latent -> logits or mean),
     then the action without the distribution object."""
     categorical = isinstance(policy.action_dist, CategoricalDistribution)
     if not (categorical or isinstance(policy.action_dist, DiagGaussianDistribution)):
         return None
-    device = policy.device  # a walk over the parameters: once, not per step
+    layers = _numpy_layers([policy.mlp_extractor.policy_net, policy.action_net])
+    if layers is None:
+        return None
+    features = _features(policy.observation_space)
+    std = None if categorical else np.exp(policy.log_std.detach().cpu().numpy())
 
-    def act(batch: np.ndarray | dict[str, np.ndarray]) -> torch.Tensor:
-        obs = torch.as_tensor(batch, device=device)
-        with torch.inference_mode():
-            features = policy.pi_features_extractor(
-                preprocess_obs(obs, policy.observation_space, normalize_images=policy.normalize_images)
-            )
-            out = policy.action_net(policy.mlp_extractor.forward_actor(features))
-            if categorical:
-                return _categorical(out, deterministic)
-            if deterministic:
-                return out
-            # SB3's DiagGaussianDistribution: scale = exp(log_std), one per action dimension.
-            return out + torch.randn_like(out) * policy.log_std.exp()
+    def act(batch: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        out = _run(layers, features(batch))
+        if categorical:
+            return _categorical(out, deterministic)
+        if deterministic:
+            return out
+        # SB3's DiagGaussianDistribution: scale = exp(log_std), one per action dimension.
+        return out + np.random.standard_normal(out.shape).astype(np.float32) * std
 
     return act
 
@@ -257,30 +301,29 @@ def _sac_actions(actor: Actor, deterministic: bool) -> Act | None:
     squashed Gaussian's action without the distribution object."""
     if actor.use_sde or not isinstance(actor.action_dist, SquashedDiagGaussianDistribution):
         return None
-    device = actor.device
+    latent, mu, log_std = (_numpy_layers([m]) for m in (actor.latent_pi, actor.mu, actor.log_std))
+    if latent is None or mu is None or log_std is None:
+        return None
+    features = _features(actor.observation_space)
 
-    def act(batch: np.ndarray | dict[str, np.ndarray]) -> torch.Tensor:
-        obs = torch.as_tensor(batch, device=device)
-        with torch.inference_mode():
-            features = actor.features_extractor(
-                preprocess_obs(obs, actor.observation_space, normalize_images=actor.normalize_images)
-            )
-            latent = actor.latent_pi(features)
-            mean = actor.mu(latent)
-            if deterministic:
-                return torch.tanh(mean)
-            log_std = torch.clamp(actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)
-            return torch.tanh(mean + torch.randn_like(mean) * log_std.exp())
+    def act(batch: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        hidden = _run(latent, features(batch))
+        mean = _run(mu, hidden)
+        if deterministic:
+            return np.tanh(mean)
+        std = np.exp(np.clip(_run(log_std, hidden), LOG_STD_MIN, LOG_STD_MAX))
+        return np.tanh(mean + np.random.standard_normal(mean.shape).astype(np.float32) * std)
 
     return act
 
 
-def _categorical(logits: torch.Tensor, deterministic: bool) -> torch.Tensor:
+def _categorical(logits: np.ndarray, deterministic: bool) -> np.ndarray:
     """The most likely action of each row of ``logits``, or one drawn from its softmax with the
-    Gumbel-max trick (the arg max of ``logits + Gumbel noise``: cheaper than ``multinomial`` here)."""
+    Gumbel-max trick (the arg max of ``logits + Gumbel noise``)."""
     if deterministic:
-        return logits.argmax(dim=-1)
-    return (logits - torch.log(-torch.log(torch.rand_like(logits)))).argmax(dim=-1)
+        return logits.argmax(axis=-1)
+    uniform = np.random.random(logits.shape)
+    return (logits - np.log(-np.log(uniform))).argmax(axis=-1)
 
 
 def _stack(observations: list) -> np.ndarray | dict[str, np.ndarray]:

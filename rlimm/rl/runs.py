@@ -35,7 +35,15 @@ from rlimm.agents.teachers import (
 from rlimm.common.device import as_device
 from rlimm.envs.restrictions import Restriction, restriction_for
 from rlimm.errors import RlimmError
-from rlimm.rl.config import AlgoConfig, CompareConfig, EnvConfig, InductionConfig, RunSpec, TrainConfig
+from rlimm.rl.config import (
+    AlgoConfig,
+    CompareConfig,
+    EnvConfig,
+    EvalConfig,
+    InductionConfig,
+    RunSpec,
+    TrainConfig,
+)
 from rlimm.rl.evaluation import EvaluationCallback, evaluate_side_by_side
 from rlimm.rl.zoo import constructor_kwargs, normalize_kwargs
 
@@ -296,6 +304,20 @@ def evaluation_steps(env: gym.Env, steps: int | None) -> int:
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse the training seed's start states
 
 
+def curve_scorer(env: EnvConfig, evaluation: EvalConfig, seed: int) -> Callable[[BaseAlgorithm], np.ndarray]:
+    """The protocol of a learning curve's points (``rlimm compare`` and ``rlimm train``):
+    ``evaluation.episodes`` episodes played side by side from seed ``seed``, one forward pass per step
+    (:func:`~rlimm.rl.evaluation.evaluate_side_by_side`), with the final evaluation's step cap."""
+    cap = evaluation_steps(make_env(env), evaluation.steps)
+
+    def curve_score(agent: BaseAlgorithm) -> np.ndarray:
+        return evaluate_side_by_side(
+            agent, partial(make_env, env), evaluation.episodes, cap, seed, evaluation.deterministic
+        )
+
+    return curve_score
+
+
 class TeacherActor:
     """A restricted teacher acting on the full environment: it sees the visible part of each
     observation and samples from (or, deterministic, takes the argmax or mean of) its distribution.
@@ -398,16 +420,13 @@ def run_budgets(
             acting(agent), make_env(config.env), ev.episodes, ev.steps, eval_seed, ev.deterministic
         )
 
-    cap = evaluation_steps(make_env(config.env), ev.steps)
-
-    def curve_score(agent: BaseAlgorithm) -> np.ndarray:
-        # The curve's points: all episodes side by side, one forward pass per step (its docstring).
-        return evaluate_side_by_side(
-            agent, partial(make_env, config.env), ev.episodes, cap, eval_seed, ev.deterministic
-        )
-
     callback = EvaluationCallback(
-        score, ev.every, sorted(set(timesteps.values())), start, on_checkpoint, curve_score
+        score,
+        ev.every,
+        sorted(set(timesteps.values())),
+        start,
+        on_checkpoint,
+        curve_scorer(config.env, ev, eval_seed),
     )
     model.learn(
         timesteps[longest.budget],

@@ -39,6 +39,7 @@ from rlimm.rl.runs import (
     EVAL_SEED_OFFSET,
     acting,
     build_agent,
+    curve_scorer,
     evaluate,
     evaluation_steps,
     make_env,
@@ -167,7 +168,11 @@ def train(
             acting(agent), make_env(config.env), ev.episodes, ev.steps, eval_seed, ev.deterministic
         )
 
-    curve = EvaluationCallback(score, ev.every) if ev.every else None
+    curve = (
+        EvaluationCallback(score, ev.every, curve_score=curve_scorer(config.env, ev, eval_seed))
+        if ev.every
+        else None
+    )
     start = time.perf_counter()
     interrupted = False
     try:

@@ -233,10 +233,11 @@ def test_other_policies_keep_the_predict_path():
 
 
 def test_categorical_draws_follow_the_softmax():
-    logits = torch.tensor([[0.0, 1.0, -1.0]]).expand(40000, 3)
-    torch.manual_seed(0)
-    frequencies = torch.bincount(evaluation._categorical(logits, False), minlength=3) / 40000
-    torch.testing.assert_close(frequencies, torch.softmax(logits[0], -1), atol=0.01, rtol=0)
+    logits = np.broadcast_to(np.array([0.0, 1.0, -1.0], dtype=np.float32), (40000, 3))
+    np.random.seed(0)
+    frequencies = np.bincount(evaluation._categorical(logits, False), minlength=3) / 40000
+    softmax = np.exp(logits[0]) / np.exp(logits[0]).sum()
+    np.testing.assert_allclose(frequencies, softmax, atol=0.01, rtol=0)
     assert evaluation._categorical(logits[:2], True).tolist() == [1, 1]
 
 
@@ -298,3 +299,25 @@ def test_matrix_reuses_runs_writes_curves_and_resumes(tmp_path, monkeypatch):
     assert sorted(map(tuple, (r.values() for r in _csv(reused.with_name("curves.csv"))))) == sorted(
         map(tuple, (r.values() for r in curves))
     )
+
+
+@pytest.mark.parametrize(
+    "env_id, kwargs",
+    [
+        ("CliffWalking-v1", {}),  # a Discrete observation: one-hot, as SB3's preprocess_obs
+        ("CartPole-v1", {"policy_kwargs": {"activation_fn": torch.nn.ReLU, "net_arch": [32, 16]}}),
+    ],
+)
+def test_direct_actions_equal_predict_on_one_hot_observations_and_relu(monkeypatch, env_id, kwargs):
+    model = PPO("MlpPolicy", env_id, n_steps=128, seed=0, **kwargs)
+    model.learn(256)
+    assert evaluation._direct_actions(model.policy, True) is not None
+    make_env = partial(gym.make, env_id)
+    direct = evaluate_side_by_side(model, make_env, 4, 40, seed=3, deterministic=True)
+    predicted = _predict_path(monkeypatch, model, make_env, 4, 40, seed=3, deterministic=True)
+    np.testing.assert_array_equal(direct, predicted)
+
+
+def test_other_layers_keep_the_predict_path():
+    model = PPO("MlpPolicy", "CartPole-v1", policy_kwargs={"activation_fn": torch.nn.ELU}, seed=0)
+    assert evaluation._direct_actions(model.policy, True) is None
