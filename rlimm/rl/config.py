@@ -313,8 +313,9 @@ class CompareConfig(StrictModel):
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     algo: AlgoConfig = Field(default_factory=AlgoConfig)
     methods: list[Literal["none", "naive", "imm"]] = Field(min_length=1)
-    #: Training budgets, in ``budget_unit``.
-    budgets: list[int] = Field(min_length=1)
+    #: Training budgets, in ``budget_unit``; with ``algo.hyperparams: zoo`` and none given, the RL Zoo's
+    #: ``n_timesteps`` (in timesteps).
+    budgets: list[int] = Field(default_factory=list)
     #: ``updates`` (gradient updates; the paper's "epochs") or ``timesteps`` (environment steps).
     budget_unit: Literal["updates", "timesteps"] = "updates"
     #: Number of seeds; runs use seeds ``seed_offset … seed_offset + seeds - 1``.
@@ -332,6 +333,29 @@ class CompareConfig(StrictModel):
     reference_score: float | None = None
     #: The search of ``rlimm tune`` (ignored by ``compare``).
     tune: TuneConfig = Field(default_factory=TuneConfig)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _zoo_budgets(cls, data: Any, handler: Any) -> CompareConfig:
+        # The RL Zoo's n_timesteps is the budget when the config gives none.
+        config = handler(data)
+        if config.budgets:
+            return config
+        n_timesteps = None
+        # An explicit budget_unit: updates asks for budgets in updates, which the Zoo does not give.
+        in_timesteps = config.budget_unit == "timesteps" or "budget_unit" not in config.model_fields_set
+        if config.algo.hyperparams == "zoo" and in_timesteps:
+            from rlimm.rl.zoo import zoo_hyperparams
+
+            n_timesteps = zoo_hyperparams(config.algo.name, config.env.id).n_timesteps
+        if n_timesteps is None:
+            raise ValueError(
+                "'budgets': give at least one training budget (with algo.hyperparams: zoo and "
+                "budget_unit: timesteps, the RL Zoo's n_timesteps is the default)"
+            )
+        return handler(
+            {**config.model_dump(exclude_unset=True), "budgets": [n_timesteps], "budget_unit": "timesteps"}
+        )
 
     @model_validator(mode="after")
     def _teacher_needs_restriction(self) -> CompareConfig:

@@ -34,6 +34,7 @@ from rlimm.agents.teachers import Teacher
 from rlimm.common.config import StrictModel, load_config
 from rlimm.common.files import atomic_write_text
 from rlimm.errors import RlimmError
+from rlimm.rl.aggregate import registered_threshold
 from rlimm.rl.config import CompareConfig, load_compare_config
 
 #: What each method costs relative to the others (the timed run is the dearest the config has).
@@ -92,6 +93,11 @@ def load_suite(path: str | Path, out: str | Path, overrides: dict | None = None)
         if not file.is_file():
             raise RlimmError(f"'tasks': {task} is not a file next to {path}")
         config = load_compare_config(file, overrides)
+        if config.reference_score is None and registered_threshold(config.env.id) is None:
+            raise RlimmError(
+                f"'tasks': {task} has no reference_score and gymnasium registers no reward_threshold for "
+                f"{config.env.id}: set reference_score in it (the score the report normalises to 1)"
+            )
         if config.name in names:
             raise RlimmError(f"'tasks': {task} and {names[config.name]} are both named '{config.name}'")
         names[config.name] = task

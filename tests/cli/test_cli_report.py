@@ -68,7 +68,8 @@ def test_report_on_two_tasks_with_curves(suite, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert snapshot(*suite) == before  # the input folders are never written
     assert sorted(p.name for p in out.iterdir()) == [
-        "aggregates.png", "curves.png", "profiles.png", "random.json", "report.md", "scores.csv",
+        "aggregates.png", "curves.png", "curves_by_task.png", "profiles.png", "random.json", "report.md",
+        "scores.csv",
     ]  # fmt: skip
     md = (out / "report.md").read_text()
     for line in ("| rlimm/ToroidalGrid-v0 (grid11) |", "| rlimm/ToroidalGrid-v0 (grid9) |"):

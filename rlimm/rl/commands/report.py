@@ -215,6 +215,7 @@ def write_report(
 
     # Long tables of final scores, teacher scores and curves, normalised per task.
     finals, teachers, curves = [], [], []
+    seen: set[tuple[str, str]] = set()
     for task in tasks:
         for f in task.folders:
             norm = _normaliser(task)
@@ -222,7 +223,9 @@ def write_report(
                 task=task.label, folder=str(f.path), lambda_schedule=f.record.lambda_schedule
             )
             finals.append(rows.assign(normalised=norm(rows["score"])))
-            if f.teacher is not None:
+            # A task's folders (constant and decaying λ) share its teacher: its scores once.
+            if f.teacher is not None and (task.label, f.teacher["teacher"]) not in seen:
+                seen.add((task.label, f.teacher["teacher"]))
                 scores = [float(s) for s in f.teacher["scores"]]
                 teachers.append(
                     pd.DataFrame(
@@ -286,6 +289,7 @@ def _write(tmp, tasks, loaded, final, teacher, curve_rows, no_curves, random_rec
     import numpy as np
 
     from rlimm.rl import aggregate as agg
+    from rlimm.rl import per_task
 
     algorithms = sorted(final["algorithm"].unique())
     task_order = [t.label for t in tasks]
@@ -333,8 +337,11 @@ def _write(tmp, tasks, loaded, final, teacher, curve_rows, no_curves, random_rec
             if note not in truncated:
                 truncated.append(note)
         pngs.append("curves.png")
+        per_task.plot_curves(tmp / "curves_by_task.png", curve_rows, tasks, algorithms, teacher, reps, seed)
+        pngs.append("curves_by_task.png")
     else:
         curve_note = f"No learning curves: no curves.csv in {', '.join(no_curves)}."
+    task_lines = per_task.final_tables(final, teacher, tasks, algorithms, reps, seed)
 
     final.assign(algorithm=final["algorithm"].map(lambda a: a.label))[
         ["task", "folder", "algorithm", "method", "budget", "lambda_ratio", "seed", "score", "normalised"]
@@ -353,6 +360,7 @@ def _write(tmp, tasks, loaded, final, teacher, curve_rows, no_curves, random_rec
     md = _markdown(
         tasks, loaded, final, algorithms, stats, teacher_stats, pois, pngs, curve_note, truncated, reps, seed
     )
+    md = md.replace("\n## Plots\n", "\n" + "\n".join(task_lines) + "\n## Plots\n", 1)
     (tmp / "report.md").write_text(md)
 
 
@@ -442,6 +450,8 @@ def _markdown(
         "lines: a random policy (0) and the teacher's IQM.",
         "curves.png": "IQM of the normalised score during training, with 95% bands (every folder's "
         "curves.csv); horizontal lines: the teacher's IQM and a random policy (0).",
+        "curves_by_task.png": "Per task, the IQM of the score (the task's units) during training with 95% "
+        "bands; dashed: decaying λ; horizontal lines: the teacher's mean score and a random policy's.",
     }
     for png in pngs:
         lines += [f"![{png[:-4]}]({png})", "", captions[png], ""]

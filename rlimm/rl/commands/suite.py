@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rlimm.common.command import add_jobs_option, jobs_or_cores, parse_dotted, positive_int
+from rlimm.rl.commands.report import REPS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="set a config key of every task, dotted for nested ones (e.g. budgets=[20000])",
     )
     add_jobs_option(p)
+    p.add_argument(
+        "--reps", type=positive_int, default=REPS, help=f"bootstrap resamples of the report (default: {REPS})"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -81,6 +85,6 @@ def run(args: argparse.Namespace) -> int:
 
             teachers[entry.task] = saved_teacher(entry.folder, entry.config)
         write_report(results, entry.config.name, entry.config.budget_unit)
-    report = write_suite_report([e.folder for e in entries], out / suite.REPORT)
+    report = write_suite_report([e.folder for e in entries], out / suite.REPORT, reps=args.reps)
     print(f"wrote {report / 'report.md'}")
     return 0

@@ -1,0 +1,136 @@
+"""The per-task part of ``rlimm report``: each task's final scores in its own units with paired
+intervals, and each task's IQM learning curves with bands (one panel per task).
+
+Paired: runs of two algorithms on one task with the same seed share the environment's seeds, their
+evaluation seeds and their initial weights, so the per-seed difference X − Y carries less noise than
+the two means; its interval is the normal one, mean ± 1.96 · sd / √n over the seeds both have
+(:func:`rlimm.common.stats.paired_difference`, as ``compare``'s summary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rlimm.common.stats import paired_difference
+from rlimm.rl import aggregate as agg
+
+
+def final_tables(
+    final: pd.DataFrame,
+    teacher: pd.DataFrame,
+    tasks: Sequence[Any],
+    algorithms: Sequence[agg.Algorithm],
+    reps: int,
+    seed: int,
+) -> list[str]:
+    """Markdown lines: per task, each algorithm's runs, mean and IQM [95% bootstrap] of its final
+    scores (the task's units), the teacher's and a random policy's scores, then the paired
+    differences X − Y of :data:`rlimm.rl.aggregate.POI_PAIRS` over the seeds both ran."""
+    lines = ["## Per task: final scores and paired differences", ""]
+    pairs = agg.comparisons(algorithms)
+    for task in tasks:
+        rows = final[final["task"] == task.label]
+        lines += [
+            f"### {task.label}",
+            "",
+            "| algorithm | runs | mean | IQM [95% CI] |",
+            "|---|---:|---:|---:|",
+        ]
+        for a in algorithms:
+            scores = rows.loc[rows["algorithm"] == a, "score"].to_numpy(dtype=float)
+            if len(scores):
+                iqm = agg.interval("IQM", [scores], reps, seed).cell()
+                lines.append(f"| {a.label} | {len(scores)} | {scores.mean():.2f} | {iqm} |")
+        taught = teacher[teacher["task"] == task.label] if len(teacher) else teacher
+        for label, g in taught.groupby("teacher") if len(taught) else []:
+            lines.append(f"| *teacher ({label})* | {len(g)} | {g['score'].mean():.2f} | |")
+        lines.append(f"| *random policy* | {len(task.random_scores)} | {task.random:.2f} | |")
+        diffs = []
+        for x, y in pairs:
+            d = paired(rows, x, y)
+            if d is not None:
+                diffs.append(
+                    f"| {x.label} − {y.label} | {d.n} | {d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}] |"
+                )
+        if diffs:
+            lines += ["", "| paired difference | seeds | mean [95% CI] |", "|---|---:|---:|", *diffs]
+        lines.append("")
+    return lines
+
+
+def paired(rows: pd.DataFrame, x: agg.Algorithm, y: agg.Algorithm):  # noqa: ANN201 - PairedDifference | None
+    """X − Y over the seeds both ran on one task's ``rows`` (``None`` with fewer than two)."""
+    sx = rows[rows["algorithm"] == x].set_index("seed")["score"]
+    sy = rows[rows["algorithm"] == y].set_index("seed")["score"]
+    seeds = sorted(set(sx.index) & set(sy.index))
+    if len(seeds) < 2:
+        return None
+    return paired_difference(sx.loc[seeds].to_numpy(dtype=float), sy.loc[seeds].to_numpy(dtype=float))
+
+
+def plot_curves(
+    path: Path,
+    curves: pd.DataFrame,
+    tasks: Sequence[Any],
+    algorithms: Sequence[agg.Algorithm],
+    teacher: pd.DataFrame,
+    reps: int,
+    seed: int,
+) -> None:
+    """One panel per task: each algorithm's IQM of the score (the task's units) at each evaluation
+    step, with its 95% bootstrap band; colour by method, dashed for decaying λ; the teacher's mean
+    score (dashed black) and a random policy's (dotted red) as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rlimm.rl.report import METHOD_COLORS
+
+    columns = min(3, len(tasks))
+    rows_n = -(-len(tasks) // columns)
+    fig, axes = plt.subplots(rows_n, columns, figsize=(5.2 * columns, 3.8 * rows_n), squeeze=False)
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        sel = curves[curves["task"] == task.label]
+        for a in algorithms:
+            runs = sel[sel["algorithm"] == a]
+            if runs.empty:
+                continue
+            # Runs still being written have fewer steps: keep the steps every run has.
+            table = runs.pivot_table(index=["seed", "folder"], columns="step", values="score").dropna(axis=1)
+            if table.shape[1] == 0:
+                continue
+            curve = agg.iqm_curve([table.to_numpy(dtype=float)], reps, seed)
+            x = table.columns.to_numpy(dtype=float)
+            style = "--" if a.lambda_schedule == "linear_decay" else "-"
+            color = METHOD_COLORS.get(a.method, "tab:purple")
+            ax.plot(x, curve.value, style, color=color, label=a.label)
+            ax.fill_between(x, curve.low, curve.high, color=color, alpha=0.12)
+        taught = teacher[teacher["task"] == task.label] if len(teacher) else teacher
+        for label, g in taught.groupby("teacher") if len(taught) else []:
+            ax.axhline(
+                g["score"].mean(), color="black", linestyle="--", linewidth=1, label=f"teacher ({label})"
+            )
+        ax.axhline(task.random, color="tab:red", linestyle=":", linewidth=1, label="random policy")
+        ax.set_title(task.label, fontsize=9)
+        ax.set_xlabel("environment step")
+        ax.set_ylabel("IQM of score")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tasks) :]:
+        ax.axis("off")
+    handles, labels = {}, []
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in handles:
+                handles[label] = h
+                labels.append(label)
+    fig.legend(
+        [handles[label] for label in labels], labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8
+    )
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * (len(labels) // 4), 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

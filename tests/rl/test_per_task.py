@@ -1,0 +1,48 @@
+"""The per-task part of ``rlimm report``: final scores in the task's units and paired differences,
+checked against a hand computation."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from rlimm.rl import aggregate as agg
+from rlimm.rl import per_task
+
+
+def _rows() -> tuple[pd.DataFrame, list]:
+    scores = {"none": [10.0, 20.0, 30.0], "naive": [12.0, 19.0, 40.0], "imm": [15.0, 26.0, 35.0]}
+    rows = pd.DataFrame(
+        [
+            {"task": "T", "method": m, "lambda_ratio": 0.5, "lambda_schedule": "constant", "algo": "ppo",
+             "teacher": "" if m == "none" else "t", "folder": "f", "seed": seed, "score": s}
+            for m, values in scores.items()
+            for seed, s in enumerate(values)
+        ]
+    )  # fmt: skip
+    rows["algorithm"] = agg.label_algorithms(rows)
+    return rows, sorted(rows["algorithm"].unique())
+
+
+def test_paired_differences_are_per_seed_differences():
+    rows, algorithms = _rows()
+    imm, naive = (next(a for a in algorithms if a.method == m) for m in ("imm", "naive"))
+    d = per_task.paired(rows, imm, naive)
+    diffs = np.array([15 - 12, 26 - 19, 35 - 40], dtype=float)
+    half = 1.96 * diffs.std(ddof=1) / np.sqrt(3)  # the normal 95% quantile, as compare's summary
+    assert d.n == 3
+    np.testing.assert_allclose(
+        [d.mean, d.low, d.high], [diffs.mean(), diffs.mean() - half, diffs.mean() + half]
+    )
+
+
+def test_final_tables_list_each_algorithm_the_teacher_and_the_pairs():
+    rows, algorithms = _rows()
+    teacher = pd.DataFrame({"task": ["T"] * 3, "teacher": ["t"] * 3, "score": [5.0, 6.0, 7.0]})
+    task = SimpleNamespace(label="T", random=1.5, random_scores=(1.0, 2.0))
+    md = "\n".join(per_task.final_tables(rows, teacher, [task], algorithms, reps=50, seed=0))
+    assert "| imm | 3 | 25.33 |" in md and "| none | 3 | 20.00 |" in md
+    assert "| *teacher (t)* | 3 | 6.00 | |" in md and "| *random policy* | 2 | 1.50 | |" in md
+    # imm − naive: differences 3, 7, −5 → mean +1.67
+    assert "| imm − naive | 3 | +1.67 [" in md
+    assert "| imm − none | 3 |" in md and "| naive − none | 3 |" in md
