@@ -135,8 +135,9 @@ def evaluate_side_by_side(
     ``model``'s policy (eval mode, no grad) for all unfinished episodes, on the observations
     normalised as in training when it runs under ``VecNormalize``, with the Box actions clipped or
     unscaled as SB3's ``predict`` does. The common policies' actions come from their actor network
-    directly (:func:`_direct_actions`: deterministic, the same actions as ``_predict``), the others'
-    from ``obs_to_tensor`` and ``_predict``.
+    run in numpy (:func:`_direct_actions`: deterministic, the same actions as ``_predict``), the
+    others' from ``obs_to_tensor`` and ``_predict``. ``make_env`` may leave out gymnasium's checking
+    wrappers (``PassiveEnvChecker``, ``OrderEnforcing``: they change no step of a correct loop).
 
     How it differs from the final evaluation (:func:`rlimm.rl.runs.evaluate`, results.csv and the
     budget checkpoints): there the episodes run one after another on one env seeded once, each step a
@@ -144,7 +145,8 @@ def evaluate_side_by_side(
     continuing random stream; here every episode has its own seed, so they can run in parallel. Why:
     ``predict``'s fixed cost per call (hundreds of µs for a small policy) times every step of every
     episode made evaluations during training cost several times the training itself; one batched
-    call per step divides that by about ``episodes``. Same policy, step cap and return, so the two
+    call per step divides that by about ``episodes``, and the numpy network divides the rest by
+    about five, leaving the env's own steps as most of the cost. Same policy, step cap and return, so the two
     estimate the same score; only episode 0 starts from the same state.
     """
     policy = model.policy
@@ -155,12 +157,14 @@ def evaluate_side_by_side(
     discrete = isinstance(envs[0].action_space, gym.spaces.Discrete)
     box = isinstance(policy.action_space, gym.spaces.Box)
     observations = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
+    # Array observations live in one array, so that a batch is one fancy index, not a stack.
+    table = np.stack(observations) if isinstance(observations[0], np.ndarray) else None
     returns = np.zeros(episodes)
-    running = list(range(episodes))
+    running = np.arange(episodes)
     for _ in range(steps):
-        if not running:
+        if not len(running):
             break
-        batch = _stack([observations[i] for i in running])
+        batch = table[running] if table is not None else _stack([observations[i] for i in running])
         if normalizer is not None:
             batch = normalizer.normalize_obs(batch)
         actions = np.asarray(act(batch)).reshape((-1, *policy.action_space.shape))
@@ -169,15 +173,18 @@ def evaluate_side_by_side(
                 actions = policy.unscale_action(actions)
             else:
                 actions = np.clip(actions, policy.action_space.low, policy.action_space.high)
-        still = []
-        for i, action in zip(running, actions, strict=True):
+        going = np.ones(len(running), dtype=bool)
+        for j, (i, action) in enumerate(zip(running.tolist(), actions, strict=True)):
             # Toy-text envs index their tables with the action itself (as in the final evaluation).
             obs, reward, terminated, truncated, _ = envs[i].step(int(action) if discrete else action)
             returns[i] += float(reward)
-            if not (terminated or truncated):
+            if terminated or truncated:
+                going[j] = False
+            elif table is not None:
+                table[i] = obs
+            else:
                 observations[i] = obs
-                still.append(i)
-        running = still
+        running = running[going]
     for env in envs:
         env.close()
     return returns

@@ -3,6 +3,7 @@ evaluate. Shared by ``compare`` (:func:`run_one`), ``train``, ``teacher`` and ``
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -48,9 +49,16 @@ from rlimm.rl.evaluation import EvaluationCallback, evaluate_side_by_side
 from rlimm.rl.zoo import constructor_kwargs, normalize_kwargs
 
 
-def make_env(env_config: EnvConfig, episode_steps: int | None = None) -> gym.Env:
-    """The configured environment, with a time limit of ``episode_steps`` if given."""
+def make_env(env_config: EnvConfig, episode_steps: int | None = None, checked: bool = True) -> gym.Env:
+    """The configured environment, with a time limit of ``episode_steps`` if given; ``checked=False``
+    leaves out gymnasium's ``PassiveEnvChecker`` and ``OrderEnforcing`` (for evaluation loops that
+    step many envs: the same steps, without two wrapper calls per step)."""
     try:
+        if not checked:
+            spec = dataclasses.replace(gym.spec(env_config.id), order_enforce=False)
+            return gym.make(
+                spec, max_episode_steps=episode_steps, disable_env_checker=True, **env_config.kwargs
+            )
         return gym.make(env_config.id, max_episode_steps=episode_steps, **env_config.kwargs)
     except gym.error.Error as err:
         raise RlimmError(f"cannot make environment '{env_config.id}': {err}") from None
@@ -312,7 +320,12 @@ def curve_scorer(env: EnvConfig, evaluation: EvalConfig, seed: int) -> Callable[
 
     def curve_score(agent: BaseAlgorithm) -> np.ndarray:
         return evaluate_side_by_side(
-            agent, partial(make_env, env), evaluation.episodes, cap, seed, evaluation.deterministic
+            agent,
+            partial(make_env, env, checked=False),
+            evaluation.episodes,
+            cap,
+            seed,
+            evaluation.deterministic,
         )
 
     return curve_score
