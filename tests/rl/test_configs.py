@@ -53,3 +53,21 @@ def test_linear_ratio_rule_clips_and_rounds():
     assert [rounded.ratio(b) for b in (50, 100, 200, 500)] == pytest.approx([0.2, 0.2, 0.1, 0.1])
     with pytest.raises(ValueError, match="must not exceed"):
         LinearRatioRule(intercept=0, slope=0, low=0.6, high=0.5)
+
+
+def test_the_task_suite_loads_with_both_schedules(tmp_path):
+    """configs/suite/suite.yaml: six tasks, each with constant λ (three methods) and decaying λ (naive
+    and imm), 10 seeds, one budget and a learning curve of at least 16 points."""
+    from rlimm.rl.suite import load_suite
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "suite"
+    entries = load_suite(root / "suite.yaml", tmp_path)
+    assert len(entries) == 12 and len({e.task for e in entries}) == 6
+    for e in entries:
+        c = e.config
+        decaying = e.folder.name.endswith("_decay")
+        assert c.lambda_schedule == ("linear_decay" if decaying else "constant")
+        assert c.methods == (["naive", "imm"] if decaying else ["none", "naive", "imm"])
+        assert c.seeds == 10 and len(c.budgets) == 1 and c.budget_unit == "timesteps"
+        assert c.evaluation.every is not None and c.budgets[0] // c.evaluation.every >= 16
+    assert not tmp_path.joinpath("cartpole_novel").exists()  # loading writes nothing
