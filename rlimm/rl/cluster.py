@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from rlimm.errors import RlimmError
 
 if TYPE_CHECKING:
-    from rlimm.agents.teachers import TabularTeacher
+    from rlimm.agents.teachers import Teacher
     from rlimm.rl.config import CompareConfig, RunSpec
 
 #: The environment variable naming the scheduler when ``--cluster`` is not given (Dask's own name).
@@ -89,19 +89,22 @@ def _digest(config: CompareConfig, tensorboard_log: str | None) -> str:
     return hashlib.sha256(f"{config.model_dump_json()}|{tensorboard_log}".encode()).hexdigest()[:12]
 
 
-def task_key(config: CompareConfig, spec: RunSpec, tensorboard_log: str | None) -> str:
-    """A readable task name, unique to the experiment and the run: a driver that is restarted while
-    the cluster still holds a run's result picks it up instead of computing it again.
+def task_key(config: CompareConfig, specs: list[RunSpec], tensorboard_log: str | None) -> str:
+    """A readable task name, unique to the experiment and the training run (``specs``: the runs it
+    gives, differing in their budget only): a driver that is restarted while the cluster still holds
+    a run's result picks it up instead of computing it again.
 
     Every run's key starts ``rlimm_run-<digest>-``, so Dask sees the runs as one task group and
     queues them on the scheduler (a worker is handed a run when it has a free thread): a worker that
     dies then takes few waiting runs down with it.
     """
-    run = f"{spec.method}-b{spec.budget}-s{spec.seed}-r{spec.lambda_ratio:.4f}"
+    spec = specs[0]
+    budgets = "+".join(str(s.budget) for s in specs)
+    run = f"{spec.method}-b{budgets}-s{spec.seed}-r{spec.lambda_ratio:.4f}"
     return f"rlimm_run-{_digest(config, tensorboard_log)}-{config.name}-{run}"
 
 
-def _teacher(teacher: TabularTeacher) -> TabularTeacher:
+def _teacher(teacher: Teacher) -> Teacher:
     """The task that holds the driver's teacher on the cluster (its argument is the teacher itself)."""
     return teacher
 
@@ -121,17 +124,20 @@ def _test_exit_hook(spec: RunSpec) -> None:
 
 
 def cluster_task(
-    config: CompareConfig, spec: RunSpec, tensorboard_log: str | None, teacher: TabularTeacher | None
-) -> dict:
-    """One run on a worker: :func:`rlimm.rl.runs.run_one` with one torch thread (as local workers)."""
+    config: CompareConfig, specs: list[RunSpec], tensorboard_log: str | None, teacher: Teacher | None
+) -> list[dict]:
+    """One training run on a worker, for the runs ``specs`` (several budgets read off one run where
+    nothing depends on the budget, as local workers do): :func:`rlimm.rl.runs.run_budgets` with one
+    torch thread."""
     import torch
 
-    from rlimm.rl.runs import run_one
+    from rlimm.rl.runs import run_budgets
 
     # Tiny networks: one thread per task beats oversubscribing the worker's cores.
     torch.set_num_threads(1)
-    _test_exit_hook(spec)
-    return run_one(config, spec, tensorboard_log, teacher)
+    for spec in specs:
+        _test_exit_hook(spec)
+    return run_budgets(config, specs, tensorboard_log, teacher)
 
 
 def run_on_cluster(
@@ -139,11 +145,12 @@ def run_on_cluster(
     config: CompareConfig,
     specs: list[RunSpec],
     tensorboard_log: str | None,
-    teacher: TabularTeacher | None,
+    teacher: Teacher | None,
     retries: int = 1,
-) -> Iterator[tuple[RunSpec, dict | BaseException]]:
-    """Submit every run and yield ``(spec, row)`` as runs finish, or ``(spec, error)`` for a run that
-    failed for good (its worker died too often, or it raised ``retries + 1`` times)."""
+) -> Iterator[tuple[list[RunSpec], list[dict] | BaseException]]:
+    """Submit one task per training run (:meth:`CompareConfig.run_groups`: the runs that one training
+    run gives) and yield ``(specs, rows)`` as they finish, or ``(specs, error)`` for a task that failed
+    for good (its worker died too often, or it raised ``retries + 1`` times)."""
     from distributed import as_completed
 
     if not specs:
@@ -159,20 +166,20 @@ def run_on_cluster(
         client.submit(
             cluster_task,
             config,
-            spec,
+            group,
             tensorboard_log,
             shipped,
-            key=task_key(config, spec, tensorboard_log),
+            key=task_key(config, group, tensorboard_log),
             retries=retries,
-        ): spec
-        for spec in specs
+        ): group
+        for group in config.run_groups(specs)
     }
     for future in as_completed(futures, loop=client.loop):
-        spec = futures[future]
+        group = futures[future]
         try:
-            row = future.result()
+            rows = future.result()
         except Exception as err:  # the run's error, KilledWorker, or a lost connection
-            yield spec, err
+            yield group, err
         else:
-            yield spec, row
+            yield group, rows
         future.release()

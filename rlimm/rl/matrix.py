@@ -367,22 +367,19 @@ def run_matrix(
                 f"{len(todo)} runs to do, {len(done)} done, {where}; evaluation: {ev.episodes} "
                 f"episodes of at most {eval_steps} steps after training{every}"
             )
-        outcomes: Iterator[tuple[RunSpec | None, list[dict] | BaseException]]
+        outcomes: Iterator[tuple[list[RunSpec], list[dict] | BaseException]]
         if client is not None:
-            outcomes = (
-                (spec, row if isinstance(row, BaseException) else [row])
-                for spec, row in dask_cluster.run_on_cluster(client, config, todo, tb, teacher, retries)
-            )
+            outcomes = dask_cluster.run_on_cluster(client, config, todo, tb, teacher, retries)
         else:
-            outcomes = ((None, rows) for rows in _results(config, todo, jobs, tb, teacher))
+            outcomes = (([], rows) for rows in _results(config, todo, jobs, tb, teacher))
         failed: list[tuple[RunSpec, BaseException]] = []
         bar = tqdm(total=len(todo), desc=config.name, unit="run", disable=not progress)
         with results.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            for spec, rows in outcomes:
+            for group, rows in outcomes:
                 if isinstance(rows, BaseException):
-                    failed.append((spec, rows))
-                    bar.update()
+                    failed += [(spec, rows) for spec in group]
+                    bar.update(len(group))
                     continue
                 # The curve first: one whose results line is missing is dropped on resuming.
                 points = [p for row in rows for p in curve_rows(config, row, eval_steps)]

@@ -98,6 +98,25 @@ def test_cluster_gives_the_rows_of_local_workers(tmp_path, cluster, reference):
     assert "| budget | none | naive | imm |" in res.stdout and (out / "plot.png").is_file()
 
 
+def test_cluster_reads_shorter_budgets_off_one_run(tmp_path, cluster):
+    # A constant λ: budgets 2 and 3 come from one training run per (method, seed), as with local
+    # workers, and give the rows of separate runs.
+    from rlimm.rl import cluster as dask_cluster
+    from rlimm.rl.config import load_compare_config
+    from rlimm.rl.matrix import run_matrix
+
+    config = load_compare_config(QUICK, {"seeds": 2, "budgets": [2, 3], "lambda_ratio": 0.2})
+    assert [len(g) for g in config.run_groups(config.runs())] == [2] * 6
+    assert "-b2+3-" in dask_cluster.task_key(config, config.run_groups(config.runs())[0], None)
+    separate = tmp_path / "separate"
+    for budget in (2, 3):
+        run_matrix(config.model_copy(update={"budgets": [budget]}), separate, jobs=1, progress=False)
+    out = tmp_path / "cluster"
+    res = rlimm("compare", QUICK, "--out", out, *TINY, "--lambda-ratios", "0.2", "--cluster", cluster)
+    assert res.returncode == 0, res.stderr
+    assert table(out) == table(separate)
+
+
 def test_killed_driver_resumes_to_the_same_rows(tmp_path, cluster, reference):
     out = tmp_path / "cut"
     cmd = [sys.executable, "-m", "rlimm", "compare", str(QUICK), "--out", str(out), *TINY]
