@@ -212,6 +212,8 @@ class FolderRecord(BaseModel):
     #: what the teacher sees, and the teacher: with the env, what makes a task
     restriction: dict[str, Any] | None = None
     teacher: dict[str, Any] | None = None
+    #: how IMM averaged over the hidden part (named in the report's tables; not part of the task)
+    induction: dict[str, Any] | None = None
 
 
 @dataclass

@@ -80,6 +80,20 @@ class InductionConfig(StrictModel):
             raise ValueError(f"must be a whole number of steps >= 0, 'episode' or 'none', got {value!r}")
         return value
 
+    def describe(self) -> str:
+        """One line naming the settings, for the tables of a report."""
+        if self.method == "exact":
+            text = f"exact (belief {self.belief})"
+        elif self.method == "marginal":
+            text = "marginal (hidden parts drawn from the pool)"
+        else:
+            text = f"{self.method}, k = {self.k}"
+        exclude = {None: "none", "episode": "the whole episode"}.get(self.exclude, f"{self.exclude} steps")  # type: ignore[arg-type]
+        return (
+            f"{text}; own-episode exclusion: {exclude}; pool: {self.pool} rollout(s) or minibatch(es); "
+            f"Box actions: KL estimator {self.estimator}, {self.samples} samples"
+        )
+
     def settings(self) -> InductionSettings:
         """These settings as the algorithms' ``induction`` argument."""
         return InductionSettings(

@@ -37,6 +37,7 @@ def final_tables(
         lines += [
             f"### {task.label}",
             "",
+            *induction_lines(task),
             "| algorithm | runs | mean | IQM [95% CI] |",
             "|---|---:|---:|---:|",
         ]
@@ -60,6 +61,20 @@ def final_tables(
             lines += ["", "| paired difference | seeds | mean [95% CI] |", "|---|---:|---:|", *diffs]
         lines.append("")
     return lines
+
+
+def induction_lines(task: Any) -> list[str]:
+    """``IMM's induction: …`` of each of the task's folders (one line when they agree)."""
+    from rlimm.rl.config import InductionConfig
+
+    described = []
+    for folder in task.folders:
+        record = folder.record.induction
+        if record is not None:
+            line = InductionConfig.model_validate({**InductionConfig.LEGACY, **record}).describe()
+            if line not in described:
+                described.append(line)
+    return [f"IMM's induction: {line}." for line in described] + ([""] if described else [])
 
 
 def paired(rows: pd.DataFrame, x: agg.Algorithm, y: agg.Algorithm):  # noqa: ANN201 - PairedDifference | None

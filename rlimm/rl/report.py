@@ -268,6 +268,19 @@ def teacher_line(path: Path) -> str:
     )
 
 
+def induction_line(config_json: Path, results: pd.DataFrame) -> str:
+    """``IMM's induction: …`` and the λ schedule, from a compare folder's ``config.json`` (empty
+    without one, or without imm runs)."""
+    from rlimm.rl.config import InductionConfig
+
+    if not config_json.exists() or "imm" not in set(results["method"]):
+        return ""
+    record = json.loads(config_json.read_text())
+    induction = InductionConfig.model_validate({**InductionConfig.LEGACY, **record.get("induction", {})})
+    schedule = record.get("lambda_schedule", "constant")
+    return f"IMM's induction: {induction.describe()}. λ schedule: {schedule}."
+
+
 def write_report(
     results: str | Path, title: str = "", budget_label: str = "budget"
 ) -> tuple[Path, Path, str]:
@@ -279,6 +292,7 @@ def write_report(
     diffs = differences_table(paired_differences(df))
     md = results.with_name("summary.md")
     teacher = teacher_line(results.with_name("teacher.json"))
+    induction = induction_line(results.with_name("config.json"), df)
     atomic_write_text(
         md,
         (f"# {title}\n\n" if title else "")
@@ -287,6 +301,7 @@ def write_report(
         + table
         + "\n"
         + (f"\n{teacher}\n" if teacher else "")
+        + (f"\n{induction}\n" if induction else "")
         + (
             "\nPaired by seed (same budget and λ ratio; `none` has no λ): 95% interval = mean ± 1.96 "
             "standard errors of the per-seed differences.\n\n" + diffs + "\n"

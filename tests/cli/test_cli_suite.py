@@ -51,6 +51,10 @@ def test_the_suite_times_each_task_then_runs_and_reports(ran):
     md = (out / "report" / "report.md").read_text()
     assert "imm (linear_decay)" in md and "imm (constant)" in md
     assert "### rlimm/ToroidalGrid-v0 (grid9)" in md and "](curves_by_task.png)" in md
+    # Every table names how IMM induced: the report's per-task tables and each folder's summary.
+    assert "IMM's induction: " in md
+    assert "IMM's induction: " in (out / "grid9_decay" / "summary.md").read_text()
+    assert "λ schedule: linear_decay" in (out / "grid9_decay" / "summary.md").read_text()
 
 
 def test_rerunning_the_suite_runs_and_times_nothing_again(ran):

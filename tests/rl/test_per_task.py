@@ -39,10 +39,16 @@ def test_paired_differences_are_per_seed_differences():
 def test_final_tables_list_each_algorithm_the_teacher_and_the_pairs():
     rows, algorithms = _rows()
     teacher = pd.DataFrame({"task": ["T"] * 3, "teacher": ["t"] * 3, "score": [5.0, 6.0, 7.0]})
-    task = SimpleNamespace(label="T", random=1.5, random_scores=(1.0, 2.0))
+    record = SimpleNamespace(induction={"method": "knn", "k": 8})
+    task = SimpleNamespace(
+        label="T", random=1.5, random_scores=(1.0, 2.0), folders=[SimpleNamespace(record=record)]
+    )
     md = "\n".join(per_task.final_tables(rows, teacher, [task], algorithms, reps=50, seed=0))
     assert "| imm | 3 | 25.33 |" in md and "| none | 3 | 20.00 |" in md
     assert "| *teacher (t)* | 3 | 6.00 | |" in md and "| *random policy* | 2 | 1.50 | |" in md
     # imm − naive: differences 3, 7, −5 → mean +1.67
     assert "| imm − naive | 3 | +1.67 [" in md
     assert "| imm − none | 3 |" in md and "| naive − none | 3 |" in md
+    assert (
+        "IMM's induction: knn, k = 8; own-episode exclusion: none; pool: 1" in md
+    )  # a folder from before both keys
