@@ -26,41 +26,69 @@ def final_tables(
     algorithms: Sequence[agg.Algorithm],
     reps: int,
     seed: int,
+    curves: pd.DataFrame | None = None,
 ) -> list[str]:
     """Markdown lines: per task, each algorithm's runs, mean and IQM [95% bootstrap] of its final
     scores (the task's units), the teacher's and a random policy's scores, then the paired
-    differences X − Y of :data:`rlimm.rl.aggregate.POI_PAIRS` over the seeds both ran."""
+    differences X − Y of :data:`rlimm.rl.aggregate.POI_PAIRS` over the seeds both ran. With
+    ``curves``, also each run's mean over its learning curve (the area under it divided by its length:
+    a measure of how early a method scores) and its paired differences."""
     lines = ["## Per task: final scores and paired differences", ""]
     pairs = agg.comparisons(algorithms)
     for task in tasks:
         rows = final[final["task"] == task.label]
+        means = curve_means(curves, task.label) if curves is not None else None
+        head = "| algorithm | runs | mean | IQM [95% CI] |" + (" curve mean |" if means is not None else "")
         lines += [
             f"### {task.label}",
             "",
             *induction_lines(task),
-            "| algorithm | runs | mean | IQM [95% CI] |",
-            "|---|---:|---:|---:|",
+            head,
+            "|---|---:|---:|---:|" + ("---:|" if means is not None else ""),
         ]
         for a in algorithms:
             scores = rows.loc[rows["algorithm"] == a, "score"].to_numpy(dtype=float)
             if len(scores):
                 iqm = agg.interval("IQM", [scores], reps, seed).cell()
-                lines.append(f"| {a.label} | {len(scores)} | {scores.mean():.2f} | {iqm} |")
+                cell = ""
+                if means is not None:
+                    m = means.loc[means["algorithm"] == a, "score"]
+                    cell = f" {m.mean():.2f} |" if len(m) else " |"
+                lines.append(f"| {a.label} | {len(scores)} | {scores.mean():.2f} | {iqm} |{cell}")
         taught = teacher[teacher["task"] == task.label] if len(teacher) else teacher
+        extra = " |" if means is not None else ""
         for label, g in taught.groupby("teacher") if len(taught) else []:
-            lines.append(f"| *teacher ({label})* | {len(g)} | {g['score'].mean():.2f} | |")
-        lines.append(f"| *random policy* | {len(task.random_scores)} | {task.random:.2f} | |")
+            lines.append(f"| *teacher ({label})* | {len(g)} | {g['score'].mean():.2f} | |{extra}")
+        lines.append(f"| *random policy* | {len(task.random_scores)} | {task.random:.2f} | |{extra}")
         diffs = []
         for x, y in pairs:
             d = paired(rows, x, y)
-            if d is not None:
-                diffs.append(
-                    f"| {x.label} − {y.label} | {d.n} | {d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}] |"
-                )
+            if d is None:
+                continue
+            cell = f"| {x.label} − {y.label} | {d.n} | {d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}] |"
+            if means is not None:
+                c = paired(means, x, y)
+                cell += f" {c.mean:+.2f} [{c.low:+.2f}, {c.high:+.2f}] |" if c is not None else " |"
+            diffs.append(cell)
         if diffs:
-            lines += ["", "| paired difference | seeds | mean [95% CI] |", "|---|---:|---:|", *diffs]
+            head = "| paired difference | seeds | final score [95% CI] |" + (
+                " curve mean [95% CI] |" if means is not None else ""
+            )
+            lines += ["", head, "|---|---:|---:|" + ("---:|" if means is not None else ""), *diffs]
         lines.append("")
     return lines
+
+
+def curve_means(curves: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Per run of ``task`` (algorithm, seed): the mean of its curve over the evaluation steps every
+    run of the task has (so that every run is averaged over the same steps), as column ``score``."""
+    sel = curves[curves["task"] == task]
+    if sel.empty:
+        return pd.DataFrame(columns=["algorithm", "seed", "score"])
+    table = sel.pivot_table(index=["algorithm", "seed", "folder"], columns="step", values="score")
+    table = table.dropna(axis=1)
+    out = table.mean(axis=1).rename("score").reset_index()
+    return out[["algorithm", "seed", "score"]]
 
 
 def induction_lines(task: Any) -> list[str]:
@@ -143,9 +171,10 @@ def plot_curves(
             if label not in handles:
                 handles[label] = h
                 labels.append(label)
-    fig.legend(
-        [handles[label] for label in labels], labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8
-    )
-    fig.tight_layout(rect=(0, 0.04 + 0.03 * (len(labels) // 4), 1, 1))
+    ncol = max(1, min(len(labels), 2 * columns))
+    legend_rows = -(-len(labels) // ncol)
+    fig.legend([handles[label] for label in labels], labels, loc="lower center", ncol=ncol, fontsize=8)
+    # Room under the panels for the legend's rows (in figure fractions: 0.2 inch per row).
+    fig.tight_layout(rect=(0, min(0.5, 0.2 * legend_rows / fig.get_figheight() + 0.02), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

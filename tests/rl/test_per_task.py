@@ -52,3 +52,21 @@ def test_final_tables_list_each_algorithm_the_teacher_and_the_pairs():
     assert (
         "IMM's induction: knn, k = 8; own-episode exclusion: none; pool: 1" in md
     )  # a folder from before both keys
+
+
+def test_curve_means_average_each_run_over_the_steps_every_run_has():
+    rows, algorithms = _rows()
+    none, imm = (next(a for a in algorithms if a.method == m) for m in ("none", "imm"))
+    curves = pd.DataFrame(
+        [
+            {"task": "T", "algorithm": a, "seed": seed, "folder": "f", "step": step, "score": score}
+            for a, points in ((none, {0: [1, 2, 3], 1: [2, 2, 2]}), (imm, {0: [3, 4, 5], 1: [4, 4, 4, 9]}))
+            for seed, scores in points.items()
+            for step, score in zip((100, 200, 300, 400), scores)
+        ]
+    )  # imm seed 1 has a step (400) the others lack: left out of its mean
+    means = per_task.curve_means(curves, "T")
+    by = {(m.algorithm.method, m.seed): m.score for m in means.itertuples()}
+    assert by == {("none", 0): 2.0, ("none", 1): 2.0, ("imm", 0): 4.0, ("imm", 1): 4.0}
+    d = per_task.paired(means, imm, none)
+    assert (d.n, d.mean, d.low, d.high) == (2, 2.0, 2.0, 2.0)

@@ -341,7 +341,7 @@ def _write(tmp, tasks, loaded, final, teacher, curve_rows, no_curves, random_rec
         pngs.append("curves_by_task.png")
     else:
         curve_note = f"No learning curves: no curves.csv in {', '.join(no_curves)}."
-    task_lines = per_task.final_tables(final, teacher, tasks, algorithms, reps, seed)
+    task_lines = per_task.final_tables(final, teacher, tasks, algorithms, reps, seed, curve_rows)
 
     final.assign(algorithm=final["algorithm"].map(lambda a: a.label))[
         ["task", "folder", "algorithm", "method", "budget", "lambda_ratio", "seed", "score", "normalised"]
