@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from rlimm.common.command import add_jobs_option, jobs_or_cores, parse_dotted, positive_int
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for entry in entries:
         log(f"{entry.task}, λ {entry.config.lambda_schedule}: {entry.folder}")
+        start = time.perf_counter()
         results = run_matrix(
             entry.config,
             entry.folder,
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
             teachers[entry.task] = saved_teacher(entry.folder, entry.config)
         write_report(results, entry.config.name, entry.config.budget_unit)
+        log(f"{entry.folder.name}: done in {suite.format_duration(time.perf_counter() - start)}")
     report = write_suite_report([e.folder for e in entries], out / suite.REPORT, reps=args.reps)
     print(f"wrote {report / 'report.md'}")
     return 0
