@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from rlimm.cli import main
+
 from cli_helpers import rlimm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,28 +89,28 @@ def test_estimate_stops_after_the_timing_runs(tmp_path):
         (f"tasks: [{GRID}]\nrepeat: 2\n", "repeat"),
     ],
 )
-def test_bad_suite_files_are_one_line_and_write_nothing(tmp_path, text, message):
+def test_bad_suite_files_are_one_line_and_write_nothing(tmp_path, capsys, text, message):
     suite = tmp_path / "suite.yaml"
     suite.write_text(text)
-    proc = rlimm("suite", suite, "--out", tmp_path / "out", *SMALL)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("rlimm: error:") and len(proc.stderr.strip().splitlines()) == 1
-    assert message in proc.stderr
+    assert main(["suite", str(suite), "--out", str(tmp_path / "out"), *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rlimm: error:") and len(err.strip().splitlines()) == 1
+    assert message in err
     assert not (tmp_path / "out").exists()
 
 
-def test_a_task_without_a_reference_score_is_refused_before_anything_runs(tmp_path):
+def test_a_task_without_a_reference_score_is_refused_before_anything_runs(tmp_path, capsys):
     suite = tmp_path / "suite.yaml"
     suite.write_text(f"tasks: [{GRID}]\n")
-    proc = rlimm("suite", suite, "--out", tmp_path / "out", "--set", "budgets=[20]")
-    assert proc.returncode == 2 and "has no reference_score" in proc.stderr
+    assert main(["suite", str(suite), "--out", str(tmp_path / "out"), "--set", "budgets=[20]"]) == 2
+    assert "has no reference_score" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
-def test_two_tasks_of_one_name_are_refused(tmp_path):
+def test_two_tasks_of_one_name_are_refused(tmp_path, capsys):
     copy = tmp_path / "copy.yaml"
     copy.write_text(GRID.read_text())
     suite = tmp_path / "suite.yaml"
     suite.write_text(f"tasks: [{GRID}, copy.yaml]\n")
-    proc = rlimm("suite", suite, "--out", tmp_path / "out", *SMALL)
-    assert proc.returncode == 2 and "both named 'grid_quick'" in proc.stderr
+    assert main(["suite", str(suite), "--out", str(tmp_path / "out"), *SMALL]) == 2
+    assert "both named 'grid_quick'" in capsys.readouterr().err

@@ -62,7 +62,7 @@ def test_curve_means_average_each_run_over_the_steps_every_run_has():
             {"task": "T", "algorithm": a, "seed": seed, "folder": "f", "step": step, "score": score}
             for a, points in ((none, {0: [1, 2, 3], 1: [2, 2, 2]}), (imm, {0: [3, 4, 5], 1: [4, 4, 4, 9]}))
             for seed, scores in points.items()
-            for step, score in zip((100, 200, 300, 400), scores)
+            for step, score in zip((100, 200, 300, 400), scores, strict=False)
         ]
     )  # imm seed 1 has a step (400) the others lack: left out of its mean
     means = per_task.curve_means(curves, "T")
