@@ -124,20 +124,23 @@ def dearest_method(config: CompareConfig) -> str:
     return next(m for m in COST_ORDER if m in config.methods)
 
 
-def expected_seconds(entries: list[Entry], timings: dict[str, Timing], jobs: int) -> dict[str, float]:
-    """Per task, the expected wall time of its unfinished runs on ``jobs`` worker processes: each run
-    costed as the timed one; the teacher counted where its folder does not hold it yet."""
+def expected_seconds(
+    entries: list[Entry], timings: dict[str, Timing], jobs: int, whole: bool = False
+) -> dict[str, float]:
+    """Per task, the expected wall time of its unfinished runs (``whole``: of all its runs, from
+    scratch) on ``jobs`` worker processes: each run costed as the timed one; the teacher counted where
+    its folder does not hold it yet (``whole``: always)."""
     from rlimm.rl.matrix import read_results, teacher_file
 
     out: dict[str, float] = {}
     for entry in entries:
         timing = timings[entry.task]
-        done = {_key(r) for r in read_results(entry.folder / "results.csv")[0]}
+        done = set() if whole else {_key(r) for r in read_results(entry.folder / "results.csv")[0]}
         todo = sum(1 for spec in entry.config.runs() if spec.key() not in done)
         # Runs are about equally long: they spread evenly over the workers, the last wave part-full.
         seconds = math.ceil(todo / jobs) * timing.run_seconds if todo else 0.0
         keep = teacher_file(entry.folder, entry.config)
-        if keep is not None and not keep.exists() and entry.task not in out:
+        if keep is not None and (whole or not keep.exists()) and entry.task not in out:
             seconds += timing.teacher_seconds
         out[entry.task] = out.get(entry.task, 0.0) + seconds
     return out
@@ -208,8 +211,10 @@ def estimate_table(entries: list[Entry], timings: dict[str, Timing], jobs: int) 
             f"{format_duration(seconds):>10}"
         )
     total = sum(expected.values())
+    whole = sum(expected_seconds(entries, timings, jobs, whole=True).values())
     lines.append(
-        f"expected wall time of what is left: {format_duration(total)} with {jobs} worker processes "
-        "(every run costed as the timed one, each task's dearest method: an upper bound)"
+        f"expected wall time of the whole suite: {format_duration(whole)}, of what is left: "
+        f"{format_duration(total)}, with {jobs} worker processes (every run costed as the timed one, "
+        "each task's dearest method: an upper bound)"
     )
     return "\n".join(lines)
