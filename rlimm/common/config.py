@@ -25,6 +25,13 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def distinct_entries(value: list) -> list:
+    """A field validator (``field_validator(...)(distinct_entries)``): refuses repeated entries."""
+    if len(set(value)) != len(value):
+        raise ValueError(f"entries must be distinct, got {value}")
+    return value
+
+
 def _valid_ratio(value: float) -> float:
     try:
         return check_ratio(value)

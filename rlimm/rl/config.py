@@ -22,7 +22,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from rlimm.agents.imm.settings import BELIEFS, DEFAULT_INDUCTION, ESTIMATORS, METHODS, InductionSettings
 from rlimm.coefficients import Linear, check_ratio, paper_grid_ratio, ratio_to_lambda
-from rlimm.common.config import Ratio, StrictModel, load_config
+from rlimm.common.config import Ratio, StrictModel, distinct_entries, load_config
 from rlimm.common.device import DeviceName
 from rlimm.errors import ConfigError, RlimmError
 
@@ -385,12 +385,7 @@ class CompareConfig(StrictModel):
 
     _zoo = field_validator("algo")(_algo_with_zoo)
 
-    @field_validator("methods", "budgets")
-    @classmethod
-    def _distinct(cls, value: list) -> list:
-        if len(set(value)) != len(value):
-            raise ValueError(f"entries must be distinct, got {value}")
-        return value
+    _distinct = field_validator("methods", "budgets")(distinct_entries)
 
     @field_validator("budgets")
     @classmethod

@@ -31,7 +31,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from rlimm.agents.teachers import Teacher
-from rlimm.common.config import StrictModel, load_config
+from rlimm.common.config import StrictModel, distinct_entries, load_config
 from rlimm.common.files import atomic_write_text
 from rlimm.errors import RlimmError
 from rlimm.rl.aggregate import registered_threshold
@@ -55,12 +55,7 @@ class SuiteConfig(StrictModel):
         default=["constant", "linear_decay"], min_length=1
     )
 
-    @field_validator("tasks", "schedules")
-    @classmethod
-    def _distinct(cls, value: list) -> list:
-        if len(set(value)) != len(value):
-            raise ValueError(f"entries must be distinct, got {value}")
-        return value
+    _distinct = field_validator("tasks", "schedules")(distinct_entries)
 
 
 @dataclass(frozen=True)
