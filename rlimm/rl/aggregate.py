@@ -362,14 +362,30 @@ class Algorithm:
         return all(a is None or b is None or a == b for a, b in pairs)
 
 
+def _differ_within_a_task(rows: pd.DataFrame, column: str) -> bool:
+    """Whether some task of ``rows`` (column ``task``; without it, all rows are one task) has runs
+    with several values of ``column``."""
+    if rows.empty:
+        return False
+    if "task" not in rows.columns:
+        return rows[column].nunique() > 1
+    return bool((rows.groupby("task")[column].nunique() > 1).any())
+
+
 def label_algorithms(rows: pd.DataFrame) -> pd.Series:
     """An :class:`Algorithm` per row of ``rows`` (columns method, lambda_ratio, lambda_schedule, algo,
-    teacher, folder): a setting is part of it only where runs differ in it — λ ratio when a folder
-    swept several for a method, schedule, algorithm or teacher when the folders used several."""
+    teacher, folder, and task if several): a setting is part of it only where runs differ in it — λ
+    ratio when a folder swept several for a method, schedule when the folders used several, algorithm
+    or teacher when one task's folders used several (each task of a suite may have its own)."""
     reg = rows[rows["method"] != "none"]
     sweep = bool(len(reg)) and bool((reg.groupby(["folder", "method"])["lambda_ratio"].nunique() > 1).any())
-    several = {c: rows.loc[rows["method"] != "none", c].nunique() > 1 for c in ("lambda_schedule", "teacher")}
-    several["algo"] = rows["algo"].nunique() > 1
+    several = {
+        "lambda_schedule": reg["lambda_schedule"].nunique() > 1,
+        # A suite's tasks may each have their own teacher or algorithm (SAC on one, PPO on another):
+        # that tells runs apart only where one task has several.
+        "teacher": _differ_within_a_task(reg, "teacher"),
+        "algo": _differ_within_a_task(rows, "algo"),
+    }
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
 
     def one(r: pd.Series) -> Algorithm:

@@ -170,6 +170,24 @@ def test_algorithms_show_a_setting_only_where_runs_differ():
     assert Algorithm(2, "imm").label == "imm"
 
 
+def test_a_suite_with_one_teacher_and_algorithm_per_task_pools_each_method():
+    rows = pd.DataFrame(
+        {
+            "task": ["cartpole", "cartpole", "pendulum", "pendulum"],
+            "folder": ["a", "a", "b", "b"],
+            "method": ["none", "imm", "none", "imm"],
+            "lambda_ratio": [0.0, 0.5, 0.0, 0.5],
+            "lambda_schedule": ["constant"] * 4,
+            "algo": ["ppo", "ppo", "sac", "sac"],
+            "teacher": ["", "trained-softmax", "", "trained-gaussian"],
+        }
+    )
+    assert [a.label for a in label_algorithms(rows)] == ["none", "imm", "none", "imm"]
+    # One task run with two algorithms: the algorithm tells them apart.
+    both = rows.assign(task="cartpole", teacher=["", "t", "", "t"])
+    assert [a.label for a in label_algorithms(both)] == ["none (ppo)", "imm (ppo)", "none (sac)", "imm (sac)"]
+
+
 def test_single_task_lines_give_iqm_and_probabilities_per_budget():
     rows = [("none", 10, s, 0.0, float(s)) for s in range(4)]
     rows += [("imm", 10, s, 0.2, 10.0 + s) for s in range(4)]
