@@ -112,7 +112,7 @@ def saved_teacher(out: Path, config: CompareConfig) -> Teacher | None:
     stamp = out / "config.json"
     if path is None or not path.exists() or not stamp.exists():
         return None
-    if _with_defaults(json.loads(stamp.read_text()), config) != _identity(config):
+    if _stored_identity(stamp, config) != _identity(config):
         return None  # another experiment's folder: refused by _check_identity, not read here
     saved = load_teacher(path)
     saved.check_visible(config.restriction.visible)
@@ -157,7 +157,8 @@ def read_results(path: Path) -> tuple[list[dict], bool]:
     return rows, torn
 
 
-def _row_key(row: dict) -> tuple:
+def row_key(row: dict) -> tuple:
+    """The key of a ``results.csv`` or ``curves.csv`` row, as :meth:`RunSpec.key` of its run."""
     return (row["method"], int(row["budget"]), int(row["seed"]), f"{float(row['lambda_ratio']):.4f}")
 
 
@@ -173,7 +174,7 @@ def _check_identity(out: Path, config: CompareConfig) -> None:
     identity = _identity(config)
     stored = json.loads(stamp.read_text()) if stamp.exists() else None
     if stored is not None:
-        saved = _with_defaults(stored, config)
+        saved = _stored_identity(stamp, config)
         if saved != identity:
             changed = sorted(k for k in IDENTITY_KEYS if saved.get(k) != identity.get(k))
             raise RlimmError(
@@ -187,6 +188,11 @@ def _check_identity(out: Path, config: CompareConfig) -> None:
         record["reference_score"] = config.reference_score
     if record != stored:
         stamp.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _stored_identity(stamp: Path, config: CompareConfig) -> dict:
+    """The identity a folder's ``config.json`` records, completed as :func:`_with_defaults` does."""
+    return _with_defaults(json.loads(stamp.read_text()), config)
 
 
 def _with_defaults(saved: dict, config: CompareConfig) -> dict:
@@ -221,7 +227,7 @@ def read_curves(path: Path, finished: set[tuple]) -> tuple[list[dict], bool]:
             rec = dict(zip(CURVE_COLUMNS, row, strict=True))
             float(rec["score"])
             int(rec["eval_steps"])
-            keep = _row_key(rec) in finished
+            keep = row_key(rec) in finished
         except (ValueError, KeyError):
             keep = False
         dropped |= not keep
@@ -341,7 +347,7 @@ def run_matrix(
         if teacher is not None and _teacher_scores_stale(teacher_scores, config):
             # The yardstick of every result: what the teacher itself scores on the full env.
             atomic_write_text(teacher_scores, json.dumps(evaluate_teacher(config, teacher), indent=1) + "\n")
-        finished = {_row_key(r) for r in done}
+        finished = {row_key(r) for r in done}
         curves = out / CURVES
         eval_steps = eval_cap(config)
         if config.evaluation.every is not None or curves.exists():

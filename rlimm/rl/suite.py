@@ -33,6 +33,7 @@ from pydantic import Field, field_validator
 from rlimm.agents.teachers import Teacher
 from rlimm.common.config import StrictModel, distinct_entries, load_config
 from rlimm.common.files import atomic_write_text
+from rlimm.common.progress import format_duration
 from rlimm.errors import RlimmError
 from rlimm.rl.aggregate import registered_threshold
 from rlimm.rl.config import CompareConfig, load_compare_config
@@ -125,12 +126,12 @@ def expected_seconds(
     """Per task, the expected wall time of its unfinished runs (``whole``: of all its runs, from
     scratch) on ``jobs`` worker processes: each run costed as the timed one; the teacher counted where
     its folder does not hold it yet (``whole``: always)."""
-    from rlimm.rl.matrix import read_results, teacher_file
+    from rlimm.rl.matrix import read_results, row_key, teacher_file
 
     out: dict[str, float] = {}
     for entry in entries:
         timing = timings[entry.task]
-        done = set() if whole else {_key(r) for r in read_results(entry.folder / "results.csv")[0]}
+        done = set() if whole else {row_key(r) for r in read_results(entry.folder / "results.csv")[0]}
         todo = sum(1 for spec in entry.config.runs() if spec.key() not in done)
         # Runs are about equally long: they spread evenly over the workers, the last wave part-full.
         seconds = math.ceil(todo / jobs) * timing.run_seconds if todo else 0.0
@@ -139,10 +140,6 @@ def expected_seconds(
             seconds += timing.teacher_seconds
         out[entry.task] = out.get(entry.task, 0.0) + seconds
     return out
-
-
-def _key(row: dict) -> tuple:
-    return (row["method"], int(row["budget"]), int(row["seed"]), f"{float(row['lambda_ratio']):.4f}")
 
 
 def load_timings(out: Path) -> dict[str, Timing]:
@@ -180,15 +177,6 @@ def time_task(
     run_seconds = time.perf_counter() - start
     log(f"{entry.task}: teacher {teacher_seconds:.1f} s, one {method} run {run_seconds:.1f} s")
     return Timing(round(teacher_seconds, 2), round(run_seconds, 2), method), teacher
-
-
-def format_duration(seconds: float) -> str:
-    """``1 h 05 min``, ``12.5 min`` or ``40 s``."""
-    if seconds >= 3600:
-        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.0f} s"
 
 
 def estimate_table(entries: list[Entry], timings: dict[str, Timing], jobs: int) -> str:

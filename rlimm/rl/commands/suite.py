@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from rlimm.common.command import add_jobs_option, jobs_or_cores, parse_dotted, positive_int
+from rlimm.common.progress import format_duration
 from rlimm.rl.commands.report import REPS
 
 
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
             teachers[entry.task] = saved_teacher(entry.folder, entry.config)
         write_report(results, entry.config.name, entry.config.budget_unit)
-        log(f"{entry.folder.name}: done in {suite.format_duration(time.perf_counter() - start)}")
+        log(f"{entry.folder.name}: done in {format_duration(time.perf_counter() - start)}")
     report = write_suite_report([e.folder for e in entries], out / suite.REPORT, reps=args.reps)
     print(f"wrote {report / 'report.md'}")
     return 0
