@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -140,6 +142,38 @@ def _callbacks(config: TrainConfig, run_dir: Path) -> list[BaseCallback]:
     return callbacks
 
 
+class StopOnInterrupt(BaseCallback):
+    """Ctrl-C ends training after the current step, not inside whatever is running: a checkpoint's
+    ``torch.save`` interrupted mid-write aborts the process. The first SIGINT sets :attr:`interrupted`
+    and training stops at the next step; a second one interrupts at once (the handler is restored).
+    Outside the main thread (where no handler can be set) Ctrl-C interrupts as usual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted = False
+        self._previous = None
+
+    def _on_training_start(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._interrupt)
+
+    def _interrupt(self, signum: int, frame: object) -> None:
+        self.interrupted = True
+        self.restore()
+
+    def restore(self) -> None:
+        """Put back the SIGINT handler training started with (idempotent)."""
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _on_step(self) -> bool:
+        return not self.interrupted
+
+    def _on_training_end(self) -> None:
+        self.restore()
+
+
 def train(
     prepared: PreparedRun,
     run_dir: str | Path,
@@ -174,13 +208,17 @@ def train(
         else None
     )
     start = time.perf_counter()
+    stop = StopOnInterrupt()
     interrupted = False
     try:
         # The curve's callback first: its evaluations see the state before SB3's EvalCallback draws.
-        callbacks = ([curve] if curve else []) + _callbacks(config, run_dir)
+        callbacks = [stop] + ([curve] if curve else []) + _callbacks(config, run_dir)
         model.learn(config.n_timesteps, callback=callbacks, progress_bar=progress_bar)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C
         interrupted = True
+    finally:
+        stop.restore()
+    interrupted = interrupted or stop.interrupted
     train_seconds = time.perf_counter() - start
     model.save(run_dir / "model.zip")
     vec_normalize = model.get_vec_normalize_env()
