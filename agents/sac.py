@@ -47,6 +47,7 @@ from rlimm.agents.teachers.base import Teacher
 from rlimm.coefficients import TeacherCoef
 from rlimm.envs.restrictions import PartitionRestriction, Restriction
 from rlimm.errors import RlimmError
+from rlimm.trust import critic_evidence
 
 
 class SAC(RegularizedMixin, SB3SAC):
@@ -194,6 +195,8 @@ class SAC(RegularizedMixin, SB3SAC):
     #: SAC updates on every environment step: the diagnostic KL (the one not optimised, a batch × k
     #: forward with sampled induction) is computed once per 100 gradient steps, not on each.
     diagnostic_period = 100
+    #: ``lambda_schedule: trust``: the signal comes from SAC's critic (:meth:`_critic_values`).
+    off_policy_trust = True
 
     def _setup_model(self) -> None:
         # SB3's SAC set-up with a replay buffer that records the teacher's view when there is a
@@ -294,6 +297,34 @@ class SAC(RegularizedMixin, SB3SAC):
         head_distribution.distribution = Normal(normal.loc[:m], normal.scale[:m])
         return rows, head_distribution
 
+    @th.no_grad()
+    def _critic_values(
+        self, rows: Any, out: Any, min_qf_pi: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """The trust signal's action values on the regulariser's rows: min_i Q_i(x, a) of an action drawn
+        from the teacher, and of one from the distribution the regulariser pulls (naive: the policy's
+        own sampled action, whose value SAC's actor loss already has; imm: the induced mixture), with
+        the policy's values (the signal's scale). Actions are drawn before the squash, then squashed."""
+        family = self.teacher_regularizer.family
+        generator = self.teacher_regularizer.trust_generator
+        m = len(rows.indices)
+        own = min_qf_pi[:m].reshape(-1)
+
+        def value(pre_squash: th.Tensor) -> th.Tensor:
+            q = th.cat(self.critic(rows.observations, th.tanh(pre_squash)), dim=1)
+            return q.min(dim=1).values
+
+        q_teacher = value(family.sample_teacher(out.teacher, generator))
+        if self.regularizer == "imm" and out.induced is not None:
+            (means, log_stds), weights, index = out.induced
+            log_stds = log_stds.expand_as(means)
+            if index is not None:  # exact induction: one row of components per distinct context
+                means, log_stds, weights = means[index], log_stds[index], weights[index]
+            q_compared = value(family.sample_induced((means, log_stds), weights, generator))
+        else:
+            q_compared = own
+        return q_teacher, q_compared, own
+
     def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
         """SB3's ``load_replay_buffer``; the view of a buffer that records the teacher's view is
         computed again with the current teacher before the next update."""
@@ -340,6 +371,7 @@ class SAC(RegularizedMixin, SB3SAC):
 
         ent_coef_losses, ent_coefs = [], []
         actor_losses, critic_losses = [], []
+        trust_values: list[tuple[th.Tensor, th.Tensor, th.Tensor]] = []  # rlimm: the trust signal
 
         for gradient_step in range(gradient_steps):
             # Sample replay buffer
@@ -417,6 +449,9 @@ class SAC(RegularizedMixin, SB3SAC):
                 rows, rows_distribution, pool=self._induction_pool(replay_data)
             )
             actor_losses.append(actor_loss.item())
+            # rlimm: lambda_schedule trust — the critic's values of the teacher's and the pulled actions
+            if self._kept_output is not None:
+                trust_values.append(self._critic_values(rows, self._kept_output, min_qf_pi))
 
             # Optimize the actor
             self.actor.optimizer.zero_grad()
@@ -430,6 +465,8 @@ class SAC(RegularizedMixin, SB3SAC):
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
         self._n_updates += gradient_steps
+        if trust_values:  # rlimm: one trust update per train() call
+            self.observe_trust(critic_evidence(*(th.cat(v) for v in zip(*trust_values, strict=True))))
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", np.mean(ent_coefs))

@@ -85,25 +85,42 @@ class Constant(Coefficient):
         return self.lam
 
 
+def check_until(until: float) -> float:
+    """Return ``until`` as a float, or raise if it is outside (0, 1]."""
+    try:
+        until = float(until)
+    except (TypeError, ValueError):
+        raise RlimmError(f"lambda_until must be a number in (0, 1], got {until!r}") from None
+    if not (0.0 < until <= 1.0):
+        raise RlimmError(f"lambda_until must lie in (0, 1], got {until}")
+    return until
+
+
 @dataclass(frozen=True)
 class Linear(Coefficient):
-    """λ moving linearly from ``start`` (start of training, progress_remaining = 1) to ``end`` (its
-    end, progress_remaining = 0). ``Linear(λ, 0)`` anneals the teacher away, as kickstarting does."""
+    """λ moving linearly from ``start`` (start of training, progress_remaining = 1) to ``end``, reached
+    once the fraction ``until`` of the budget is done and kept from then on. ``Linear(λ, 0)`` anneals
+    the teacher away over the whole run; ``Linear(λ, 0, until=0.5)`` over its first half, as
+    kickstarting anneals its teacher over a fixed part of training, leaving the learner the rest (and
+    the RL Zoo's decaying learning rate something to learn with)."""
 
     start: float
     end: float
+    until: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", check_lambda(self.start))
         object.__setattr__(self, "end", check_lambda(self.end))
+        object.__setattr__(self, "until", check_until(self.until))
 
     @classmethod
-    def from_ratios(cls, start: float, end: float) -> Linear:
-        return cls(ratio_to_lambda(start), ratio_to_lambda(end))
+    def from_ratios(cls, start: float, end: float, until: float = 1.0) -> Linear:
+        return cls(ratio_to_lambda(start), ratio_to_lambda(end), until)
 
     def value(self, progress_remaining: float) -> float:
         done = 1.0 - min(max(float(progress_remaining), 0.0), 1.0)
-        return self.start + (self.end - self.start) * done
+        # until = 1: done / 1.0 == done exactly, so the schedule is the plain linear one bit for bit.
+        return self.start + (self.end - self.start) * min(done / self.until, 1.0)
 
 
 #: What ``teacher_coef`` accepts: λ as a number, or a schedule of ``progress_remaining``.

@@ -56,6 +56,8 @@ from rlimm.agents.common.rollout_buffers import (
     ViewColumns,
 )
 from rlimm.agents.common.saving import SAVED_KEY, SETTINGS, read_extras, restored_attributes, saved_extras
+from rlimm.agents.common.trust import RolloutEvidence, episode_returns, trust_of
+from rlimm.agents.common.trust import record as record_trust
 from rlimm.agents.imm.draws import Trajectories
 from rlimm.agents.imm.families import Params
 from rlimm.agents.imm.observations import cat_rows, n_rows, per_key
@@ -86,6 +88,10 @@ class RegularizedMixin(BaseAlgorithm):
     #: Sampled induction: the diagnostics are computed once per this many updates (see ``_teacher_loss``).
     diagnostic_period: int = 1
     _diagnosed_at: int | None = None
+    #: ``lambda_schedule: trust``: the evidence of the current update, while it is being gathered.
+    _trust_evidence: RolloutEvidence | None = None
+    #: the regulariser's last output kept for the trust signal (SAC reads it after the loss call)
+    _kept_output: RegularizerOutput | None = None
 
     def _init_teacher(
         self,
@@ -176,6 +182,7 @@ class RegularizedMixin(BaseAlgorithm):
         pool: Any = None,
         diagnostics: bool = True,
         progress_remaining: float | None = None,
+        keep: bool = False,
     ) -> RegularizerOutput:
         """The regulariser on a (mini)batch of the buffer, without logging.
 
@@ -185,6 +192,7 @@ class RegularizedMixin(BaseAlgorithm):
             rows of it); ``None``: the algorithm's default (on-policy: the rollout).
         :param diagnostics: also compute the KL that is not optimised and the draws' statistics.
         :param progress_remaining: for λ schedules (``None``: the model's current progress).
+        :param keep: also return the teacher's distribution and the induced policy (the trust signal).
         """
         regularizer = self.teacher_regularizer
         assert regularizer.family is not None
@@ -200,6 +208,7 @@ class RegularizedMixin(BaseAlgorithm):
             indices=batch.indices,
             pool=pool,
             diagnostics=diagnostics,
+            keep=keep,
         )
 
     def induction_pool(self) -> Any:
@@ -229,7 +238,19 @@ class RegularizedMixin(BaseAlgorithm):
         bucket = self._n_updates // self.diagnostic_period
         diagnose = not sampled or self._diagnosed_at != bucket
         self._diagnosed_at = bucket
-        out = self.regularizer_output(batch, distribution, pool, diagnostics=diagnose)
+        # lambda_schedule: trust — on-policy, the first pass over a rollout is its evidence; SAC keeps
+        # the output for its critic's evidence (see agents/common/trust.py).
+        trust = trust_of(self.teacher_coef)
+        gathering = self._trust_evidence
+        keep = trust is not None and (gathering is not None or self.off_policy_trust)
+        out = self.regularizer_output(batch, distribution, pool, diagnostics=diagnose, keep=keep)
+        self._kept_output = out if keep else None
+        if trust is not None and gathering is not None:
+            assert self.teacher_regularizer.family is not None
+            gathering.add(batch, out, self.teacher_regularizer.family, self.action_space)
+            if gathering.complete:
+                self._trust_evidence = None
+                self.observe_trust(gathering.evidence())
         self.logger.record_mean("train/regularizer_loss", out.loss.item())
         self.logger.record("train/lambda", out.lam)
         for key, value in (
@@ -245,6 +266,18 @@ class RegularizedMixin(BaseAlgorithm):
                 self.logger.record_mean(key, value)
         return out.loss
 
+    #: Whether the trust signal comes from the algorithm's critic after each loss call (SAC).
+    off_policy_trust: bool = False
+
+    def observe_trust(self, evidence: Any) -> None:
+        """Fold one update's trust evidence in (``lambda_schedule: trust``) and log the rule's state."""
+        trust = trust_of(self.teacher_coef)
+        if trust is None:
+            return
+        returns = episode_returns(self.ep_info_buffer or ())
+        trust.observe(evidence, returns, self._current_progress_remaining, self.regularizer)
+        record_trust(self.logger, trust)
+
     # --- save/load, TensorBoard -------------------------------------------------------------------------
 
     def _excluded_save_params(self) -> list[str]:
@@ -258,6 +291,8 @@ class RegularizedMixin(BaseAlgorithm):
             "_diagnosed_at",
             "_rollout_pool",
             "_pool_history",
+            "_trust_evidence",
+            "_kept_output",
             *SETTINGS,
         ]
 
@@ -458,4 +493,9 @@ class OnPolicyRegularizedMixin(RegularizedMixin, OnPolicyAlgorithm):
             rollout_buffer.store_teacher_view(self._teacher_view(raw))
             self.teacher_regularizer.observe_rollout(raw)  # belief: on_policy (exact induction)
             self._rollout_pool = None  # the pool of the next minibatches is built from this rollout
+            if self._trust_evidence is not None:  # an update that stopped early (target_kl): fold it in
+                self.observe_trust(self._trust_evidence.evidence())
+            if trust_of(self.teacher_coef) is not None and self.regularizer != "none":
+                # The first pass over this rollout (before later epochs) is the trust rule's evidence.
+                self._trust_evidence = RolloutEvidence(n_rows(raw), self.regularizer)
         return collected

@@ -34,6 +34,7 @@ from torch.distributions import Categorical, Normal
 from rlimm import gaussian_kl
 from rlimm.agents.imm.settings import DEFAULT_INDUCTION, InductionSettings
 from rlimm.errors import RlimmError
+from rlimm.induction import induced_log_probs
 from rlimm.losses import imm_loss, naive_loss
 
 #: Parameters of a batch of action distributions: logits ``(B, A)``, or ``(mean, log_std)`` ``(B, d)``.
@@ -92,6 +93,27 @@ class CategoricalFamily:
     ) -> torch.Tensor:
         return imm_loss(teacher, components, weights, rows=rows)
 
+    # --- log-probabilities of actions (the trust signal, :mod:`rlimm.trust`) ---
+
+    @staticmethod
+    def teacher_log_prob(teacher: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` log P̄(a|x̄) of the batch's actions (``-inf`` where the teacher gives 0)."""
+        a = actions.long().reshape(-1, 1)
+        return torch.log(teacher.gather(1, a).squeeze(1))
+
+    @staticmethod
+    def induced_log_prob(
+        components: torch.Tensor,
+        weights: torch.Tensor | None,
+        rows: torch.Tensor | None,
+        actions: torch.Tensor,
+    ) -> torch.Tensor:
+        """``(B,)`` log Q̄(a|x̄) of the batch's actions under the induced policy of ``components``."""
+        log_induced = induced_log_probs(components, weights)
+        if rows is not None:
+            log_induced = log_induced[rows]
+        return log_induced.gather(1, actions.long().reshape(-1, 1)).squeeze(1)
+
 
 class MultiCategoricalFamily(CategoricalFamily):
     """MultiDiscrete actions: one categorical per dimension, their normalised logits concatenated
@@ -133,6 +155,28 @@ class MultiCategoricalFamily(CategoricalFamily):
         # Each dimension's induced marginal: the components' logits must be normalised per dimension
         # before they are averaged (imm_loss normalises over its last axis, here one dimension's).
         return sum(imm_loss(teacher[:, s], components[..., s], weights, rows=rows) for s in self.slices)
+
+    def teacher_log_prob(self, teacher: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` log P̄(a|x̄): the sum over dimensions of each one's log-probability."""
+        a = actions.long().reshape(actions.shape[0], -1)
+        return sum(
+            CategoricalFamily.teacher_log_prob(teacher[:, s], a[:, i]) for i, s in enumerate(self.slices)
+        )
+
+    def induced_log_prob(
+        self,
+        components: torch.Tensor,
+        weights: torch.Tensor | None,
+        rows: torch.Tensor | None,
+        actions: torch.Tensor,
+    ) -> torch.Tensor:
+        """``(B,)`` the sum over dimensions of the log-probability under each one's induced marginal
+        (the product of the marginals that IMM's term matches)."""
+        a = actions.long().reshape(actions.shape[0], -1)
+        return sum(
+            CategoricalFamily.induced_log_prob(components[..., s], weights, rows, a[:, i])
+            for i, s in enumerate(self.slices)
+        )
 
 
 class GaussianFamily:
@@ -223,6 +267,48 @@ class GaussianFamily:
             samples=self.samples,
             generator=self.generator if generator is None else generator,
         )
+
+    @staticmethod
+    def teacher_log_prob(teacher: tuple, actions: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` log-density of the batch's actions under the teacher's Gaussian."""
+        mean, log_std = teacher
+        return Normal(mean, log_std.exp()).log_prob(actions.reshape(mean.shape)).sum(dim=-1)
+
+    @staticmethod
+    def induced_log_prob(
+        components: tuple, weights: torch.Tensor | None, rows: torch.Tensor | None, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """``(B,)`` log-density of the batch's actions under the induced Gaussian mixture."""
+        means, log_stds = components
+        if rows is not None:
+            means, log_stds = means[rows], log_stds[rows]
+            weights = None if weights is None else weights[rows]
+        a = actions.reshape(means.shape[0], 1, means.shape[2])
+        return gaussian_kl.mixture_log_prob(a, means, log_stds, weights)[:, 0]
+
+    @staticmethod
+    def sample_teacher(teacher: tuple, generator: torch.Generator) -> torch.Tensor:
+        """``(B, d)`` one action per state from the teacher's Gaussian."""
+        mean, log_std = teacher
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + log_std.exp() * noise
+
+    @staticmethod
+    def sample_induced(
+        components: tuple, weights: torch.Tensor | None, generator: torch.Generator
+    ) -> torch.Tensor:
+        """``(B, d)`` one action per state from the induced mixture: a component by its weight, then
+        an action from its Gaussian."""
+        means, log_stds = components
+        b, k, _ = means.shape
+        log_stds = log_stds.expand_as(means)
+        if weights is None:
+            weights = torch.full((b, k), 1.0 / k, device=means.device)
+        j = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+        rows = torch.arange(b, device=means.device)
+        mean, log_std = means[rows, j], log_stds[rows, j]
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + log_std.exp() * noise
 
 
 def family_for(

@@ -63,6 +63,9 @@ class RegularizerOutput:
         alone (no other hidden part drawn): IMM is naive there.
     :param own_kl: sampled induction: batch mean of KL(policy at the state ‖ its induced policy); near 0
         means the induced policy is the state's own, i.e. IMM has become naive.
+    :param teacher: with ``keep``: the teacher's distribution at the batch's states (the family's form).
+    :param induced: with ``keep`` and an induced policy computed: ``(components, weights, rows)``
+        without gradient, for :meth:`Family.induced_log_prob` (the trust signal, :mod:`rlimm.trust`).
     """
 
     loss: torch.Tensor
@@ -74,6 +77,8 @@ class RegularizerOutput:
     own_episode: float = float("nan")
     fallback: float = float("nan")
     own_kl: float = float("nan")
+    teacher: Any = None
+    induced: tuple | None = None
 
 
 def check_regularizer(kind: str) -> str:
@@ -165,6 +170,8 @@ class TeacherRegularizer:
         self._diagnostic = torch.Generator(device=dev).manual_seed(base + DIAGNOSTIC_STREAM)
         #: draws of extra pool rows (SAC's replay rows), never numpy's global generator
         self.pool_rng = np.random.default_rng(base + POOL_STREAM)
+        #: the trust signal's action draws (SAC's critic evidence, :mod:`rlimm.trust`)
+        self.trust_generator = torch.Generator(device=dev).manual_seed(base + TRUST_STREAM)
         self.family = family_for(action_space, self.induction, self._generator)
         self._tables = method == "exact" and isinstance(restriction, PartitionRestriction)
         if isinstance(restriction, PartitionRestriction) and self._tables:
@@ -226,6 +233,7 @@ class TeacherRegularizer:
         indices: torch.Tensor | None = None,
         pool: Obs = None,
         diagnostics: bool = True,
+        keep: bool = False,
     ) -> RegularizerOutput:
         """Evaluate the regulariser on a batch of B states.
 
@@ -242,6 +250,8 @@ class TeacherRegularizer:
             observations).
         :param diagnostics: also compute the KL that is not optimised (without gradient) and, for
             sampled induction, the draws' statistics; ``nan`` otherwise.
+        :param keep: also return the teacher's distribution and the induced policy's components
+            (``teacher``, ``induced``), detached.
         """
         family = self.family
         if family is None:
@@ -258,6 +268,7 @@ class TeacherRegularizer:
                 naive = family.naive(teacher, params)
         imm, ess, distance = None, float("nan"), float("nan")
         own_episode = fallback = own_kl = float("nan")
+        induced = None
         if use_imm or diagnostics:
             with torch.set_grad_enabled(torch.is_grad_enabled() and use_imm):
                 if self._tables:
@@ -265,13 +276,14 @@ class TeacherRegularizer:
                         raise RlimmError(
                             "exact induction with a table restriction needs the batch's contexts"
                         )
-                    imm = self._exact_imm(evaluate, contexts, teacher)
+                    imm, induced = self._exact_imm(evaluate, contexts, teacher)
                 elif self.method == "exact":
-                    imm = self._enumerated_imm(evaluate, observations, teacher)
+                    imm, induced = self._enumerated_imm(evaluate, observations, teacher)
                 else:
                     imm, draw, components = self._sampled_imm(
                         evaluate, observations, indices, teacher, pool, params
                     )
+                    induced = (components, draw.weights, None)
                     if diagnostics:
                         ess, distance = draw.effective_sample_size().item(), draw.mean_distance().item()
                         own_episode = draw.own_episode_share().item()
@@ -285,7 +297,13 @@ class TeacherRegularizer:
             loss = lam * naive
         imm_kl = float("nan") if imm is None else imm.item()
         naive_kl = float("nan") if naive is None else naive.item()
-        return RegularizerOutput(loss, lam, imm_kl, naive_kl, ess, distance, own_episode, fallback, own_kl)
+        out = RegularizerOutput(loss, lam, imm_kl, naive_kl, ess, distance, own_episode, fallback, own_kl)
+        if keep:
+            out.teacher = teacher
+            if induced is not None:
+                components, weights, rows = induced
+                out.induced = (_detached(components), weights, rows)
+        return out
 
     @torch.no_grad()
     def _own_kl(self, params: Params, components: Params, weights: torch.Tensor) -> float:
@@ -301,7 +319,9 @@ class TeacherRegularizer:
         assert self.family is not None
         return self.family.normalise(evaluate(obs))
 
-    def _exact_imm(self, evaluate: Evaluate, contexts: torch.Tensor, teacher: Any) -> torch.Tensor:
+    def _exact_imm(
+        self, evaluate: Evaluate, contexts: torch.Tensor, teacher: Any
+    ) -> tuple[torch.Tensor, tuple]:
         # Induce once per distinct context in the batch: one forward over its members.
         assert self.family is not None
         contexts = contexts.long().reshape(-1).to(self._members.device)
@@ -309,14 +329,16 @@ class TeacherRegularizer:
         members = self._members[unique]  # (U, H) observations
         params = self._members_params(evaluate, members.reshape(-1).to(torch.float32))
         components = self.family.reshape(params, members.shape[0], members.shape[1])
-        return self.family.imm(teacher, components, self._belief[unique], rows=rows)
+        belief = self._belief[unique]
+        return self.family.imm(teacher, components, belief, rows=rows), (components, belief, rows)
 
-    def _enumerated_imm(self, evaluate: Evaluate, obs: Obs, teacher: Any) -> torch.Tensor:
+    def _enumerated_imm(self, evaluate: Evaluate, obs: Obs, teacher: Any) -> tuple[torch.Tensor, tuple]:
         # An exact restriction without lookup tables enumerates each state's hidden values itself.
         assert self.family is not None and self.restriction is not None
         candidates, belief = self.restriction.enumerate_hidden(obs)
         params = self._members_params(evaluate, candidates)
-        return self.family.imm(teacher, self.family.reshape(params, belief.shape[0], belief.shape[1]), belief)
+        components = self.family.reshape(params, belief.shape[0], belief.shape[1])
+        return self.family.imm(teacher, components, belief), (components, belief, None)
 
     def _sampled_imm(
         self,
@@ -407,8 +429,12 @@ class TeacherRegularizer:
         self._pool_draws = None
 
 
-#: Offsets of the tie-breaking, diagnostic and pool generators' seeds from the induction's seed.
-TIES_STREAM, DIAGNOSTIC_STREAM, POOL_STREAM = 7919, 104729, 1299709
+#: Offsets of the tie-breaking, diagnostic, pool and trust generators' seeds from the induction's seed.
+TIES_STREAM, DIAGNOSTIC_STREAM, POOL_STREAM, TRUST_STREAM = 7919, 104729, 1299709, 15485863
+
+
+def _detached(params: Params) -> Params:
+    return tuple(p.detach() for p in params) if isinstance(params, tuple) else params.detach()
 
 
 def _same_pool(a: Pool, b: Pool) -> bool:

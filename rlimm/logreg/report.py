@@ -2,7 +2,8 @@
 
 Accuracies are reported in percent; differences in percentage points (pp), paired by run (the same
 training set, test set and, for estimated teachers, the same teacher), with 95% intervals
-(mean ± 1.96 standard errors of the per-run differences, :func:`rlimm.common.stats.paired_difference`).
+(mean ± t(0.975, n − 1) standard errors of the n per-run differences,
+:func:`rlimm.common.stats.paired_difference`).
 Variability is the standard deviation of the per-run accuracies; its intervals come from a paired
 bootstrap over runs.
 """

@@ -362,24 +362,37 @@ class Algorithm:
         return all(a is None or b is None or a == b for a, b in pairs)
 
 
-def _differ_within_a_task(rows: pd.DataFrame, column: str) -> bool:
+def _differ_within_a_task(rows: pd.DataFrame, column: str, by: Sequence[str] = ()) -> bool:
     """Whether some task of ``rows`` (column ``task``; without it, all rows are one task) has runs
-    with several values of ``column``."""
+    with several values of ``column`` (with ``by``, among runs that also agree in those columns: the
+    runs of one method, say)."""
     if rows.empty:
         return False
-    if "task" not in rows.columns:
+    keys = (["task"] if "task" in rows.columns else []) + list(by)
+    if not keys:
         return rows[column].nunique() > 1
-    return bool((rows.groupby("task")[column].nunique() > 1).any())
+    return bool((rows.groupby(keys)[column].nunique() > 1).any())
 
 
 def label_algorithms(rows: pd.DataFrame) -> pd.Series:
     """An :class:`Algorithm` per row of ``rows`` (columns method, lambda_ratio, lambda_schedule, algo,
-    teacher, folder, and task if several): a setting is part of it only where runs differ in it — λ
-    ratio when a folder swept several for a method, schedule when the folders used several, algorithm
-    or teacher when one task's folders used several (each task of a suite may have its own)."""
+    teacher, folder, and task if several): a setting is part of it only where runs differ in it.
+
+    - λ ratio: when the runs of one regularised method on one task differ in it (a folder's sweep, or
+      two folders of the task with different constant ratios); the ratio then labels every
+      regularised method, so that ``imm`` and ``naive`` are compared at the same ratio. Tasks of a
+      suite that each ran one ratio (each its own) still pool a method over them.
+    - λ schedule (``constant``, ``linear_decay``, ``trust``, …): when the regularised runs used
+      several, within a task or across tasks; then every regularised method carries its schedule.
+    - algorithm or teacher: when one task's folders used several (each task of a suite may have its
+      own).
+
+    ``none`` has no λ: it never carries a ratio, schedule or teacher."""
     reg = rows[rows["method"] != "none"]
-    sweep = bool(len(reg)) and bool((reg.groupby(["folder", "method"])["lambda_ratio"].nunique() > 1).any())
     several = {
+        "lambda_ratio": _differ_within_a_task(reg, "lambda_ratio", by=["method"]),
+        # Any two schedules among the regularised runs, on one task or on two (a task run only with
+        # `trust` is not pooled with one run only with `constant`).
         "lambda_schedule": reg["lambda_schedule"].nunique() > 1,
         # A suite's tasks may each have their own teacher or algorithm (SAC on one, PPO on another):
         # that tells runs apart only where one task has several.
@@ -393,7 +406,7 @@ def label_algorithms(rows: pd.DataFrame) -> pd.Series:
         return Algorithm(
             rank.get(r["method"], len(rank)),
             r["method"],
-            r["lambda_ratio"] if sweep and not none else None,
+            r["lambda_ratio"] if several["lambda_ratio"] and not none else None,
             r["lambda_schedule"] if several["lambda_schedule"] and not none else None,
             r["algo"] if several["algo"] else None,
             r["teacher"] if several["teacher"] and not none else None,

@@ -273,6 +273,50 @@ class EvalConfig(StrictModel):
             )
 
 
+#: λ over training: constant, falling linearly to 0 (by ``lambda_until``), or following the trust rule.
+LambdaSchedule = Literal["constant", "linear_decay", "trust"]
+
+
+class TrustConfig(StrictModel):
+    """The trust rule of ``lambda_schedule: trust`` (:class:`rlimm.trust.Trust`, whose docstring has
+    the maths): λ = the configured λ times a trust weight in [``floor``, 1]."""
+
+    #: The teacher's own score in the units of the learner's training episodes; ``null``: measured by
+    #: the runner before training (episodes of the teacher on the training env, sampled actions).
+    teacher_score: float | None = None
+    #: ``imm``: the score of the policy the teacher is the induced model of (an induced expert's
+    #: expert); ``null``: ``teacher_score``.
+    source_score: float | None = None
+    #: |z| beyond which the pooled signal counts as evidence.
+    threshold: float = Field(default=2.0, ge=0)
+    #: Fraction of the budget in which persistent evidence takes the weight from 1 to ``floor``.
+    fall: float = Field(default=0.1, gt=0)
+    #: The signal's memory, a fraction of the budget.
+    memory: float = Field(default=0.05, gt=0)
+    #: The least trust.
+    floor: float = Field(default=0.01, gt=0, le=1)
+    #: The learner's last training episodes whose mean return, less its standard error, is tested
+    #: against the score.
+    episodes: int = Field(default=20, gt=0)
+
+
+def scheduled_coef(
+    lam: float, schedule: str, until: float, trust: TrustConfig, teacher_score: float | None = None
+) -> float | Linear | Any:
+    """The agent's ``teacher_coef`` for λ = ``lam`` under ``schedule``: λ itself, a :class:`Linear`
+    decay to 0 at the fraction ``until`` of the budget, or a new :class:`rlimm.trust.Trust` (whose
+    ``teacher_score`` is ``trust.teacher_score``, else ``teacher_score``, the runner's measurement)."""
+    if lam <= 0 or schedule == "constant":
+        return lam
+    if schedule == "linear_decay":
+        return Linear(lam, 0.0, until)
+    from rlimm.trust import Trust
+
+    settings = trust.model_dump()
+    score = settings.pop("teacher_score")
+    return Trust(lam, teacher_score=score if score is not None else teacher_score, **settings)
+
+
 class LinearRatioRule(StrictModel):
     """λ-ratio linear in the budget (the paper's kind of data-size rule, e.g. fitted by ``rlimm tune``):
     ``r = clip(intercept + slope · budget, low, high)``, rounded to ``round_to`` when given."""
@@ -339,8 +383,12 @@ class CompareConfig(StrictModel):
     #: r = round(-0.0002·epochs + 0.1891, 1)) or a linear rule in the budget (see ``rlimm tune``).
     lambda_ratio: float | list[float] | Literal["paper_grid"] | LinearRatioRule = "paper_grid"
     #: ``constant``: λ throughout training; ``linear_decay``: λ at the start falling linearly to 0 at
-    #: the end (as kickstarting anneals its teacher: a teacher weaker than the learner stops pulling).
-    lambda_schedule: Literal["constant", "linear_decay"] = "constant"
+    #: the fraction ``lambda_until`` of the budget (as kickstarting anneals its teacher: a teacher weaker
+    #: than the learner stops pulling); ``trust``: λ follows the trust rule (``trust``, rlimm.trust).
+    lambda_schedule: LambdaSchedule = "constant"
+    #: ``linear_decay``: the fraction of the budget at which λ reaches 0, in (0, 1].
+    lambda_until: float = Field(default=1.0, gt=0, le=1)
+    trust: TrustConfig = Field(default_factory=TrustConfig)
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
     #: The score that ``rlimm report`` normalises to 1 (a random policy scores 0); ``null``: the env's
     #: ``reward_threshold`` in gymnasium's registry, where it registers one.
@@ -433,11 +481,12 @@ class CompareConfig(StrictModel):
             return paper_grid_ratio(self.updates_and_timesteps(budget)[0])
         raise RlimmError("'lambda_ratio': a sweep needs a ratio per run")
 
-    def teacher_coef(self, spec: RunSpec) -> float | Linear:
-        """The agent's ``teacher_coef`` for ``spec``: its λ, or a schedule falling from it to 0."""
-        if self.lambda_schedule == "linear_decay" and spec.teacher_coef > 0:
-            return Linear(spec.teacher_coef, 0.0)
-        return spec.teacher_coef
+    def teacher_coef(self, spec: RunSpec, teacher_score: float | None = None) -> Any:
+        """The agent's ``teacher_coef`` for ``spec``: its λ, a schedule falling from it to 0, or the
+        trust rule from it (:func:`scheduled_coef`; ``teacher_score``: the runner's measurement)."""
+        return scheduled_coef(
+            spec.teacher_coef, self.lambda_schedule, self.lambda_until, self.trust, teacher_score
+        )
 
     def runs(self) -> list[RunSpec]:
         """Every run of the comparison, with its λ; ``none`` runs once per (budget, seed) whatever
@@ -508,6 +557,11 @@ class TrainConfig(StrictModel):
     regularizer: Literal["none", "naive", "imm"] = "none"
     #: λ as the ratio λ/(1+λ) in [0, 1).
     lambda_ratio: Ratio = 0.2
+    #: λ over training, as in compare configs: ``constant``, ``linear_decay`` (to 0 at the fraction
+    #: ``lambda_until`` of the budget) or ``trust`` (the ``trust`` rule).
+    lambda_schedule: LambdaSchedule = "constant"
+    lambda_until: float = Field(default=1.0, gt=0, le=1)
+    trust: TrustConfig = Field(default_factory=TrustConfig)
     n_timesteps: int = Field(default=20_000, gt=0)
     seed: int = Field(default=0, ge=0)
     #: Evaluate every ``eval_freq`` environment steps (0: only at the end).
@@ -554,8 +608,15 @@ class TrainConfig(StrictModel):
 
     @property
     def teacher_coef(self) -> float:
-        """λ of the run, as the agent's ``teacher_coef`` (0 without a regulariser)."""
+        """λ of the run (0 without a regulariser); the agent's ``teacher_coef`` is
+        :meth:`scheduled_teacher_coef`."""
         return ratio_to_lambda(self.lambda_ratio) if self.regularizer != "none" else 0.0
+
+    def scheduled_teacher_coef(self, teacher_score: float | None = None) -> Any:
+        """The agent's ``teacher_coef``: λ under ``lambda_schedule`` (:func:`scheduled_coef`)."""
+        return scheduled_coef(
+            self.teacher_coef, self.lambda_schedule, self.lambda_until, self.trust, teacher_score
+        )
 
 
 def load_compare_config(path: str | Path, overrides: dict[str, Any] | None = None) -> CompareConfig:

@@ -33,6 +33,7 @@ from rlimm.rl.runs import (
     make_teacher,
     run_budgets,
     teacher_description,
+    with_trust_score,
 )
 
 COLUMNS = [
@@ -63,6 +64,8 @@ IDENTITY_KEYS = (
     "evaluation",
     "induction",
     "lambda_schedule",
+    "lambda_until",
+    "trust",
 )
 
 
@@ -166,6 +169,11 @@ def _identity(config: CompareConfig) -> dict:
     identity = json.loads(config.model_dump_json(include=set(IDENTITY_KEYS)))
     # How often curves are sampled does not change a result: a folder may gain curves on resuming.
     identity["evaluation"].pop("every", None)
+    # A schedule's own settings tell results apart only under that schedule.
+    if config.lambda_schedule != "linear_decay":
+        identity.pop("lambda_until", None)
+    if config.lambda_schedule != "trust":
+        identity.pop("trust", None)
     return identity
 
 
@@ -202,6 +210,9 @@ def _with_defaults(saved: dict, config: CompareConfig) -> dict:
     was run with (:attr:`InductionConfig.LEGACY`)."""
     if isinstance(saved.get("induction"), dict):
         saved = {**saved, "induction": {**InductionConfig.LEGACY, **saved["induction"]}}
+    # A folder from before lambda_until decayed over the whole run.
+    if saved.get("lambda_schedule") == "linear_decay":
+        saved = {"lambda_until": 1.0, **saved}
     try:
         full = type(config).model_validate({**config.model_dump(), **saved})
     except ValueError:
@@ -347,6 +358,8 @@ def run_matrix(
         if teacher is not None and _teacher_scores_stale(teacher_scores, config):
             # The yardstick of every result: what the teacher itself scores on the full env.
             atomic_write_text(teacher_scores, json.dumps(evaluate_teacher(config, teacher), indent=1) + "\n")
+        # lambda_schedule trust: the teacher's score in training-episode units, measured once here.
+        config = with_trust_score(config, teacher if set(config.methods) - {"none"} else None)
         finished = {row_key(r) for r in done}
         curves = out / CURVES
         eval_steps = eval_cap(config)

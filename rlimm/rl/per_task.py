@@ -3,8 +3,8 @@ intervals, and each task's IQM learning curves with bands (one panel per task).
 
 Paired: runs of two algorithms on one task with the same seed share the environment's seeds, their
 evaluation seeds and their initial weights, so the per-seed difference X − Y carries less noise than
-the two means; its interval is the normal one, mean ± 1.96 · sd / √n over the seeds both have
-(:func:`rlimm.common.stats.paired_difference`, as ``compare``'s summary).
+the two means; its interval is Student's, mean ± t(0.975, n − 1) · sd / √n over the n seeds both
+have (:func:`rlimm.common.stats.paired_difference`, as ``compare``'s summary).
 """
 
 from __future__ import annotations
@@ -17,6 +17,18 @@ import pandas as pd
 
 from rlimm.common.stats import paired_difference
 from rlimm.rl import aggregate as agg
+
+#: Line style of a λ schedule in the per-task curves (``none``, with no schedule, is solid too); a
+#: schedule not listed here is drawn dash-dotted.
+SCHEDULE_STYLES = {"constant": "-", "linear_decay": "--", "trust": ":"}
+OTHER_SCHEDULE_STYLE = "-."
+
+
+def schedule_style(schedule: str | None) -> str:
+    """The line style of the curves of runs with λ schedule ``schedule`` (``None``: not labelled)."""
+    if schedule is None:
+        return "-"
+    return SCHEDULE_STYLES.get(schedule, OTHER_SCHEDULE_STYLE)
 
 
 def final_tables(
@@ -106,9 +118,11 @@ def induction_lines(task: Any) -> list[str]:
 
 
 def paired(rows: pd.DataFrame, x: agg.Algorithm, y: agg.Algorithm):  # noqa: ANN201 - PairedDifference | None
-    """X − Y over the seeds both ran on one task's ``rows`` (``None`` with fewer than two)."""
-    sx = rows[rows["algorithm"] == x].set_index("seed")["score"]
-    sy = rows[rows["algorithm"] == y].set_index("seed")["score"]
+    """X − Y over the seeds both ran on one task's ``rows`` (``None`` with fewer than two). An
+    algorithm with several runs of one seed (``none`` in each of two folders of the task that differ
+    only in λ ratio) counts their mean once: one pair per seed."""
+    sx = rows[rows["algorithm"] == x].groupby("seed")["score"].mean()
+    sy = rows[rows["algorithm"] == y].groupby("seed")["score"].mean()
     seeds = sorted(set(sx.index) & set(sy.index))
     if len(seeds) < 2:
         return None
@@ -125,7 +139,8 @@ def plot_curves(
     seed: int,
 ) -> None:
     """One panel per task: each algorithm's IQM of the score (the task's units) at each evaluation
-    step, with its 95% bootstrap band; colour by method, dashed for decaying λ; the teacher's mean
+    step, with its 95% bootstrap band; colour by method, line style by λ schedule
+    (:data:`SCHEDULE_STYLES`: constant solid, linear decay dashed, trust dotted); the teacher's mean
     score (dashed black) and a random policy's (dotted red) as horizontal lines."""
     import matplotlib
 
@@ -149,7 +164,7 @@ def plot_curves(
                 continue
             curve = agg.iqm_curve([table.to_numpy(dtype=float)], reps, seed)
             x = table.columns.to_numpy(dtype=float)
-            style = "--" if a.lambda_schedule == "linear_decay" else "-"
+            style = schedule_style(a.lambda_schedule)
             color = METHOD_COLORS.get(a.method, "tab:purple")
             ax.plot(x, curve.value, style, color=color, label=a.label)
             ax.fill_between(x, curve.low, curve.high, color=color, alpha=0.12)

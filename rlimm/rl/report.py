@@ -208,7 +208,7 @@ PAIRS = (("imm", "none"), ("naive", "none"), ("imm", "naive"))
 def paired_differences(df: pd.DataFrame) -> pd.DataFrame:
     """Per budget and λ-ratio, for each pair (a, b) in :data:`PAIRS`: the mean over seeds of
     ``score(a) − score(b)`` for runs with the same seed (same initial network and first rollout), and
-    a 95% interval (± 1.96 standard errors of the paired differences)."""
+    a 95% interval (± t(0.975, n − 1) standard errors of the n paired differences)."""
     rows = []
     for a, b in PAIRS:
         runs_a = df[df.method == a]
@@ -303,8 +303,8 @@ def write_report(
         + (f"\n{teacher}\n" if teacher else "")
         + (f"\n{induction}\n" if induction else "")
         + (
-            "\nPaired by seed (same budget and λ ratio; `none` has no λ): 95% interval = mean ± 1.96 "
-            "standard errors of the per-seed differences.\n\n" + diffs + "\n"
+            "\nPaired by seed (same budget and λ ratio; `none` has no λ): 95% interval = mean ± t(0.975, "
+            "n − 1) standard errors of the n per-seed differences (Student's t).\n\n" + diffs + "\n"
             if diffs
             else ""
         )

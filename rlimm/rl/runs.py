@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -212,7 +213,7 @@ def build_agent(
     regularizer: str,
     teacher: Teacher | None,
     restriction: Restriction | None,
-    teacher_coef: float,
+    teacher_coef: Any,
     seed: int | None = None,
     tensorboard_log: str | None = None,
     device: torch.device | str | None = None,
@@ -366,6 +367,31 @@ def evaluate_teacher(config: CompareConfig, teacher: Teacher) -> dict:
     return {"teacher": teacher_label(config), "scores": scores}
 
 
+#: Episodes and seed of :func:`teacher_training_return`.
+TRUST_EPISODES, TRUST_SEED = 30, 2_000_003
+
+
+def teacher_training_return(config: CompareConfig | TrainConfig, teacher: Teacher) -> float:
+    """The teacher's mean return over :data:`TRUST_EPISODES` episodes of the *training* env (its time
+    limit ``env.episode_steps``, sampled actions): the units of the learner's training returns, which
+    the trust rule (``lambda_schedule: trust``) tests against it."""
+    env = make_env(config.env, config.env.episode_steps)
+    restriction = make_restriction(config, env)
+    assert restriction is not None
+    limit = env.spec.max_episode_steps if env.spec is not None else None
+    actor = TeacherActor(teacher, restriction, TRUST_SEED)
+    return float(evaluate(actor, env, TRUST_EPISODES, limit or DEFAULT_EVAL_STEPS, TRUST_SEED, False).mean())
+
+
+def with_trust_score(config: CompareConfig, teacher: Teacher | None) -> CompareConfig:
+    """``config`` with ``trust.teacher_score`` measured (:func:`teacher_training_return`) when its
+    schedule is ``trust``, a teacher is given and the config sets no score; else ``config`` itself."""
+    if config.lambda_schedule != "trust" or teacher is None or config.trust.teacher_score is not None:
+        return config
+    score = teacher_training_return(config, teacher)
+    return config.model_copy(update={"trust": config.trust.model_copy(update={"teacher_score": score})})
+
+
 def run_one(
     config: CompareConfig,
     spec: RunSpec,
@@ -412,6 +438,7 @@ def run_budgets(
     elif teacher is None:
         teacher = make_teacher(config)
     device = as_device(config.device if device is None else device)
+    config = with_trust_score(config, teacher)  # a no-op when the runner measured it already
     model = build_agent(
         config.algo,
         make_training_env(config, first.seed),

@@ -1,17 +1,18 @@
-"""A task suite (``rlimm suite``): several ``rlimm compare`` configs, each run with constant and with
-decaying λ, timed first, then run (resumably) and aggregated by ``rlimm report``.
+"""A task suite (``rlimm suite``): several ``rlimm compare`` configs, each run with several λ schedules
+(constant, decaying, trust), timed first, then run (resumably) and aggregated by ``rlimm report``.
 
 A suite file names its tasks (compare configs, paths relative to the suite file) and the λ schedules
 to run each with::
 
     name: suite
     tasks: [cartpole_cart_hidden.yaml, cartpole_novel.yaml]
-    schedules: [constant, linear_decay]
+    schedules: [constant, linear_decay, trust]
 
 Each (task, schedule) is one compare folder under the output folder: ``<name>`` for ``constant``
-(every method of the config) and ``<name>_decay`` for ``linear_decay`` (its methods but ``none``,
-whose runs do not depend on λ: the report pairs both schedules with the same ``none`` runs). The
-teacher of a task is built once and used by both folders (each keeps a copy, ``teacher.pt``).
+(every method of the config), ``<name>_decay`` for ``linear_decay`` and ``<name>_trust`` for ``trust``
+(their methods but ``none``, whose runs do not depend on λ: the report pairs every schedule with the
+same ``none`` runs). The teacher of a task is built once and used by every folder (each keeps a copy,
+``teacher.pt``).
 
 Before the long runs, one run of each task is timed (the config's most expensive method, seed 0; it
 stays a result of the comparison) and the expected wall time of the whole suite is printed: every run
@@ -26,7 +27,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -36,7 +36,7 @@ from rlimm.common.files import atomic_write_text
 from rlimm.common.progress import format_duration
 from rlimm.errors import RlimmError
 from rlimm.rl.aggregate import registered_threshold
-from rlimm.rl.config import CompareConfig, load_compare_config
+from rlimm.rl.config import CompareConfig, LambdaSchedule, load_compare_config
 
 #: What each method costs relative to the others (the timed run is the dearest the config has).
 COST_ORDER = ("imm", "naive", "none")
@@ -44,6 +44,8 @@ COST_ORDER = ("imm", "naive", "none")
 TIMINGS = "timings.json"
 #: The suite's folder of ``rlimm report`` (report.md and its plots).
 REPORT = "report"
+#: The suffix of each schedule's folder (``constant``: the task's name alone).
+FOLDER_SUFFIX = {"constant": "", "linear_decay": "_decay", "trust": "_trust"}
 
 
 class SuiteConfig(StrictModel):
@@ -52,9 +54,10 @@ class SuiteConfig(StrictModel):
     name: str = "suite"
     #: Compare configs, relative to the suite file.
     tasks: list[str] = Field(min_length=1)
-    schedules: list[Literal["constant", "linear_decay"]] = Field(
-        default=["constant", "linear_decay"], min_length=1
-    )
+    schedules: list[LambdaSchedule] = Field(default=["constant", "linear_decay"], min_length=1)
+    #: ``linear_decay``: the fraction of the budget at which λ reaches 0 in every task (``null``: each
+    #: task's own ``lambda_until``).
+    lambda_until: float | None = Field(default=None, gt=0, le=1)
 
     _distinct = field_validator("tasks", "schedules")(distinct_entries)
 
@@ -103,8 +106,11 @@ def load_suite(path: str | Path, out: str | Path, overrides: dict | None = None)
                 continue
             methods = [m for m in config.methods if m != "none"]
             if methods:
-                decayed = _scheduled(config, schedule, methods)
-                entries.append(Entry(config.name, Path(out) / f"{config.name}_decay", decayed))
+                scheduled = _scheduled(config, schedule, methods)
+                if schedule == "linear_decay" and suite.lambda_until is not None:
+                    scheduled = scheduled.model_copy(update={"lambda_until": suite.lambda_until})
+                folder = Path(out) / f"{config.name}{FOLDER_SUFFIX[schedule]}"
+                entries.append(Entry(config.name, folder, scheduled))
     return entries
 
 

@@ -50,6 +50,7 @@ from rlimm.rl.runs import (
     make_training_env,
     teacher_description,
     teacher_label,
+    teacher_training_return,
 )
 
 
@@ -88,13 +89,16 @@ def prepare(
     env = make_env(config.env, config.env.episode_steps)
     restriction = make_restriction(config, env)
     teacher = make_teacher(config) if config.regularizer != "none" else None
+    # lambda_schedule trust: the teacher's score in training-episode units, unless the config gives it.
+    measure = config.lambda_schedule == "trust" and teacher is not None and config.trust.teacher_score is None
+    score = teacher_training_return(config, teacher) if measure else None
     model = build_agent(
         config.algo,
         make_training_env(config, config.seed),
         config.regularizer,
         teacher,
         restriction,
-        config.teacher_coef,
+        config.scheduled_teacher_coef(score),
         config.seed,
         tensorboard_log,
         as_device(config.device if device is None else device),
@@ -258,7 +262,7 @@ def _curve_rows(prepared: PreparedRun, points: list[CurvePoint], eval_steps: int
             "teacher": teacher_label(config) if prepared.teacher is not None else "",
             "budget": config.n_timesteps,
             "lambda_ratio": config.lambda_ratio if config.regularizer != "none" else 0.0,
-            "lambda_schedule": "constant",
+            "lambda_schedule": config.lambda_schedule,
             "seed": config.seed,
             "step": p.step,
             "score": p.score,

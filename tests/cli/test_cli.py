@@ -102,6 +102,16 @@ def test_compare_writes_results_table_and_plot_and_resumes(tmp_path):
         (lambda t: [write_config(t, lambda_ratio=1.0)], "lambda ratio must lie in [0, 1)"),
         (lambda t: [QUICK, "--lambda-ratios", "-0.1"], "lambda ratio must lie in [0, 1)"),
         (lambda t: [write_config(t, budgets=[0])], "'budgets'"),
+        (lambda t: [write_config(t, lambda_until=0)], "'lambda_until': Input should be greater than 0"),
+        (lambda t: [write_config(t, lambda_until=1.5)], "'lambda_until': Input should be less than or equal"),
+        (lambda t: [write_config(t, lambda_schedule="sometimes")], "'lambda_schedule'"),
+        (lambda t: [write_config(t, **{"trust.fall": -1})], "'trust.fall': Input should be greater than 0"),
+        (
+            lambda t: [write_config(t, **{"trust.threshold": "high"})],
+            "'trust.threshold': Input should be a valid",
+        ),
+        (lambda t: [QUICK, "--set", "trust.memory=-0.5"], "'trust.memory'"),
+        (lambda t: [QUICK, "--set", "lambda_until=abc"], "'lambda_until'"),
         (lambda t: [write_config(t, teacher={"solver": "model", "path": str(t / "nope.zip")})], "not found"),
         (lambda t: [write_config(t, teacher={"solver": "fib", "path": "x.zip"})], "'path' does not apply"),
         (

@@ -219,3 +219,76 @@ def test_compare_records_the_reference_score_for_report_without_tying_the_folder
     report = tmp_path / "report"
     assert main(["report", str(out), "--out", str(report), "--reps", "20"]) == 0
     assert "| 25 | reference_score of the config |" in (report / "report.md").read_text()
+
+
+def variant(
+    source: Path, folder: Path, ratio: float | None = None, schedule: str = "constant", none: bool = True
+) -> Path:
+    """A copy of the compare folder ``source`` at ``folder``, its regularised runs (results and curves)
+    recorded with λ ratio ``ratio`` and its config with λ schedule ``schedule``; without ``none``'s
+    runs unless ``none`` (as a suite's decaying folder)."""
+    shutil.copytree(source, folder)
+    for name in ("results.csv", "curves.csv"):
+        table = pd.read_csv(folder / name, keep_default_na=False)
+        if ratio is not None:
+            table.loc[table["method"] != "none", "lambda_ratio"] = ratio
+        if "lambda_schedule" in table.columns:
+            table["lambda_schedule"] = schedule
+        if not none:
+            table = table[table["method"] != "none"]
+        table.to_csv(folder / name, index=False)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "lambda_schedule": schedule}))
+    return folder
+
+
+def report_rows(out: Path) -> list[str]:
+    """The algorithms of report.md's table of final scores (not the teacher's and random policy's rows)."""
+    md = (out / "report.md").read_text()
+    table = md.split("## Final scores (normalised)")[1].split("\n\n")[1]
+    labels = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()[2:]]
+    return [label for label in labels if not label.startswith("*")]
+
+
+def test_two_folders_of_one_task_with_different_ratios_are_labelled_apart(suite, tmp_path):
+    a, _ = suite
+    low = variant(a, tmp_path / "grid_low", ratio=0.5)
+    high = variant(a, tmp_path / "grid_high", ratio=0.8)
+    out = tmp_path / "report"
+    assert main(["report", str(low), str(high), "--out", str(out), *REFERENCE, "--reps", "20"]) == 0
+    rows = report_rows(out)
+    assert rows == [
+        "none", "naive (λ ratio 0.5)", "naive (λ ratio 0.8)", "imm (λ ratio 0.5)", "imm (λ ratio 0.8)",
+    ]  # fmt: skip
+    md = (out / "report.md").read_text()
+    assert "| imm (λ ratio 0.5) | 1 | 3 |" in md and "| imm (λ ratio 0.8) | 1 | 3 |" in md
+    # Like with like: imm against naive at the same ratio only; each against none.
+    assert "| imm (λ ratio 0.5) | naive (λ ratio 0.5) | 1 |" in md
+    assert "| imm (λ ratio 0.8) | naive (λ ratio 0.8) | 1 |" in md
+    assert "| imm (λ ratio 0.8) | naive (λ ratio 0.5)" not in md
+    assert "| imm (λ ratio 0.8) − none | 3 |" in md and "| imm (λ ratio 0.5) − imm" not in md
+    scores = pd.read_csv(out / "scores.csv")
+    assert set(scores["algorithm"]) == {
+        "none", "naive (λ ratio 0.5)", "naive (λ ratio 0.8)", "imm (λ ratio 0.5)", "imm (λ ratio 0.8)",
+    }  # fmt: skip
+
+
+def test_three_schedules_give_three_rows_per_regularised_method(suite, tmp_path):
+    a, _ = suite
+    folders = [
+        variant(a, tmp_path / "grid", schedule="constant"),
+        variant(a, tmp_path / "grid_decay", schedule="linear_decay", none=False),
+        variant(a, tmp_path / "grid_trust", schedule="trust", none=False),
+    ]
+    out = tmp_path / "report"
+    assert main(["report", *map(str, folders), "--out", str(out), *REFERENCE, "--reps", "20"]) == 0
+    rows = report_rows(out)
+    schedules = ("constant", "linear_decay", "trust")
+    assert rows == ["none"] + [f"{m} ({s})" for m in ("naive", "imm") for s in schedules]
+    md = (out / "report.md").read_text()
+    for s in schedules:
+        # One task: imm against naive of the same schedule, and against none (which has no schedule).
+        assert f"| imm ({s}) | naive ({s}) | 1 |" in md and f"| imm ({s}) | none | 1 |" in md
+        assert f"| imm ({s}) − naive ({s}) | 3 |" in md and f"| naive ({s}) − none | 3 |" in md
+    assert "| imm (trust) | naive (constant)" not in md and "| imm (linear_decay) | naive (trust)" not in md
+    assert (out / "curves_by_task.png").exists() and "dotted: `trust`" in md

@@ -87,6 +87,8 @@ def test_estimate_stops_after_the_timing_runs(tmp_path):
         (f"tasks: [{GRID}, {GRID}]\n", "'tasks': entries must be distinct"),
         (f"tasks: [{GRID}]\nschedules: [cosine]\n", "'schedules"),
         (f"tasks: [{GRID}]\nrepeat: 2\n", "repeat"),
+        (f"tasks: [{GRID}]\nlambda_until: 0\n", "'lambda_until'"),
+        (f"tasks: [{GRID}]\nschedules: [trust, trust]\n", "'schedules': entries must be distinct"),
     ],
 )
 def test_bad_suite_files_are_one_line_and_write_nothing(tmp_path, capsys, text, message):
@@ -114,3 +116,17 @@ def test_two_tasks_of_one_name_are_refused(tmp_path, capsys):
     suite.write_text(f"tasks: [{GRID}, copy.yaml]\n")
     assert main(["suite", str(suite), "--out", str(tmp_path / "out"), *SMALL]) == 2
     assert "both named 'grid_quick'" in capsys.readouterr().err
+
+
+def test_each_schedule_has_its_folder_and_the_suite_sets_the_decays_until(tmp_path):
+    from rlimm.rl.suite import load_suite
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"tasks: [{GRID}]\nschedules: [constant, linear_decay, trust]\nlambda_until: 0.5\n")
+    loaded = load_suite(suite, tmp_path / "out", {"reference_score": 20})
+    entries = {e.folder.name: e.config for e in loaded}
+    assert list(entries) == ["grid_quick", "grid_quick_decay", "grid_quick_trust"]
+    assert [c.lambda_schedule for c in entries.values()] == ["constant", "linear_decay", "trust"]
+    assert entries["grid_quick_decay"].lambda_until == 0.5
+    assert entries["grid_quick"].methods == ["none", "naive", "imm"]
+    assert entries["grid_quick_trust"].methods == ["naive", "imm"]

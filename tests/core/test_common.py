@@ -20,7 +20,7 @@ from rlimm.common.command import (
 )
 from rlimm.common.config import Ratio, StrictModel, load_config
 from rlimm.common.files import atomic_write, atomic_write_text
-from rlimm.common.stats import paired_difference, summarize
+from rlimm.common.stats import paired_difference, summarize, t95
 from rlimm.errors import ConfigError, RlimmError
 
 # ------------------------------------------------------------------------------------------ files
@@ -95,18 +95,38 @@ def test_summarize_one_value_has_no_standard_error():
 
 def test_paired_difference_by_hand():
     a, b = [0.5, 0.7, 0.9], [0.4, 0.5, 0.6]
-    # Differences 0.1, 0.2, 0.3: mean 0.2, sample sd 0.1, half-width 1.96 · 0.1 / sqrt(3).
-    half = 1.96 * 0.1 / math.sqrt(3.0)
+    # Differences 0.1, 0.2, 0.3: mean 0.2, sample sd 0.1, half-width t(0.975, 2) · 0.1 / sqrt(3),
+    # t(0.975, 2) = 4.302653 (Student's t tables, 2 degrees of freedom).
+    half = 4.302653 * 0.1 / math.sqrt(3.0)
     d = paired_difference(a, b)
     assert d.n == 3
     assert d.mean == pytest.approx(0.2, rel=1e-12)
-    assert d.low == pytest.approx(0.2 - half, rel=1e-12)
-    assert d.high == pytest.approx(0.2 + half, rel=1e-12)
+    assert d.low == pytest.approx(0.2 - half, rel=1e-6)
+    assert d.high == pytest.approx(0.2 + half, rel=1e-6)
     # scale = 100: percentage points.
     pp = paired_difference(a, b, scale=100.0)
-    assert (pp.n, pp.mean, pp.low, pp.high) == pytest.approx((3, 20.0, 20.0 - 100 * half, 20.0 + 100 * half))
+    assert (pp.n, pp.mean, pp.low, pp.high) == pytest.approx(
+        (3, 20.0, 20.0 - 100 * half, 20.0 + 100 * half), rel=1e-6
+    )
     # a − b, not b − a.
     assert paired_difference(b, a).mean == pytest.approx(-0.2, rel=1e-12)
+
+
+def test_paired_interval_uses_the_t_quantile_of_n_minus_one_degrees_of_freedom():
+    # n = 10: t(0.975, 9) = 2.2622 (tables); the differences 1..10 have sd sqrt(55/6).
+    d = paired_difference([float(x) for x in range(1, 11)], [0.0] * 10)
+    sd = math.sqrt(sum((x - 5.5) ** 2 for x in range(1, 11)) / 9)
+    assert d.high - d.mean == pytest.approx(2.2622 * sd / math.sqrt(10), abs=1e-4)
+    assert d.mean - d.low == pytest.approx(2.2622 * sd / math.sqrt(10), abs=1e-4)
+    # n = 2: t(0.975, 1) = 12.706; differences 1 and 3: mean 2, sd sqrt(2), half-width 12.706.
+    d = paired_difference([1.0, 3.0], [0.0, 0.0])
+    assert (d.mean, d.low, d.high) == pytest.approx((2.0, 2.0 - 12.706, 2.0 + 12.706), abs=1e-3)
+    # Many pairs: the quantile approaches the normal one, 1.96.
+    assert t95(10_000) == pytest.approx(1.96, abs=1e-3)
+    assert t95(10) == pytest.approx(2.2622, abs=1e-4) and t95(2) == pytest.approx(12.706, abs=1e-3)
+    assert t95(10) > t95(30) > t95(1000) > 1.959964
+    with pytest.raises(ValueError, match="at least 2"):
+        t95(1)
 
 
 def test_paired_difference_needs_two_aligned_pairs():

@@ -188,6 +188,50 @@ def test_a_suite_with_one_teacher_and_algorithm_per_task_pools_each_method():
     assert [a.label for a in label_algorithms(both)] == ["none (ppo)", "imm (ppo)", "none (sac)", "imm (sac)"]
 
 
+def runs(task: str, folder: str, method: str, ratio: float, schedule: str = "constant") -> dict:
+    """One row of the table label_algorithms reads."""
+    return {
+        "task": task, "folder": folder, "method": method, "lambda_ratio": 0.0 if method == "none" else ratio,
+        "lambda_schedule": schedule, "algo": "ppo", "teacher": "" if method == "none" else "t",
+    }  # fmt: skip
+
+
+def test_two_folders_of_one_task_with_different_ratios_are_not_pooled():
+    rows = pd.DataFrame(
+        [runs("T", f, m, r) for f, r in (("low", 0.5), ("high", 0.8)) for m in ("none", "naive", "imm")]
+    )
+    assert [a.label for a in label_algorithms(rows)] == [
+        "none", "naive (λ ratio 0.5)", "imm (λ ratio 0.5)",
+        "none", "naive (λ ratio 0.8)", "imm (λ ratio 0.8)",
+    ]  # fmt: skip
+    pairs = {(x.label, y.label) for x, y in comparisons(sorted(set(label_algorithms(rows))))}
+    assert ("imm (λ ratio 0.8)", "naive (λ ratio 0.8)") in pairs
+    assert ("imm (λ ratio 0.8)", "naive (λ ratio 0.5)") not in pairs
+    # Without a task column all rows are one task: the same.
+    assert len(set(label_algorithms(rows.drop(columns="task")))) == 5
+    # Two tasks of a suite, each with its own single ratio: each method pools over them.
+    suite = pd.DataFrame([runs(t, t, m, r) for t, r in (("A", 0.5), ("B", 0.8)) for m in ("none", "imm")])
+    assert [a.label for a in label_algorithms(suite)] == ["none", "imm", "none", "imm"]
+
+
+def test_each_schedule_labels_the_regularised_methods_and_none_has_none():
+    schedules = ("constant", "linear_decay", "trust")
+    rows = pd.DataFrame(
+        [runs("T", "grid", "none", 0.0)]
+        + [runs("T", f"grid_{s}", m, 0.5, s) for s in schedules for m in ("naive", "imm")]
+    )
+    algs = sorted(set(label_algorithms(rows)))
+    assert [a.label for a in algs] == ["none"] + [f"{m} ({s})" for m in ("naive", "imm") for s in schedules]
+    assert algs[0].lambda_schedule is None and algs[0].lambda_ratio is None
+    pairs = [(x.label, y.label) for x, y in comparisons(algs)]
+    assert pairs == [(f"imm ({s})", f"naive ({s})") for s in schedules] + [
+        (f"{m} ({s})", "none") for m in ("imm", "naive") for s in schedules
+    ]
+    # A schedule that only one task used still tells its runs apart from another task's.
+    two = pd.DataFrame([runs("A", "a", "imm", 0.5), runs("B", "b", "imm", 0.5, "trust")])
+    assert [a.label for a in label_algorithms(two)] == ["imm (constant)", "imm (trust)"]
+
+
 def test_single_task_lines_give_iqm_and_probabilities_per_budget():
     rows = [("none", 10, s, 0.0, float(s)) for s in range(4)]
     rows += [("imm", 10, s, 0.2, 10.0 + s) for s in range(4)]

@@ -71,3 +71,39 @@ def test_the_task_suite_loads_with_both_schedules(tmp_path):
         assert c.seeds == 10 and len(c.budgets) == 1 and c.budget_unit == "timesteps"
         assert c.evaluation.every is not None and c.budgets[0] // c.evaluation.every >= 16
     assert not tmp_path.joinpath("cartpole_novel").exists()  # loading writes nothing
+
+
+def test_a_schedules_own_settings_tell_folders_apart_only_under_it():
+    from rlimm.rl.matrix import _identity, _with_defaults
+
+    base = load_config(Path("configs/grid_quick.yaml"))
+    constant = _identity(base)
+    # Under a constant λ neither lambda_until nor the trust rule changes a run.
+    assert _identity(base.model_copy(update={"lambda_until": 0.5})) == constant
+    assert "trust" not in constant and "lambda_until" not in constant
+    decay = base.model_copy(update={"lambda_schedule": "linear_decay"})
+    # A linear_decay folder from before lambda_until decayed over the whole run: it matches
+    # lambda_until 1 and is told apart from 0.5.
+    saved = {k: v for k, v in _identity(decay).items() if k != "lambda_until"}
+    assert _with_defaults(saved, decay) == _identity(decay)
+    half = decay.model_copy(update={"lambda_until": 0.5})
+    assert _with_defaults(saved, half) != _identity(half)
+    trust = base.model_copy(update={"lambda_schedule": "trust"})
+    assert _identity(trust)["trust"]["fall"] == 0.1
+
+
+def test_the_schedules_give_the_agents_coefficient():
+    from rlimm.coefficients import Linear
+    from rlimm.rl.config import RunSpec
+    from rlimm.trust import Trust
+
+    config = load_config(Path("configs/grid_quick.yaml"))
+    spec = RunSpec("imm", 100, 0, 0.5)
+    assert config.teacher_coef(spec) == 1.0
+    decay = config.model_copy(update={"lambda_schedule": "linear_decay", "lambda_until": 0.5})
+    assert decay.teacher_coef(spec) == Linear(1.0, 0.0, 0.5)
+    trust = config.model_copy(update={"lambda_schedule": "trust"})
+    coef = trust.teacher_coef(spec, teacher_score=12.5)
+    assert isinstance(coef, Trust) and coef.lam == 1.0 and coef.teacher_score == 12.5
+    assert coef is not trust.teacher_coef(spec, teacher_score=12.5)  # a fresh state per run
+    assert trust.teacher_coef(RunSpec("none", 100, 0, 0.0)) == 0.0

@@ -29,10 +29,11 @@ def test_paired_differences_are_per_seed_differences():
     imm, naive = (next(a for a in algorithms if a.method == m) for m in ("imm", "naive"))
     d = per_task.paired(rows, imm, naive)
     diffs = np.array([15 - 12, 26 - 19, 35 - 40], dtype=float)
-    half = 1.96 * diffs.std(ddof=1) / np.sqrt(3)  # the normal 95% quantile, as compare's summary
+    # Student's t, 2 degrees of freedom: t(0.975, 2) = 4.3027 (tables), as compare's summary.
+    half = 4.302653 * diffs.std(ddof=1) / np.sqrt(3)
     assert d.n == 3
     np.testing.assert_allclose(
-        [d.mean, d.low, d.high], [diffs.mean(), diffs.mean() - half, diffs.mean() + half]
+        [d.mean, d.low, d.high], [diffs.mean(), diffs.mean() - half, diffs.mean() + half], rtol=1e-6
     )
 
 
@@ -70,3 +71,22 @@ def test_curve_means_average_each_run_over_the_steps_every_run_has():
     assert by == {("none", 0): 2.0, ("none", 1): 2.0, ("imm", 0): 4.0, ("imm", 1): 4.0}
     d = per_task.paired(means, imm, none)
     assert (d.n, d.mean, d.low, d.high) == (2, 2.0, 2.0, 2.0)
+
+
+def test_a_seed_run_in_two_folders_pairs_once():
+    """``none`` in each of two folders of one task (they differ only in λ ratio): one pair per seed."""
+    rows, algorithms = _rows()
+    none, imm = (next(a for a in algorithms if a.method == m) for m in ("none", "imm"))
+    again = rows[rows["algorithm"] == none].assign(folder="g", score=lambda r: r["score"] + 2.0)
+    d = per_task.paired(pd.concat([rows, again]), imm, none)
+    diffs = np.array([15 - 11, 26 - 21, 35 - 31], dtype=float)  # none's per-seed mean: its score + 1
+    half = 4.302653 * diffs.std(ddof=1) / np.sqrt(3)  # t(0.975, 2)
+    assert d.n == 3
+    np.testing.assert_allclose(
+        [d.mean, d.low, d.high], [diffs.mean(), diffs.mean() - half, diffs.mean() + half], rtol=1e-6
+    )
+
+
+def test_each_schedule_has_its_own_line_style():
+    styles = [per_task.schedule_style(s) for s in ("constant", "linear_decay", "trust", "cosine", None)]
+    assert styles == ["-", "--", ":", "-.", "-"]

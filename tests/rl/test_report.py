@@ -23,8 +23,8 @@ def test_summary_and_paired_differences_by_seed():
     diffs = paired_differences(df).set_index("comparison")
     d = 2 + 0.1 * np.arange(5)
     assert diffs.loc["imm − none", "mean"] == pytest.approx(d.mean())
-    half = 1.96 * d.std(ddof=1) / np.sqrt(5)
-    assert diffs.loc["imm − none", "low"] == pytest.approx(d.mean() - half)
+    half = 2.776445 * d.std(ddof=1) / np.sqrt(5)  # t(0.975, 4) = 2.7764 (tables): 5 seeds
+    assert diffs.loc["imm − none", "low"] == pytest.approx(d.mean() - half, rel=1e-6)
     assert diffs.loc["imm − naive", "mean"] == pytest.approx((np.arange(5) + d - 1).mean())
     assert diffs.loc["imm − none", "pairs"] == 5
 

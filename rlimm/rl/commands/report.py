@@ -223,7 +223,7 @@ def write_report(
                 task=task.label, folder=str(f.path), lambda_schedule=f.record.lambda_schedule
             )
             finals.append(rows.assign(normalised=norm(rows["score"])))
-            # A task's folders (constant and decaying λ) share its teacher: its scores once.
+            # A task's folders (one per λ schedule) share its teacher: its scores once.
             if f.teacher is not None and (task.label, f.teacher["teacher"]) not in seen:
                 seen.add((task.label, f.teacher["teacher"]))
                 scores = [float(s) for s in f.teacher["scores"]]
@@ -451,7 +451,8 @@ def _markdown(
         "curves.png": "IQM of the normalised score during training, with 95% bands (every folder's "
         "curves.csv); horizontal lines: the teacher's IQM and a random policy (0).",
         "curves_by_task.png": "Per task, the IQM of the score (the task's units) during training with 95% "
-        "bands; dashed: decaying λ; horizontal lines: the teacher's mean score and a random policy's.",
+        "bands; solid: constant λ (and `none`), dashed: linearly decaying λ, dotted: `trust`; horizontal "
+        "lines: the teacher's mean score and a random policy's.",
     }
     for png in pngs:
         lines += [f"![{png[:-4]}]({png})", "", captions[png], ""]

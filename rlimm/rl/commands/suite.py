@@ -17,10 +17,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``suite`` on the ``rlimm`` command's subparsers."""
     p = sub.add_parser(
         "suite",
-        help="run a task suite: every task with constant and decaying λ, timed first, then report",
+        help="run a task suite: every task with each λ schedule of the suite, timed first, then report",
         description="Time one run of each task and print the expected wall time, then run every task's "
-        "comparison (constant λ, and decaying λ) into OUT/<task>[_decay] and aggregate them into "
-        "OUT/report. Resumable: rerunning the same command skips finished runs.",
+        "comparison, once per λ schedule of the suite (constant, linear_decay, trust), into "
+        "OUT/<task>[_decay|_trust] and aggregate them into OUT/report. Resumable: rerunning the same "
+        "command skips finished runs.",
     )
     p.add_argument("suite", help="suite file (tasks: compare configs; schedules)")
     p.add_argument(
