@@ -55,19 +55,22 @@ def test_linear_ratio_rule_clips_and_rounds():
         LinearRatioRule(intercept=0, slope=0, low=0.6, high=0.5)
 
 
-def test_the_task_suite_loads_with_both_schedules(tmp_path):
-    """configs/suite/suite.yaml: six tasks, each with constant λ (three methods) and decaying λ (naive
-    and imm), 10 seeds, one budget and a learning curve of at least 16 points."""
+def test_the_task_suite_loads_with_its_three_schedules(tmp_path):
+    """configs/suite/suite.yaml: six tasks, each with constant λ (three methods), trust and decaying λ
+    (naive and imm; the decay reaching 0 by half the budget), 10 seeds, one budget and a learning
+    curve of at least 16 points."""
     from rlimm.rl.suite import load_suite
 
     root = Path(__file__).resolve().parents[2] / "configs" / "suite"
     entries = load_suite(root / "suite.yaml", tmp_path)
-    assert len(entries) == 12 and len({e.task for e in entries}) == 6
+    assert len(entries) == 18 and len({e.task for e in entries}) == 6
+    schedules = {"": "constant", "_decay": "linear_decay", "_trust": "trust"}
     for e in entries:
         c = e.config
-        decaying = e.folder.name.endswith("_decay")
-        assert c.lambda_schedule == ("linear_decay" if decaying else "constant")
-        assert c.methods == (["naive", "imm"] if decaying else ["none", "naive", "imm"])
+        suffix = e.folder.name[len(e.task) :]
+        assert c.lambda_schedule == schedules[suffix]
+        assert c.methods == (["none", "naive", "imm"] if suffix == "" else ["naive", "imm"])
+        assert c.lambda_until == (0.5 if suffix == "_decay" else 1.0)
         assert c.seeds == 10 and len(c.budgets) == 1 and c.budget_unit == "timesteps"
         assert c.evaluation.every is not None and c.budgets[0] // c.evaluation.every >= 16
     assert not tmp_path.joinpath("cartpole_novel").exists()  # loading writes nothing
