@@ -243,7 +243,9 @@ class RegularizedMixin(BaseAlgorithm):
         trust = trust_of(self.teacher_coef)
         gathering = self._trust_evidence
         keep = trust is not None and (gathering is not None or self.off_policy_trust)
-        out = self.regularizer_output(batch, distribution, pool, diagnostics=diagnose, keep=keep)
+        # (keep only when asked: a subclass's or a test's regularizer_output need not know it)
+        extra = {"keep": True} if keep else {}
+        out = self.regularizer_output(batch, distribution, pool, diagnostics=diagnose, **extra)
         self._kept_output = out if keep else None
         if trust is not None and gathering is not None:
             assert self.teacher_regularizer.family is not None

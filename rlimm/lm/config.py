@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from rlimm.coefficients import ratio_to_lambda
 from rlimm.common.config import Ratio, StrictModel, load_config, parse_mapping
@@ -43,14 +44,59 @@ class DataConfig(StrictModel):
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
 
-class ModelConfig(StrictModel):
-    """The LSTM: ``layers`` × ``hidden`` units, Zaremba-style dropout."""
+def _refuse(title: str, loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
+    """A validation error at the dotted key ``loc`` (relative to the model being validated), so that a
+    check across keys names the key to change, not the section that holds them."""
+    error = InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=value)
+    return ValidationError.from_exception_data(title, [error])
 
+
+class ModelConfig(StrictModel):
+    """The full model: ``layers`` × ``hidden`` (the depth and the width, for both kinds).
+
+    ``kind: lstm`` (the default) is a Zaremba-style LSTM (:mod:`rlimm.lm.model`); ``kind: transformer``
+    a causal Transformer (:mod:`rlimm.lm.transformer`) with ``heads`` attention heads (a divisor of
+    ``hidden``) and ``context`` learned positions (``null``: ``train.bptt``).
+    """
+
+    kind: Literal["lstm", "transformer"] = "lstm"
     hidden: int = Field(default=200, gt=0)
     layers: int = Field(default=2, gt=0)
     dropout: float = Field(default=0.25, ge=0, lt=1)
     tie_weights: bool = False
     init_scale: float = Field(default=0.1, gt=0)
+    #: Attention heads per layer (Transformer only, required there).
+    heads: int | None = Field(default=None, gt=0)
+    #: The longest input the Transformer reads, in words (Transformer only); ``null`` = ``train.bptt``.
+    context: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _kind_fits(self) -> ModelConfig:
+        title = type(self).__name__
+        if self.kind == "lstm":
+            for key in ("heads", "context"):
+                if getattr(self, key) is not None:
+                    raise _refuse(
+                        title,
+                        (key,),
+                        f"only model.kind transformer has {key}; remove it, or set model.kind: transformer",
+                        getattr(self, key),
+                    )
+            return self
+        if self.heads is None:
+            raise _refuse(
+                title, ("heads",), "required with model.kind transformer (a divisor of model.hidden)", None
+            )
+        if self.hidden % self.heads:
+            divisors = [d for d in range(1, min(self.hidden, 32) + 1) if self.hidden % d == 0]
+            raise _refuse(
+                title,
+                ("heads",),
+                f"{self.heads} heads do not divide the width model.hidden ({self.hidden}); give one of "
+                f"{', '.join(map(str, divisors))}",
+                self.heads,
+            )
+        return self
 
 
 class TrainConfig(StrictModel):
@@ -73,6 +119,9 @@ class TrainConfig(StrictModel):
     #: Columns when computing validation and test perplexity (1 = the exact, sequential figure).
     eval_batch_size: int = Field(default=10, gt=0)
     seed: int = Field(default=0, ge=0)
+    #: Runs per method, with seeds ``seed … seed + seeds − 1`` (model init, dropout, noising and IMM
+    #: draws); with more than one the report adds paired differences between the methods over seeds.
+    seeds: int = Field(default=1, gt=0)
     #: Write a checkpoint every this many batches (and at the end of every epoch).
     checkpoint_every: int = Field(default=200, gt=0)
 
@@ -107,7 +156,7 @@ class IMMConfig(StrictModel):
 
 
 class EvaluationConfig(StrictModel):
-    """The restricted task (the paper's Table 5): the LSTM's induced bigram on the test bigrams."""
+    """The restricted task (the paper's Table 5): the full model's induced bigram on the test bigrams."""
 
     #: Training histories averaged per context word (all of them when the word is rarer).
     induced_histories: int = Field(default=20, gt=0)
@@ -125,7 +174,7 @@ class LMConfig(StrictModel):
     noising: NoisingConfig = Field(default_factory=NoisingConfig)
     imm: IMMConfig = Field(default_factory=IMMConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
-    #: Torch device of the LSTM, its batches, the Kneser-Ney tables and the IMM histories: ``auto``
+    #: Torch device of the full model, its batches, the Kneser-Ney tables and the IMM histories: ``auto``
     #: (CUDA when available, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; ``--device`` overrides it.
     #: The CPU gives the same results whatever the value says.
     device: DeviceName = "auto"
@@ -139,6 +188,19 @@ class LMConfig(StrictModel):
             raise ValueError(f"entries must be distinct, got {value}")
         return [m for m in METHODS if m in value]
 
+    @property
+    def context(self) -> int | None:
+        """The Transformer's number of positions (``model.context``, else ``train.bptt``); ``None`` for
+        the LSTM, which reads sequences of any length."""
+        if self.model.kind != "transformer":
+            return None
+        return self.model.context if self.model.context is not None else self.train.bptt
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of the runs of every method: ``train.seed … train.seed + train.seeds − 1``."""
+        return list(range(self.train.seed, self.train.seed + self.train.seeds))
+
     @model_validator(mode="after")
     def _fits(self) -> LMConfig:
         tokens = self.train.batch_size * self.train.bptt
@@ -147,6 +209,25 @@ class LMConfig(StrictModel):
                 f"imm.positions ({self.imm.positions}) exceeds the {tokens} positions of a batch "
                 "(train.batch_size × train.bptt)"
             )
+        context = self.context
+        if context is None:
+            return self
+        given = "model.context" if self.model.context is not None else "train.bptt, as model.context is unset"
+        # Every input the Transformer reads: a training or evaluation window, and both kinds of history.
+        reads = {
+            ("train", "bptt"): (self.train.bptt, "windows of"),
+            ("imm", "history_length"): (self.imm.history_length, "histories of"),
+            ("evaluation", "history_length"): (self.evaluation.history_length, "histories of"),
+        }
+        for loc, (length, what) in reads.items():
+            if length > context:
+                raise _refuse(
+                    type(self).__name__,
+                    loc,
+                    f"{what} {length} words exceed the Transformer's context of {context} positions "
+                    f"({given}); give at most {context}, or a larger model.context",
+                    length,
+                )
         return self
 
 

@@ -1,7 +1,7 @@
 """Evaluating the language model: perplexity of a split, and the restricted task (the paper's Table 5).
 
 The restricted task asks each model for the next word given only the previous one. The Kneser-Ney
-bigram answers it directly; the LSTM answers it through its *induced* bigram
+bigram answers it directly; the full model (LSTM or Transformer) answers it through its *induced* bigram
 Q̄(w | v) = E_{h ~ π(·|v)} Q(w | h), estimated by averaging its next-word distributions after K training
 histories that end in v (all of them, with equal weights, when v occurs at most K times).
 """
@@ -17,17 +17,20 @@ import torch.nn.functional as F
 from rlimm.induction import induced_log_probs
 from rlimm.lm.batches import batchify, n_windows, window
 from rlimm.lm.histories import HistoryIndex, induced_logits
-from rlimm.lm.model import LSTMLanguageModel, detach_hidden
+from rlimm.lm.model import LanguageModel, detach_hidden
 
 
 @torch.no_grad()
-def perplexity(model: LSTMLanguageModel, tokens: torch.Tensor, batch_size: int, bptt: int) -> float:
+def perplexity(model: LanguageModel, tokens: torch.Tensor, batch_size: int, bptt: int) -> float:
     """Perplexity of a split read as ``batch_size`` columns with the state carried across windows.
 
-    :param model: the LSTM (put in eval mode for the duration, then restored).
+    The Transformer carries no state: each window is its own context, as in training.
+
+    :param model: the full model (put in eval mode for the duration, then restored).
     :param tokens: 1-D ids of the split.
     :param batch_size: evaluation columns (1 reads the split as one sequence: the exact figure).
-    :param bptt: window length (only a memory knob: the state is carried).
+    :param bptt: window length (for the LSTM only a memory knob, the state being carried; for the
+        Transformer the context of every prediction).
     """
     was_training = model.training
     model.eval()
@@ -70,7 +73,7 @@ def enumerated_or_sampled_positions(
 
 @torch.no_grad()
 def induced_bigram_log_probs(
-    model: LSTMLanguageModel,
+    model: LanguageModel,
     index: HistoryIndex,
     words: torch.Tensor,
     k: int,
@@ -80,7 +83,7 @@ def induced_bigram_log_probs(
 ) -> torch.Tensor:
     """``log Q̄(·|v)`` for each word v of ``words``: ``(n, V)``.
 
-    :param model: the LSTM (evaluated without dropout).
+    :param model: the full model (evaluated without dropout).
     :param index: where each word occurs in the training stream.
     :param words: ``(n,)`` distinct context words, each occurring in the training stream.
     :param k: histories per word (K).
@@ -104,7 +107,7 @@ def induced_bigram_log_probs(
 
 @dataclass(frozen=True)
 class RestrictedTaskResult:
-    """Perplexities on the test bigrams (v, w): the LSTM's induced bigram and the KN bigram."""
+    """Perplexities on the test bigrams (v, w): the full model's induced bigram and the KN bigram."""
 
     induced_ppl: float
     kn_ppl: float
@@ -113,7 +116,7 @@ class RestrictedTaskResult:
 
 
 def restricted_task(
-    model: LSTMLanguageModel,
+    model: LanguageModel,
     kn,
     index: HistoryIndex,
     test: torch.Tensor,
@@ -124,7 +127,7 @@ def restricted_task(
 ) -> RestrictedTaskResult:
     """The paper's restricted-task evaluation on the consecutive pairs of ``test``.
 
-    :param model: the LSTM.
+    :param model: the full model.
     :param kn: the Kneser-Ney bigram (``log_prob(prev, nxt)``).
     :param index: history index of the training stream.
     :param test: 1-D test ids.

@@ -1,8 +1,9 @@
 """Running the methods of a language-modelling config: data, teacher, training, final evaluation.
 
-Each method lives in its own run folder ``OUT/<method>/`` (checkpoint, best model, TensorBoard files,
-``metrics.json``). A method is *finished* when its ``metrics.json`` records at least the configured
-number of epochs; anything else is resumed from its checkpoint.
+Each run lives in its own run folder (checkpoint, best model, TensorBoard files, ``metrics.json``):
+``OUT/<method>/`` with one seed (``train.seeds: 1``, the default), ``OUT/<method>/seed<S>/`` for each
+seed S of several (:func:`run_folder`). A run is *finished* when its ``metrics.json`` records at least the
+configured number of epochs; anything else is resumed from its checkpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from rlimm.common.device import as_device
 from rlimm.common.files import atomic_write_text
@@ -35,6 +37,23 @@ RESUMABLE_KEYS = ("train.epochs", "methods", "data.data_dir", "device")
 
 #: The Kneser-Ney bigram's own validation and test perplexity, in the output folder.
 KN_BIGRAM = "kn_bigram.json"
+
+
+def run_folder(out: Path, config: LMConfig, method: str, seed: int) -> Path:
+    """The folder of one run: ``OUT/<method>`` with one seed (the layout before seeds existed, so that
+    older output folders resume), ``OUT/<method>/seed<S>`` with several."""
+    return out / method if config.train.seeds == 1 else out / method / f"seed{seed}"
+
+
+def seed_config(config: LMConfig, seed: int) -> LMConfig:
+    """``config`` with ``train.seed = seed``: the configuration of one run of several seeds (``seeds``
+    is kept, so the run's saved config says which experiment it belongs to)."""
+    return config.model_copy(update={"train": config.train.model_copy(update={"seed": seed})})
+
+
+def run_label(config: LMConfig, method: str, seed: int) -> str:
+    """How progress lines name a run: ``imm``, or ``imm seed 2`` when there are several seeds."""
+    return method if config.train.seeds == 1 else f"{method} seed {seed}"
 
 
 def load_corpus(config: LMConfig, data_dir: str | Path | None = None) -> Corpus:
@@ -65,9 +84,19 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: data}
 
 
+def _with_defaults(dump: dict[str, Any]) -> dict[str, Any]:
+    # A folder written before a key existed (model.kind, train.seeds, …) saved no value for it: it ran
+    # with what is now the default, so the saved dump is compared with its defaults filled in.
+    try:
+        return LMConfig.model_validate(dump).model_dump(mode="json")
+    except ValidationError:
+        return dump
+
+
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Dotted keys whose values differ between two config dumps, ignoring :data:`RESUMABLE_KEYS`."""
-    a, b = _flatten(old), _flatten(new)
+    """Dotted keys whose values differ between two config dumps, ignoring :data:`RESUMABLE_KEYS`; a key
+    missing from ``old`` (saved before the key existed) counts as its default."""
+    a, b = _flatten(_with_defaults(old)), _flatten(new)
     keys = sorted(set(a) | set(b))
     return [k for k in keys if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS and k != "name"]
 
@@ -120,7 +149,7 @@ def run_method(
 ) -> dict[str, Any]:
     """Train (or resume) one method, evaluate its best model, write and return its metrics.
 
-    :param config: the experiment.
+    :param config: the experiment, with ``train.seed`` the run's seed (:func:`seed_config`).
     :param method: ``none``, ``noising`` or ``imm``.
     :param corpus: the data.
     :param kn: the Kneser-Ney teacher fitted on ``corpus.train``.
@@ -130,6 +159,7 @@ def run_method(
     :param device: where to train and evaluate (``None``: ``config.device``, resolved here).
     """
     device = as_device(config.device if device is None else device)
+    label = run_label(config, method, config.train.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(
         config,
@@ -142,6 +172,7 @@ def run_method(
         log,
         tensorboard,
         device,
+        label,
     )
     trainer.run()
     p = trainer.progress
@@ -161,6 +192,7 @@ def run_method(
     batches = sum(r["batches"] for r in p.history)
     metrics = {
         "method": method,
+        **({"seed": tc.seed} if tc.seeds > 1 else {}),
         "epochs": p.epoch,
         "best_epoch": p.best_epoch,
         "val_ppl": p.best_val,
@@ -180,7 +212,7 @@ def run_method(
     write_json(metrics, run_dir / METRICS)
     if log is not None:
         log(
-            f"{method}: done: val ppl {p.best_val:.2f}, test ppl {test_ppl:.2f}, induced bigram test ppl "
+            f"{label}: done: val ppl {p.best_val:.2f}, test ppl {test_ppl:.2f}, induced bigram test ppl "
             f"{task.induced_ppl:.2f} (KN bigram {task.kn_ppl:.2f})"
         )
     return metrics

@@ -1,20 +1,22 @@
 """Sampled induction for the language model: histories that end in a given word, and the IMM loss.
 
-The restricted model sees only the previous word v; the LSTM sees the whole history h = (…, v). The
-induced bigram of the LSTM is Q̄(w | v) = E_{h ~ π(·|v)} Q(w | h), where π(·|v) is the empirical
-distribution of training histories that end in v. It is estimated from k histories drawn uniformly
+The restricted model sees only the previous word v; the full model (the LSTM, or the Transformer: the
+same code for both) sees the whole history h = (…, v). The induced bigram of the full model is
+Q̄(w | v) = E_{h ~ π(·|v)} Q(w | h), where π(·|v) is the empirical distribution of training histories
+that end in v. It is estimated from k histories drawn uniformly
 among the training positions j with ``train[j] == v`` (each history = the last L words up to j), and
 the k predicted distributions are averaged *before* the log (:func:`rlimm.induction.induced_log_probs`).
 
-Histories are cut to the last L words and read from a zero state: the cost knob (a history of length L
-costs L LSTM steps but a single V-way softmax, at its last step).
+Histories are cut to the last L words and read from a zero state (the Transformer: as one context of L
+words): the cost knob (a history of length L costs L steps of the model but a single V-way softmax, at
+its last step).
 """
 
 from __future__ import annotations
 
 import torch
 
-from rlimm.lm.model import LSTMLanguageModel
+from rlimm.lm.model import LanguageModel
 from rlimm.losses import imm_loss
 
 
@@ -84,10 +86,10 @@ def sample_histories(
     return index.windows(index.sample(words, k, generator), length)
 
 
-def induced_logits(model: LSTMLanguageModel, histories: torch.Tensor, n: int) -> torch.Tensor:
+def induced_logits(model: LanguageModel, histories: torch.Tensor, n: int) -> torch.Tensor:
     """The model's next-word logits after each history, from a zero state, as ``(n, k, V)``.
 
-    All ``n·k`` histories go through the LSTM as one batch; only the last step is decoded.
+    All ``n·k`` histories go through the model as one batch; only the last step is decoded.
 
     :param histories: ``(n·k, L)`` batch-major histories grouped by context.
     :param n: number of contexts.
@@ -99,15 +101,13 @@ def induced_logits(model: LSTMLanguageModel, histories: torch.Tensor, n: int) ->
     return logits.view(n, rows // n, -1)
 
 
-def imm_loss_for(
-    model: LSTMLanguageModel, kn, contexts: torch.Tensor, histories: torch.Tensor
-) -> torch.Tensor:
+def imm_loss_for(model: LanguageModel, kn, contexts: torch.Tensor, histories: torch.Tensor) -> torch.Tensor:
     """Mean over contexts v of ``KL(P_KN(·|v) ‖ Q̄(·|v))`` with Q̄ the k-sample induced model.
 
     Differentiable: autograd gives the exact gradient of the k-sample objective (the average over the
     k histories is inside the log).
 
-    :param model: the LSTM (its train/eval mode decides whether dropout acts on the histories).
+    :param model: the full model (its train/eval mode decides whether dropout acts on the histories).
     :param kn: the teacher; ``kn.probs(contexts)`` gives ``(n, V)`` rows of ``P_KN(·|v)``.
     :param contexts: ``(n,)`` visible words v.
     :param histories: ``(n·k, L)`` histories, rows ``i·k … i·k+k−1`` ending in ``contexts[i]``.

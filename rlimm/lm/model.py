@@ -1,4 +1,5 @@
-"""The full model: an LSTM language model in the style of Zaremba et al. (2014).
+"""The full model: an LSTM language model in the style of Zaremba et al. (2014), and the interface every
+full model shares (:class:`LanguageModel`; the Transformer is :mod:`rlimm.lm.transformer`).
 
 embedding → dropout → multi-layer LSTM (dropout between layers) → dropout → linear decoder.
 
@@ -9,10 +10,32 @@ Layout: tokens are **time-major**, ``(T, B)`` (the layout of ``nn.LSTM`` without
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import nn
 
 Hidden = tuple[torch.Tensor, torch.Tensor]
+#: What a model carries from one window to the next: the LSTM's ``(h, c)``, or ``()`` for a model that
+#: carries nothing (the Transformer).
+State = tuple[torch.Tensor, ...]
+
+
+class LanguageModel(Protocol):
+    """What the training loop, the evaluation and the IMM term ask of a full model.
+
+    ``model(tokens (T, B), state, last_only) -> (logits, state)`` with logits ``(T, B, V)`` (``(B, V)``
+    when ``last_only``), ``init_hidden(B)`` the state a column starts from, and ``vocab_size``; plus
+    everything of an ``nn.Module`` (parameters, ``train``/``eval``, ``to``, ``state_dict``).
+    """
+
+    vocab_size: int
+
+    def init_hidden(self, batch: int) -> State: ...
+
+    def __call__(
+        self, tokens: torch.Tensor, hidden: State | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, State]: ...
 
 
 class LSTMLanguageModel(nn.Module):
@@ -82,6 +105,6 @@ class LSTMLanguageModel(nn.Module):
         return self.decoder(self.drop(out)), hidden
 
 
-def detach_hidden(hidden: Hidden) -> Hidden:
-    """Cut the graph behind a carried state (truncated BPTT)."""
-    return (hidden[0].detach(), hidden[1].detach())
+def detach_hidden(hidden: State) -> State:
+    """Cut the graph behind a carried state (truncated BPTT); ``()`` stays ``()``."""
+    return tuple(h.detach() for h in hidden)

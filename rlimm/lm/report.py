@@ -1,7 +1,9 @@
 """``results.csv`` and ``summary.md`` of a language-modelling output folder.
 
-Both are rebuilt from every finished method's ``metrics.json`` in the folder, so that methods run by
-separate processes (one per method) end up in one table.
+Both are rebuilt from every finished run's ``metrics.json`` in the folder, so that runs made by
+separate processes (one per run) end up in one table. With several seeds (``train.seeds`` > 1) the CSV
+has a ``seed`` and a ``restricted_ratio`` column and the summary adds means and paired differences over
+seeds (:mod:`rlimm.lm.seeds_report`); with one seed both are as they were before seeds existed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import pandas as pd
 
 from rlimm.common.files import atomic_write_text
 from rlimm.lm.config import METHODS, LMConfig
-from rlimm.lm.experiment import KN_BIGRAM, read_metrics
+from rlimm.lm.experiment import KN_BIGRAM, read_metrics, run_folder
+from rlimm.lm.seeds_report import seeds_markdown, with_ratio
 
 COLUMNS = (
     "method",
@@ -34,13 +37,31 @@ _LABEL = {"none": "none (dropout only)", "noising": "KN noising", "imm": "IMM"}
 
 
 def collect(out: Path, config: LMConfig) -> pd.DataFrame:
-    """One row per method of ``OUT`` trained for (at least) the configured epochs, in report order."""
+    """One row per run of ``OUT`` trained for (at least) the configured epochs, in report order (by
+    method, then seed); with several seeds, a ``seed`` column after ``method`` and ``restricted_ratio``
+    last."""
+    several = config.train.seeds > 1
+    columns = ["method", "seed", *COLUMNS[1:]] if several else list(COLUMNS)
     rows: list[dict[str, Any]] = []
     for method in METHODS:
-        metrics = read_metrics(out / method)
-        if metrics is not None and metrics.get("epochs", 0) >= config.train.epochs:
-            rows.append({c: metrics.get(c) for c in COLUMNS})
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+        for seed in config.seeds:
+            metrics = read_metrics(run_folder(out, config, method, seed))
+            if metrics is not None and metrics.get("epochs", 0) >= config.train.epochs:
+                rows.append({c: metrics.get(c, seed) if c == "seed" else metrics.get(c) for c in columns})
+    results = pd.DataFrame(rows, columns=columns)
+    return with_ratio(results) if several else results
+
+
+def _model_name(config: LMConfig) -> str:
+    return "Transformer" if config.model.kind == "transformer" else "LSTM"
+
+
+def _model_description(config: LMConfig) -> str:
+    m = config.model
+    if m.kind == "transformer":
+        tied = ", tied embeddings" if m.tie_weights else ""
+        return f"{m.layers}×{m.hidden} Transformer ({m.heads} heads, context {config.context}{tied})"
+    return f"{m.layers}×{m.hidden} LSTM"
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -57,10 +78,16 @@ def markdown(results: pd.DataFrame, config: LMConfig, kn: dict[str, Any] | None 
     :param kn: the Kneser-Ney bigram's own ``val_ppl`` and ``test_ppl``, if known.
     """
     m, tc, imm = config.model, config.train, config.imm
+    name = _model_name(config)
+    seeds = (
+        ""
+        if tc.seeds == 1
+        else f" Seeds {config.seeds[0]} … {config.seeds[-1]} ({tc.seeds} runs per method)."
+    )
     lines = [
-        f"# {config.name}: LSTM language model with a Kneser-Ney bigram teacher",
+        f"# {config.name}: {name} language model with a Kneser-Ney bigram teacher",
         "",
-        f"Data: {config.data.source}. Model: {m.layers}×{m.hidden} LSTM, dropout {m.dropout}. "
+        f"Data: {config.data.source}. Model: {_model_description(config)}, dropout {m.dropout}. "
         f"SGD lr {tc.lr}, ×{tc.lr_decay} on a validation plateau"
         + ("" if tc.lr_decay_from_epoch is None else f" and after every epoch from {tc.lr_decay_from_epoch}")
         + f", clip {tc.clip}, batch {tc.batch_size}, "
@@ -71,8 +98,26 @@ def markdown(results: pd.DataFrame, config: LMConfig, kn: dict[str, Any] | None 
             if imm.switch_on_below_ppl is None
             else f"on once validation perplexity < {imm.switch_on_below_ppl:g}."
         )
-        + f" Noising: γ0 = {config.noising.gamma0}.",
+        + f" Noising: γ0 = {config.noising.gamma0}."
+        + seeds,
         "",
+    ]
+    if tc.seeds > 1:
+        lines += seeds_markdown(results, _LABEL, name)
+    else:
+        lines += _one_seed_tables(results, config)
+    if kn is not None:
+        lines += [
+            "",
+            f"The Kneser-Ney bigram teacher on its own: validation perplexity {kn['val_ppl']:.2f}, "
+            f"test perplexity {kn['test_ppl']:.2f} (modified discounts, fitted on the training split).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _one_seed_tables(results: pd.DataFrame, config: LMConfig) -> list[str]:
+    """The body of the summary with one seed: perplexity, then the restricted task."""
+    lines = [
         "## Perplexity",
         "",
         "| method | epochs | best epoch | validation | test | train time | s / batch |",
@@ -87,8 +132,8 @@ def markdown(results: pd.DataFrame, config: LMConfig, kn: dict[str, Any] | None 
         "",
         "## Restricted task: next word from the previous word only (the paper's Table 5)",
         "",
-        f"Perplexity on the test bigrams of the LSTM's induced bigram (its next-word distribution "
-        f"averaged over {config.evaluation.induced_histories} training histories of "
+        f"Perplexity on the test bigrams of the {_model_name(config)}'s induced bigram (its next-word "
+        f"distribution averaged over {config.evaluation.induced_histories} training histories of "
         f"{config.evaluation.history_length} words ending in the previous word) and of the Kneser-Ney "
         "bigram itself. Without IMM the bigram wins; IMM should narrow the gap.",
         "",
@@ -103,13 +148,7 @@ def markdown(results: pd.DataFrame, config: LMConfig, kn: dict[str, Any] | None 
         )
     if results.empty:
         lines.append("| (no finished method yet) | | | |")
-    if kn is not None:
-        lines += [
-            "",
-            f"The Kneser-Ney bigram teacher on its own: validation perplexity {kn['val_ppl']:.2f}, "
-            f"test perplexity {kn['test_ppl']:.2f} (modified discounts, fitted on the training split).",
-        ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_report(out: Path, config: LMConfig) -> tuple[pd.DataFrame, Path, Path]:

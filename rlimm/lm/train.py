@@ -1,6 +1,7 @@
-"""Training the LSTM language model with one of the three methods, resumably.
+"""Training the full language model (LSTM or Transformer) with one of the three methods, resumably.
 
-Per batch (a window of ``bptt`` steps × ``batch_size`` columns, state carried and detached):
+Per batch (a window of ``bptt`` steps × ``batch_size`` columns, state carried and detached; the
+Transformer carries no state and reads each window as its own context, :mod:`rlimm.lm.transformer`):
 
 - ``none``:    cross-entropy (CE) on the next words; dropout is the only regulariser;
 - ``noising``: CE on a Kneser-Ney-noised window (:mod:`rlimm.lm.noising`);
@@ -51,7 +52,7 @@ from rlimm.lm.batches import batchify, n_windows, window
 from rlimm.lm.config import LMConfig
 from rlimm.lm.evaluate import perplexity
 from rlimm.lm.histories import HistoryIndex, imm_loss_for, sample_histories
-from rlimm.lm.model import LSTMLanguageModel, detach_hidden
+from rlimm.lm.model import LanguageModel, LSTMLanguageModel, detach_hidden
 from rlimm.lm.noising import KNNoiser
 
 CHECKPOINT = "checkpoint.pt"
@@ -67,9 +68,15 @@ _NOISE_SEED, _IMM_SEED = 1_000_003, 2_000_003
 Log = Callable[[str], None]
 
 
-def build_model(config: LMConfig, vocab_size: int) -> LSTMLanguageModel:
-    """The LSTM of ``config``, initialised from the global generator (seed it first)."""
+def build_model(config: LMConfig, vocab_size: int) -> LanguageModel:
+    """The model of ``config`` (``model.kind``), initialised from the global generator (seed it first)."""
     m = config.model
+    if m.kind == "transformer":
+        from rlimm.lm.transformer import TransformerLanguageModel
+
+        return TransformerLanguageModel(
+            vocab_size, m.hidden, m.layers, m.heads, config.context, m.dropout, m.tie_weights, m.init_scale
+        )
     return LSTMLanguageModel(vocab_size, m.hidden, m.layers, m.dropout, m.tie_weights, m.init_scale)
 
 
@@ -81,7 +88,7 @@ class _Progress:
     batch: int = 0  # batches of the current epoch completed
     step: int = 0  # batches completed overall
     lr: float = 1.0
-    hidden: tuple[torch.Tensor, torch.Tensor] | None = None
+    hidden: tuple[torch.Tensor, ...] | None = None  # () for the Transformer
     best_val: float = math.inf
     best_epoch: int = 0
     imm_on: bool = False
@@ -109,6 +116,7 @@ class Trainer:
     :param log: progress messages (``None``: silent).
     :param tensorboard: write TensorBoard scalars to ``run_dir/tensorboard``.
     :param device: where training computes (``None``: ``config.device``, resolved on this machine).
+    :param label: how progress lines name the run (``None``: the method; ``imm seed 2`` with seeds).
     """
 
     def __init__(
@@ -123,6 +131,7 @@ class Trainer:
         log: Log | None = None,
         tensorboard: bool = False,
         device: torch.device | str | None = None,
+        label: str | None = None,
     ) -> None:
         if method not in ("none", "noising", "imm"):
             raise ValueError(f"unknown method {method!r}")
@@ -131,6 +140,7 @@ class Trainer:
         self._rng_devices = [self.device] if self.device.type == "cuda" else []
         kn = kn.to(self.device)
         self.config, self.method, self.kn = config, method, kn
+        self.label = method if label is None else label
         self.valid = valid.to(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.log = log
@@ -262,7 +272,7 @@ class Trainer:
             writer.add_scalar(BATCH_KEY, math.exp(p.ce_sum / p.tokens), p.step)
         if self.log is not None and p.batch % max(1, self.batches_per_epoch // 10) == 0:
             self.log(
-                f"{self.method}: epoch {p.epoch + 1} batch {p.batch}/{self.batches_per_epoch} "
+                f"{self.label}: epoch {p.epoch + 1} batch {p.batch}/{self.batches_per_epoch} "
                 f"train ppl {math.exp(p.ce_sum / p.tokens):.2f}, {self._timing()}"
             )
 
@@ -301,7 +311,7 @@ class Trainer:
         if self.log is not None:
             kl = "" if record["imm_kl"] is None else f", IMM KL {record['imm_kl']:.4f}"
             self.log(
-                f"{self.method}: epoch {record['epoch']}/{tc.epochs}: train ppl {record['train_ppl']:.2f}, "
+                f"{self.label}: epoch {record['epoch']}/{tc.epochs}: train ppl {record['train_ppl']:.2f}, "
                 f"val ppl {val:.2f} (best {p.best_val:.2f}), lr {record['lr']:g}{kl}, {self._timing()}"
             )
         p.epoch += 1
@@ -363,7 +373,7 @@ class Trainer:
         # purge_step drops points that a crashed session wrote after the checkpoint we resume from.
         return SummaryWriter(str(self.run_dir / TENSORBOARD), purge_step=self.progress.step or None)
 
-    def best_model(self) -> LSTMLanguageModel:
+    def best_model(self) -> LanguageModel:
         """A copy of the model with the best validation perplexity so far (eval mode)."""
         with torch.random.fork_rng(devices=[]):  # the throw-away init must not move the caller's RNG
             model = build_model(self.config, self.kn.vocab_size)

@@ -108,10 +108,10 @@ def test_linear_from_ratios():
 def test_linear_stores_checked_floats():
     # Found by mutation testing: __post_init__ writes the checked values back, so whatever number type
     # comes in, floats are stored.
-    lin = Linear(1, torch.tensor(3.0))
-    assert type(lin.start) is float and type(lin.end) is float
-    assert (lin.start, lin.end) == (1.0, 3.0)
-    assert vars(lin) == {"start": 1.0, "end": 3.0}
+    lin = Linear(1, torch.tensor(3.0), until=torch.tensor(0.5))
+    assert type(lin.start) is float and type(lin.end) is float and type(lin.until) is float
+    assert (lin.start, lin.end, lin.until) == (1.0, 3.0, 0.5)
+    assert vars(lin) == {"start": 1.0, "end": 3.0, "until": 0.5}
 
 
 def test_linear_clamps_progress_remaining_to_the_unit_interval():

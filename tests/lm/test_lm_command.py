@@ -1,4 +1,5 @@
-"""`rlimm lm` end to end on the tiny synthetic config, resuming, and bad input refused in one line."""
+"""`rlimm lm` end to end on the tiny synthetic config (the LSTM and the Transformer, one seed and several),
+resuming, and bad input refused in one line."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from rlimm.cli import main
+from rlimm.common.stats import paired_difference
 from rlimm.errors import ConfigError, RlimmError
 from rlimm.lm.config import load_lm_config
+from rlimm.lm.experiment import config_differences
 
 from cli_helpers import config_variant
 from cli_helpers import rlimm as _rlimm
@@ -18,6 +22,15 @@ from cli_helpers import run_in_process as run
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "lm_tiny.yaml"
+#: The tiny config's LSTM turned into a Transformer of the same size (context = train.bptt = 10).
+TRANSFORMER = {"model.kind": "transformer", "model.heads": 4}
+#: What the single-seed run of the tiny config measures (see the first test): method → (val_ppl,
+#: test_ppl, induced_bigram_test_ppl).
+MEASURED = {
+    "none": (4.0750753910520965, 3.980491945922671, 3.947598060130905),
+    "noising": (4.062010510397529, 3.9332199808539654, 3.92134788316973),
+    "imm": (3.7974586231286334, 3.652988012503371, 3.6573330037032705),
+}
 
 
 def rlimm(*args):
@@ -44,15 +57,10 @@ def test_lm_writes_results_and_summary_then_skips_finished_methods(tmp_path, cap
     # differently (measured: 2.7e-5 relative after four epochs), so the constants are compared at 2e-3:
     # still far tighter than the gaps between the methods (>= 1.2%). Bit-exact training is checked within
     # one machine in tests/lm/test_lm_train.py (IMM with λ = 0 trains exactly like none).
-    measured = {  # method: (val_ppl, test_ppl, induced_bigram_test_ppl)
-        "none": (4.0750753910520965, 3.980491945922671, 3.947598060130905),
-        "noising": (4.062010510397529, 3.9332199808539654, 3.92134788316973),
-        "imm": (3.7974586231286334, 3.652988012503371, 3.6573330037032705),
-    }
     for r in rows:
         assert int(r["epochs"]) == 4
         got = tuple(float(r[c]) for c in ("val_ppl", "test_ppl", "induced_bigram_test_ppl"))
-        assert got == pytest.approx(measured[r["method"]], rel=2e-3), r["method"]
+        assert got == pytest.approx(MEASURED[r["method"]], rel=2e-3), r["method"]
     assert float(rows[2]["lambda"]) == pytest.approx(0.2, rel=1e-6) and float(rows[0]["lambda"]) == 0
 
     summary = (out / "summary.md").read_text()
@@ -124,6 +132,53 @@ def test_the_shipped_configs_are_valid():
     assert cpu.imm.k == 10 and cpu.data.source == "ptb"
     tiny = load_lm_config(TINY)
     assert tiny.data.source == "synthetic" and tiny.methods == ["none", "noising", "imm"]
+    # Every existing config is the LSTM with one seed, as before the Transformer and seeds existed.
+    for config in (paper, cpu, tiny):
+        assert config.model.kind == "lstm" and config.train.seeds == 1 and config.context is None
+    seeds = load_lm_config(ROOT / "configs" / "lm_cpu_seeds.yaml")
+    assert seeds.model == cpu.model and seeds.imm == cpu.imm and seeds.seeds == [0, 1, 2]
+    transformer = load_lm_config(ROOT / "configs" / "lm_transformer_cpu.yaml")
+    m = transformer.model
+    assert (m.kind, m.layers, m.hidden, m.heads, m.tie_weights) == ("transformer", 2, 128, 4, True)
+    assert transformer.context == transformer.train.bptt == 35 and transformer.seeds == [0, 1, 2]
+
+
+#: Bad model settings: (keys changed in the tiny config, the message, a test id).
+BAD_MODELS = [
+    ({"model.kind": "gru"}, "'model.kind': Input should be 'lstm' or 'transformer' (got 'gru')", "kind"),
+    ({"model.heads": 4}, "'model.heads': only model.kind transformer has heads", "heads-lstm"),
+    ({"model.context": 20}, "'model.context': only model.kind transformer has context", "context-lstm"),
+    ({"model.kind": "transformer"}, "'model.heads': required with model.kind transformer", "no-heads"),
+    (
+        {**TRANSFORMER, "model.heads": 5},
+        "'model.heads': 5 heads do not divide the width model.hidden (32); give one of 1, 2, 4, 8, 16, 32",
+        "heads-divide",
+    ),
+    (
+        {**TRANSFORMER, "imm.history_length": 11},
+        "'imm.history_length': histories of 11 words exceed the Transformer's context of 10 positions "
+        "(train.bptt, as model.context is unset)",
+        "imm-history",
+    ),
+    (
+        {**TRANSFORMER, "model.context": 12, "evaluation.history_length": 13},
+        "'evaluation.history_length': histories of 13 words exceed the Transformer's context of 12 positions "
+        "(model.context)",
+        "evaluation-history",
+    ),
+    ({**TRANSFORMER, "model.context": 8}, "'train.bptt': windows of 10 words exceed", "bptt"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), [(c, m) for c, m, _ in BAD_MODELS], ids=[i for *_, i in BAD_MODELS]
+)
+def test_a_bad_model_is_one_line_and_exit_2_with_nothing_written(tmp_path, capsys, change, message):
+    out = tmp_path / "out"
+    assert main(["lm", str(_config(tmp_path, **change)), "--out", str(out), "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlimm: error: ") and message in lines[0]
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
@@ -145,6 +200,8 @@ def test_the_shipped_configs_are_valid():
         ({"evaluation.induced_histories": 0}, "'evaluation.induced_histories'"),
         ({"data.source": "wikitext"}, "'data.source'"),
         ({"imm.lamda_ratio": 0.2}, "'imm.lamda_ratio': unknown key"),
+        ({"train.seeds": 0}, "'train.seeds'"),
+        *[(change, message) for change, message, _ in BAD_MODELS],
     ],
 )
 def test_bad_config_names_the_key(tmp_path, change, message):
@@ -175,3 +232,87 @@ def test_bad_options(tmp_path, capsys):
         if env is not None:
             os.environ["RLIMM_DATA_DIR"] = env
     assert not (tmp_path / "o").exists()
+
+
+def test_several_seeds_run_every_method_per_seed_and_report_paired_differences(tmp_path, capsys):
+    out = tmp_path / "seeds"
+    # Two worker processes for 3 methods × 2 seeds, on the whole tiny config (4 epochs).
+    res = rlimm("lm", _config(tmp_path, **{"train.seeds": 2}), "--out", out, "--jobs", "2")
+    assert res.returncode == 0, res.stderr
+    for method in ("none", "noising", "imm"):
+        for seed in (0, 1):
+            metrics = json.loads((out / method / f"seed{seed}" / "metrics.json").read_text())
+            assert metrics["seed"] == seed and metrics["epochs"] == 4
+        assert not (out / method / "metrics.json").exists()
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["method"], r["seed"]) for r in rows] == [
+        (m, s) for m in ("none", "noising", "imm") for s in ("0", "1")
+    ]
+    figures = ("val_ppl", "test_ppl", "induced_bigram_test_ppl")
+    for r in rows:
+        assert float(r["restricted_ratio"]) == pytest.approx(
+            float(r["induced_bigram_test_ppl"]) / float(r["kn_bigram_test_ppl"]), rel=1e-12
+        )
+        got = tuple(float(r[c]) for c in figures)
+        if r["seed"] == "0":
+            # Seed 0 of several is the same run as the single-seed experiment's (measured above).
+            assert got == pytest.approx(MEASURED[r["method"]], rel=2e-3), r["method"]
+        else:
+            assert got != pytest.approx(MEASURED[r["method"]], rel=1e-4), r["method"]
+
+    summary = (out / "summary.md").read_text()
+    assert "Seeds 0 … 1 (2 runs per method)" in summary
+    assert "## Every run" in summary and "## Paired differences over seeds" in summary
+    by = {(r["method"], r["seed"]): r for r in rows}
+    for (a, b), label in {("imm", "none"): "IMM − none", ("imm", "noising"): "IMM − noising"}.items():
+        d = paired_difference(
+            [float(by[a, s]["val_ppl"]) for s in "01"], [float(by[b, s]["val_ppl"]) for s in "01"]
+        )
+        assert f"| {label} | {d.mean:+.2f} [{d.low:+.2f}, {d.high:+.2f}] (2) |" in summary
+    assert "| noising − none |" in summary
+
+    # Rerunning skips all six runs, naming each with its seed.
+    assert run("lm", _config(tmp_path, **{"train.seeds": 2}), "--out", out) == 0
+    err = capsys.readouterr().err
+    assert err.count("finished earlier, skipped") == 6 and "lm: imm seed 1: finished earlier, skipped" in err
+
+
+def test_the_transformer_runs_through_rlimm_lm(tmp_path, capsys):
+    # Two seeds of two methods one after the other in this process, a few batches each.
+    changes = {**TRANSFORMER, "train.seeds": 2, "train.epochs": 1, "train.max_batches_per_epoch": 5}
+    cfg = _config(tmp_path, **changes)
+    out = tmp_path / "tf"
+    assert run("lm", cfg, "--out", out, "--methods", "none", "imm") == 0
+    printed = capsys.readouterr()
+    assert "lm: imm seed 1: epoch 1/1" in printed.err  # progress lines name the seed
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["method"], r["seed"]) for r in rows] == [
+        ("none", "0"),
+        ("none", "1"),
+        ("imm", "0"),
+        ("imm", "1"),
+    ]
+    assert all(1 < float(r["val_ppl"]) < 100 for r in rows)
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# lm_tiny: Transformer language model")
+    assert "2×32 Transformer (4 heads, context 10)" in summary
+    # Only IMM − none can be paired; the other rows need noising.
+    assert "| IMM − none |" in summary and "IMM − noising" not in summary
+    assert json.loads((out / "config.json").read_text())["model"]["kind"] == "transformer"
+
+
+def test_an_output_folder_made_before_the_transformer_and_seeds_existed_still_resumes():
+    # Its config.json has no model.kind, model.heads, model.context nor train.seeds: they were the defaults.
+    new = load_lm_config(TINY).model_dump(mode="json")
+    old = json.loads(json.dumps(new))
+    for key in ("kind", "heads", "context"):
+        del old["model"][key]
+    del old["train"]["seeds"]
+    assert config_differences(old, new) == []
+    # A real difference is still found, and so is a key of the new config set away from its default.
+    old["model"]["hidden"] = 64
+    assert config_differences(old, new) == ["model.hidden"]
+    transformer = {**new, "model": {**new["model"], "kind": "transformer", "heads": 4}}
+    assert config_differences(old, transformer) == ["model.heads", "model.hidden", "model.kind"]

@@ -1,4 +1,5 @@
-"""The LSTM training loop: plain training, determinism, bit-identical resume, the IMM switch, LR decay."""
+"""The training loop: plain training, determinism, bit-identical resume, the IMM switch, LR decay; the
+IMM step, λ = 0 and resuming also for the Transformer."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from rlimm.lm.experiment import fit_teacher, load_corpus
 from rlimm.lm.histories import imm_loss_for
 from rlimm.lm.model import LSTMLanguageModel, detach_hidden
 from rlimm.lm.noising import KNNoiser
-from rlimm.lm.train import BEST_MODEL, CHECKPOINT, EPOCH_KEYS, TENSORBOARD, Trainer
+from rlimm.lm.train import BEST_MODEL, CHECKPOINT, EPOCH_KEYS, TENSORBOARD, Trainer, build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "lm_tiny.yaml"
+#: The keys that turn the tiny config's LSTM into a Transformer of the same size (context = train.bptt).
+TRANSFORMER = {"model.kind": "transformer", "model.heads": 4}
 
 
 def _config(**changes):
@@ -120,9 +123,10 @@ def test_methods_start_from_the_same_network_and_then_differ(data):
     assert not _equal(none, _params(trainers["imm"].model))
 
 
-def test_imm_with_lambda_zero_trains_exactly_like_none(data, monkeypatch):
+@pytest.mark.parametrize("kind", [{}, TRANSFORMER], ids=["lstm", "transformer"])
+def test_imm_with_lambda_zero_trains_exactly_like_none(data, monkeypatch, kind):
     # The IMM pass (without dropout) draws from its own generator only: with λ = 0 nothing changes.
-    none = _trainer(_config(), "none", data)
+    none = _trainer(_config(**kind), "none", data)
     none.run()
     kls = []
 
@@ -132,7 +136,7 @@ def test_imm_with_lambda_zero_trains_exactly_like_none(data, monkeypatch):
         return kl
 
     monkeypatch.setattr(train_module, "imm_loss_for", recorded)
-    imm = _trainer(_config(**{"imm.lambda_ratio": 0.0}), "imm", data)
+    imm = _trainer(_config(**{"imm.lambda_ratio": 0.0}, **kind), "imm", data)
     imm.run()
     assert _equal(_params(none.model), _params(imm.model))
     # The logged KL of each epoch is the mean of its 12 batches' KL.
@@ -154,33 +158,41 @@ assert _trainer(config, {method!r}, (corpus, fit_teacher(corpus)), {run_dir!r}).
 """
 
 
-def _interrupted_run(tmp_path, data, method, crash_after, fresh_process):
+def _interrupted_run(tmp_path, data, method, crash_after, fresh_process, config):
     run_dir = tmp_path / "crashed"
     run_dir.mkdir()
     # "Crash": the trainer object is abandoned after `crash_after` batches, past its last checkpoint.
-    _trainer(_config(), method, data, run_dir).run(max_batches=crash_after)
+    _trainer(config, method, data, run_dir).run(max_batches=crash_after)
     torch.manual_seed(999)  # whatever the global generator holds now must not matter
     if fresh_process:
         code = _FINISH.format(tests=str(Path(__file__).parent), method=method, run_dir=str(run_dir))
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
     else:
-        assert _trainer(_config(), method, data, run_dir).run()
+        assert _trainer(config, method, data, run_dir).run()
     return run_dir
 
 
 @pytest.mark.parametrize(
-    ("method", "crash_after", "fresh_process"),
-    [("imm", 8, True), ("noising", 8, False), ("imm", 14, False), ("none", 11, False)],
+    ("method", "crash_after", "fresh_process", "kind"),
+    [
+        ("imm", 8, True, {}),
+        ("noising", 8, False, {}),
+        ("imm", 14, False, {}),
+        ("none", 11, False, {}),
+        ("imm", 8, False, TRANSFORMER),  # no carried state: the checkpoint holds ()
+    ],
+    ids=["imm-8-process", "noising-8", "imm-14", "none-11", "transformer-imm-8"],
 )
-def test_resume_after_a_crash_is_bit_identical(tmp_path, data, method, crash_after, fresh_process):
+def test_resume_after_a_crash_is_bit_identical(tmp_path, data, method, crash_after, fresh_process, kind):
     # Uninterrupted: 2 epochs × 12 batches, checkpoints every 5 batches and at each epoch end.
+    config = _config(**kind)
     (tmp_path / "straight").mkdir()
-    straight = _trainer(_config(), method, data, tmp_path / "straight")
+    straight = _trainer(config, method, data, tmp_path / "straight")
     assert straight.run()
 
     # Interrupted after 8 batches (resumes mid-epoch at batch 5, with a carried state), 14 (resumes
     # from the end of epoch 1) or 11 (resumes at batch 10, then crosses the epoch end).
-    run_dir = _interrupted_run(tmp_path, data, method, crash_after, fresh_process)
+    run_dir = _interrupted_run(tmp_path, data, method, crash_after, fresh_process, config)
 
     resumed = torch.load(run_dir / CHECKPOINT, weights_only=True)
     final = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=True)
@@ -279,9 +291,9 @@ def _imm_step_by_hand(config, data, lr, induced_before_log=True):
     rlimm.losses: loss = CE + λ · mean_v KL(P_KN(·|v) ‖ Q̄(·|v)), Q̄ = (1/k) Σ_j softmax(LSTM(h_j)),
     the mean taken over probabilities *before* the log. Returns the parameters after the step."""
     corpus, kn = data
-    tc, m, imm = config.train, config.model, config.imm
+    tc, imm = config.train, config.imm
     torch.manual_seed(tc.seed)
-    model = LSTMLanguageModel(len(corpus.vocab), m.hidden, m.layers, m.dropout, init_scale=m.init_scale)
+    model = build_model(config, len(corpus.vocab))  # the LSTM, or the Transformer (no carried state)
     lam = imm.lambda_ratio / (1.0 - imm.lambda_ratio)
 
     # The CE part, dropout on (its masks are the first draws from the global generator after the init).
@@ -328,34 +340,42 @@ def _max_diff(a, b):
     return max(float((a[k] - b[k]).abs().max()) for k in a)
 
 
-@pytest.mark.parametrize("clip", [5.0, 1e4])
-def test_imm_step_is_ce_plus_lambda_kl_from_kn_to_the_induced_model(data, clip):
+@pytest.mark.parametrize(
+    ("clip", "lr", "kind"),
+    [(5.0, 0.5, {}), (1e4, 0.5, {}), (1e4, 0.05, TRANSFORMER)],
+    ids=["lstm-clip", "lstm", "transformer"],
+)
+def test_imm_step_is_ce_plus_lambda_kl_from_kn_to_the_induced_model(data, clip, lr, kind):
     # λ = 3 (not 1, so that a dropped λ shows; not small, so that the KL term moves the parameters);
     # windows of 7 steps × 10 columns (unequal, so that the T × mean scale cannot be confused with the
     # batch size); the step is taken at the learning rate of the trainer's state (here a decayed 0.5).
     # The configured clip (5) acts on this step and rescales the whole gradient, which would hide a
-    # wrong overall scale: the second case does not clip.
-    config = _config(**{"train.epochs": 1, "train.bptt": 7, "train.clip": clip, "imm.lambda_ratio": 0.75})
+    # wrong overall scale: the second case does not clip. The Transformer's unclipped step at 0.5 would
+    # move parameters by up to 9 (far beyond its learning rate in configs), where one float32 ulp is
+    # 1e-6: it steps at 0.05.
+    config = _config(
+        **{"train.epochs": 1, "train.bptt": 7, "train.clip": clip, "imm.lambda_ratio": 0.75}, **kind
+    )
     assert config.imm.switch_on_below_ppl is None and not config.imm.dropout
     assert config.train.batch_size == 10 and config.train.lr == 1.0
     trainer = _trainer(config, "imm", data)
-    trainer.progress.lr = 0.5
+    trainer.progress.lr = lr
     trainer.run(max_batches=1)
-    expected, kl = _imm_step_by_hand(config, data, lr=0.5)
+    expected, kl = _imm_step_by_hand(config, data, lr=lr)
     # Only float32 rounding separates the two computations (log-sum-exp against mean-then-log): the
     # largest parameter difference measured is 8.9e-8 (clipped) and 2.4e-7 (unclipped, a step of 1.8),
-    # about one ulp of the parameters.
+    # about one ulp of the parameters; 1.2e-7 for the Transformer.
     got = _params(trainer.model)
     assert _max_diff(got, expected) < 1e-6
-    assert trainer.progress.kl_sum == pytest.approx(kl, rel=1e-6)  # the logged KL (1.2814026)
+    assert trainer.progress.kl_sum == pytest.approx(kl, rel=1e-6)  # the logged KL (LSTM: 1.2814026)
 
-    # The test has teeth: the `none` step (measured 0.47 and 1.6 away) or the mean taken after the log
-    # (0.0032 and 0.0086 away) land far outside the tolerance.
+    # The test has teeth: the `none` step (measured 0.47 and 1.6 away; Transformer 0.93) or the mean taken
+    # after the log (0.0032 and 0.0086 away; Transformer 8.6) land far outside the tolerance.
     none = _trainer(config, "none", data)
-    none.progress.lr = 0.5
+    none.progress.lr = lr
     none.run(max_batches=1)
     assert _max_diff(_params(none.model), expected) > 0.1
-    after_log, _ = _imm_step_by_hand(config, data, lr=0.5, induced_before_log=False)
+    after_log, _ = _imm_step_by_hand(config, data, lr=lr, induced_before_log=False)
     assert _max_diff(after_log, expected) > 1e-3
 
 

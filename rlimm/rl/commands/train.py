@@ -51,6 +51,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--regularizer", help="none, naive or imm (default: none)")
     p.add_argument("--lambda-ratio", type=float, help="λ as the ratio λ/(1+λ) in [0, 1) (default: 0.2)")
     p.add_argument(
+        "--lambda-schedule",
+        help="constant (default), linear_decay (to 0 at --lambda-until of the budget) or trust (λ follows "
+        "the trust rule, docs/trust.md; its settings: the config's trust key)",
+    )
+    p.add_argument("--lambda-until", type=float, help="linear_decay: fraction of the budget in (0, 1]")
+    p.add_argument(
         "--teacher",
         help="fib | qmdp | induced_optimal | trained, optionally with settings "
         "(fib:policy=softmax,temperature=0.5; trained:algo=ppo,timesteps=20000), a teacher file "
@@ -94,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         "induction": parse_induction_spec(args.induction),
         "regularizer": args.regularizer,
         "lambda_ratio": args.lambda_ratio,
+        "lambda_schedule": args.lambda_schedule,
+        "lambda_until": args.lambda_until,
         "n_timesteps": args.n_timesteps,
         "seed": args.seed,
         "eval_freq": args.eval_freq,
