@@ -443,13 +443,36 @@ class OnPolicyRegularizedMixin(RegularizedMixin, OnPolicyAlgorithm):
         buffer = self.rollout_buffer
         assert isinstance(buffer, TeacherViewMixin)
         current = (buffer.rollout_observations(), *buffer.rollout_trajectories())
-        parts = [current, *self._pool_history]
+        # Under VecNormalize the earlier rollouts are kept raw and normalised here with the current
+        # statistics, as the policy would see those states now (their stored copies were normalised
+        # with the statistics of their own time).
+        vec_normalize = self._vec_normalize_env
+        earlier = [(self._normalised(obs), *rest) for obs, *rest in self._pool_history]
+        parts = [current, *earlier] if vec_normalize is not None else [current, *self._pool_history]
         observations = cat_rows([part[0] for part in parts])
         episode, step = th.cat([part[1] for part in parts]), th.cat([part[2] for part in parts])
         self._rollout_pool = Pool(observations, n_rows(current[0]), Trajectories(episode, step))
         keep = self.teacher_regularizer.induction.pool - 1
-        self._pool_history = [current, *self._pool_history][:keep]
+        if keep:
+            raw = buffer.raw_rows() if vec_normalize is not None else None
+            kept = current if raw is None else (raw, *current[1:])
+            self._pool_history = [kept, *self._pool_history][:keep]
         return self._rollout_pool
+
+    def _normalised(self, raw: Any) -> Any:
+        """Raw observations as the policy sees them now: ``VecNormalize``'s current statistics applied
+        (the identity without it, or where the history kept normalised copies), as float32 tensors."""
+        vec_normalize = self._vec_normalize_env
+        if (
+            vec_normalize is None
+            or isinstance(raw, th.Tensor)
+            or (isinstance(raw, dict) and all(isinstance(v, th.Tensor) for v in raw.values()))
+        ):
+            return raw
+        normalised = vec_normalize.normalize_obs(raw)
+        return per_key(
+            normalised, lambda v: th.as_tensor(np.asarray(v, dtype=np.float32), device=self.device)
+        )
 
     # --- collection: raw observations in, the teacher's view once per rollout -----------------------
 

@@ -113,6 +113,16 @@ class TeacherViewMixin(RolloutBuffer):
             return flat_rows(raw, n)
         return as_env_observations(self.observation_space, flat_rows(self.observations, n))
 
+    def raw_rows(self) -> Any:
+        """The raw observations given to :meth:`add_raw` (``VecNormalize``'s originals) in
+        :meth:`rollout_observations`' row order (env by env, as ``get`` flattens), or ``None`` when none
+        were given."""
+        if self.raw_data is None:
+            return None
+        n = self.buffer_size * self.n_envs
+        rows = {key: v.swapaxes(0, 1).reshape(n, *v.shape[2:]) for key, v in self.raw_data.items()}
+        return rows[None] if None in rows else rows
+
     def store_teacher_view(self, columns: ViewColumns) -> None:
         """The teacher's view of the rollout, one ``(buffer_size · n_envs, *shape)`` array per column
         in :meth:`raw_rollout`'s row order; flattened with the rest of the buffer by :meth:`get`."""

@@ -43,8 +43,10 @@ from stable_baselines3.common.distributions import (
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.torch_layers import FlattenExtractor
+from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
+
+from rlimm.agents.reinforce import ActorOnlyPolicy
 
 
 @contextmanager
@@ -212,7 +214,9 @@ def _direct_actions(policy: BasePolicy, deterministic: bool) -> Act | None:
     and SAC's actor without gSDE, each on a flat Box or Discrete observation, with an MLP of
     ``Linear``, ``Tanh`` and ``ReLU`` layers (SB3's default ``net_arch`` and activations). ``None``
     for anything else (Dict, MultiDiscrete or image observations, other extractors, layers or
-    distributions): those take :func:`_predicted_actions`.
+    distributions): those take :func:`_predicted_actions`. The modules must be of exactly those classes
+    (a subclass may compute something else in its ``forward``), and the policy must compute its action
+    distribution as SB3's does (no override of the methods the numpy path stands in for).
 
     The weights are copied out once per evaluation (they do not change during it). Why numpy: for
     the few rows of an evaluation batch, each torch call's fixed cost (module dispatch, autograd
@@ -230,11 +234,32 @@ def _direct_actions(policy: BasePolicy, deterministic: bool) -> Act | None:
     )
     if not flat:
         return None
-    if isinstance(policy, ActorCriticPolicy) and isinstance(policy.pi_features_extractor, FlattenExtractor):
+    # REINFORCE's policy samples its categorical by inverse CDF instead of torch's Categorical: the same
+    # distribution, so it may take the numpy path as it is (its subclasses may not).
+    same_actions = type(policy) is ActorOnlyPolicy or _unchanged(
+        type(policy), ActorCriticPolicy, ("_predict",)
+    )
+    if (
+        isinstance(policy, ActorCriticPolicy)
+        and same_actions
+        and _unchanged(type(policy), ActorCriticPolicy, ("get_distribution", "extract_features"))
+        and type(policy.pi_features_extractor) is FlattenExtractor
+        and type(policy.mlp_extractor) is MlpExtractor
+    ):
         return _actor_critic_actions(policy, deterministic)
-    if isinstance(policy, SACPolicy) and isinstance(policy.actor.features_extractor, FlattenExtractor):
+    if (
+        isinstance(policy, SACPolicy)
+        and _unchanged(type(policy), SACPolicy, ("_predict",))
+        and type(policy.actor) is Actor
+        and type(policy.actor.features_extractor) is FlattenExtractor
+    ):
         return _sac_actions(policy.actor, deterministic)
     return None
+
+
+def _unchanged(cls: type, base: type, methods: Sequence[str]) -> bool:
+    """Whether ``cls`` inherits ``methods`` from ``base`` as they are (no subclass overrides them)."""
+    return all(getattr(cls, name) is getattr(base, name) for name in methods)
 
 
 #: ``x -> y`` for one layer, in numpy.
@@ -246,18 +271,20 @@ def _numpy_layers(modules: list[torch.nn.Module]) -> list[Layer] | None:
     ``None`` if one is anything else."""
     layers: list[Layer] = []
     for module in modules:
-        if isinstance(module, torch.nn.Sequential):
+        # Exact classes: a subclass's forward may compute something else.
+        kind = type(module)
+        if kind is torch.nn.Sequential:
             inner = _numpy_layers(list(module))
             if inner is None:
                 return None
             layers += inner
-        elif isinstance(module, torch.nn.Linear):
+        elif kind is torch.nn.Linear:
             weight = module.weight.detach().cpu().numpy().T.copy()
             bias = None if module.bias is None else module.bias.detach().cpu().numpy().copy()
             layers.append(lambda x, w=weight, b=bias: x @ w if b is None else x @ w + b)
-        elif isinstance(module, torch.nn.Tanh):
+        elif kind is torch.nn.Tanh:
             layers.append(np.tanh)
-        elif isinstance(module, torch.nn.ReLU):
+        elif kind is torch.nn.ReLU:
             layers.append(lambda x: np.maximum(x, 0))
         else:
             return None
@@ -282,8 +309,8 @@ def _run(layers: list[Layer], x: np.ndarray) -> np.ndarray:
 def _actor_critic_actions(policy: ActorCriticPolicy, deterministic: bool) -> Act | None:
     """``ActorCriticPolicy.get_distribution``'s forward pass (features -> latent -> logits or mean),
     then the action without the distribution object."""
-    categorical = isinstance(policy.action_dist, CategoricalDistribution)
-    if not (categorical or isinstance(policy.action_dist, DiagGaussianDistribution)):
+    categorical = type(policy.action_dist) is CategoricalDistribution
+    if not (categorical or type(policy.action_dist) is DiagGaussianDistribution):
         return None
     layers = _numpy_layers([policy.mlp_extractor.policy_net, policy.action_net])
     if layers is None:
@@ -306,7 +333,7 @@ def _actor_critic_actions(policy: ActorCriticPolicy, deterministic: bool) -> Act
 def _sac_actions(actor: Actor, deterministic: bool) -> Act | None:
     """SAC's ``Actor.get_action_dist_params`` (features -> latent -> mean, log std), then the
     squashed Gaussian's action without the distribution object."""
-    if actor.use_sde or not isinstance(actor.action_dist, SquashedDiagGaussianDistribution):
+    if actor.use_sde or type(actor.action_dist) is not SquashedDiagGaussianDistribution:
         return None
     latent, mu, log_std = (_numpy_layers([m]) for m in (actor.latent_pi, actor.mu, actor.log_std))
     if latent is None or mu is None or log_std is None:

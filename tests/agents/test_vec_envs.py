@@ -177,3 +177,52 @@ def test_n_envs_multiplies_the_steps_of_an_update():
     )
     assert one.updates_and_timesteps(3) == (3, 96)
     assert four.updates_and_timesteps(3) == (3, 384)
+
+
+def test_pooled_earlier_rollouts_are_normalised_with_the_current_statistics():
+    # induction.pool = 2 under VecNormalize: the rollout before is kept raw and normalised with the
+    # statistics of the current update, not with those of its own time.
+    make = lambda: gym.make("CartPole-v1")  # noqa: E731
+    n_envs, n_steps = 2, 16
+    venv, logs = logged_vec_env(make, n_envs)
+    env = VecNormalize(venv)
+    restriction = restriction_for(make(), [2, 3])
+    teacher = policy_teacher(
+        sb3.PPO("MlpPolicy", VisibleObservation(make(), restriction), seed=3), restriction
+    )
+    model = PPO(
+        "MlpPolicy",
+        env,
+        n_steps=n_steps,
+        batch_size=16,
+        n_epochs=1,
+        regularizer="imm",
+        teacher=teacher,
+        restriction=restriction,
+        teacher_coef=0.3,
+        induction={"method": "knn", "k": 4, "pool": 2},
+        seed=0,
+        device="cpu",
+    )
+    pools = []
+    build = model.induction_pool
+
+    def spy():
+        pool = build()
+        pools.append((pool, env.obs_rms.mean.copy(), env.obs_rms.var.copy()))
+        return pool
+
+    model.induction_pool = spy
+    model.learn(2 * n_steps * n_envs)
+    pool, mean, var = pools[-1]
+    n = n_steps * n_envs
+    assert pool.rows == n and pool.observations.shape[0] == 2 * n
+    # The first rollout's raw observations, env by env as the buffer flattens its rows.
+    first = np.concatenate([np.asarray(acted_on(log, n_steps)) for log in logs])
+    expected = np.clip((first - mean) / np.sqrt(var + env.epsilon), -env.clip_obs, env.clip_obs)
+    np.testing.assert_allclose(
+        pool.observations[n:].numpy(), expected.astype(np.float32), rtol=1e-5, atol=1e-6
+    )
+    # What the buffer stored for it then, normalised with older statistics, differs.
+    older = pools[0][0].observations[:n].numpy()
+    assert not np.allclose(older, pool.observations[n:].numpy(), atol=1e-4)

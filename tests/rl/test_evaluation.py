@@ -321,3 +321,64 @@ def test_direct_actions_equal_predict_on_one_hot_observations_and_relu(monkeypat
 def test_other_layers_keep_the_predict_path():
     model = PPO("MlpPolicy", "CartPole-v1", policy_kwargs={"activation_fn": torch.nn.ELU}, seed=0)
     assert evaluation._direct_actions(model.policy, True) is None
+
+
+class _DoubledLinear(torch.nn.Linear):
+    """A Linear whose forward is not the plain layer's."""
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        return 2 * super().forward(x)
+
+
+class _ShiftedExtractor(torch.nn.Module):
+    pass
+
+
+def test_subclasses_with_another_forward_keep_the_predict_path():
+    model = PPO("MlpPolicy", "CartPole-v1", seed=0)
+    assert evaluation._direct_actions(model.policy, True) is not None
+    old = model.policy.action_net
+    doubled = _DoubledLinear(old.in_features, old.out_features)
+    doubled.load_state_dict(old.state_dict())
+    model.policy.action_net = doubled
+    assert evaluation._direct_actions(model.policy, True) is None
+
+    class Flatten2(type(model.policy.pi_features_extractor)):
+        def forward(self, observations):  # noqa: ANN001, ANN201
+            return super().forward(observations) + 1
+
+    other = PPO("MlpPolicy", "CartPole-v1", seed=0, policy_kwargs={"features_extractor_class": Flatten2})
+    assert evaluation._direct_actions(other.policy, True) is None
+
+    class Tempered(type(model.policy)):
+        def get_distribution(self, obs):  # noqa: ANN001, ANN201
+            return super().get_distribution(obs)
+
+    tempered = PPO(Tempered, "CartPole-v1", seed=0)
+    assert evaluation._direct_actions(tempered.policy, True) is None
+
+
+def test_gaussian_draws_follow_the_policys_own_distribution():
+    # PPO's Gaussian (unsquashed) and SAC's squashed Gaussian: many draws at one observation against
+    # draws of the policy's own torch distribution (mean, std and quartiles).
+    n = 20000
+    ppo = PPO("MlpPolicy", "Pendulum-v1", seed=0)
+    ppo.policy.log_std.data.fill_(-0.5)
+    sac = SAC("MlpPolicy", "Pendulum-v1", seed=0, learning_starts=10)
+    obs = np.array([[0.6, -0.8, 1.5]], dtype=np.float32)
+    batch = np.repeat(obs, n, axis=0)
+    for model in (ppo, sac):
+        np.random.seed(0)
+        direct = evaluation._direct_actions(model.policy, False)(batch)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            if model is ppo:
+                own = ppo.policy.get_distribution(torch.as_tensor(batch)).sample().numpy()
+            else:
+                own = sac.actor(torch.as_tensor(batch), deterministic=False).numpy()
+        assert direct.shape == own.shape == (n, 1)
+        np.testing.assert_allclose(direct.mean(), own.mean(), atol=0.02)
+        np.testing.assert_allclose(direct.std(), own.std(), rtol=0.03)
+        np.testing.assert_allclose(
+            np.quantile(direct, [0.25, 0.5, 0.75]), np.quantile(own, [0.25, 0.5, 0.75]), atol=0.03
+        )
