@@ -94,3 +94,30 @@ def test_an_existing_teacher_file_is_kept_unless_forced(tmp_path, capsys):
     assert path.read_bytes() == b"precious"
     assert main(["teacher", "fib", "--visible", "x", "-o", str(path), "--force"]) == 0
     assert load_teacher(path).teacher.n_contexts == 11
+
+
+@pytest.mark.parametrize(
+    ("argv", "wrong", "right"),
+    [
+        (
+            ["trained:timesteps=100000", "--env", "CartPole-v1", "--visible", "theta", "theta_dot"],
+            ".npz",
+            ".pt",
+        ),
+        (["fib", "--visible", "x"], ".pt", ".npz"),
+    ],
+)
+def test_the_wrong_suffix_is_refused_before_the_teacher_is_built(
+    tmp_path, capsys, monkeypatch, argv, wrong, right
+):
+    import rlimm.rl.runs as runs
+
+    def never(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the teacher was built before the cheap suffix check")
+
+    monkeypatch.setattr(runs, "build_teacher", never)
+    out = tmp_path / f"teacher{wrong}"
+    assert main(["teacher", *argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"use -o {out.with_suffix(right)}" in err[0]
+    assert not out.exists()

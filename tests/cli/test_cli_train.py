@@ -206,3 +206,19 @@ def test_ctrl_c_saves_the_model_and_exits_130(tmp_path):
     assert 500 <= result["timesteps"] < 100_000_000
     assert (run / "model.zip").is_file() and (run / "teacher.npz").is_file()
     assert "interrupted after" in out
+
+
+def test_an_existing_out_folder_is_refused_before_the_teacher_is_trained(tmp_path, capsys, monkeypatch):
+    import rlimm.rl.training as training
+    from rlimm.cli import main
+
+    def never(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("prepare (teacher training) ran before the cheap --out check")
+
+    monkeypatch.setattr(training, "prepare", never)
+    out = tmp_path / "run"
+    out.mkdir()
+    argv = ["train", "--env", "CartPole-v1", "--regularizer", "imm", "--visible", "x", "theta"]
+    code = main([*argv, "--teacher", "trained:timesteps=100000", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--out:" in err[0] and "exists" in err[0]

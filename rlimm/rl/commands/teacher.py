@@ -74,8 +74,13 @@ def run(args: argparse.Namespace) -> int:
         raise RlimmError(
             "the teacher is already a teacher file; give a solver (fib, qmdp, induced_optimal, trained)"
         )
+    # Which file the teacher will be, checked before it is built (training one may take minutes): a
+    # table where the teacher sees discrete contexts and acts on discrete actions, a policy otherwise.
+    expected = _expected_suffix(config)
+    if expected is not None and out.suffix != expected:
+        raise RlimmError(f"this teacher is saved as a {expected} file; use -o {out.with_suffix(expected)}")
     teacher, model = build_teacher(config)
-    if out.suffix != suffix_for(teacher):
+    if out.suffix != suffix_for(teacher):  # the rule above, should a builder ever differ from it
         raise RlimmError(
             f"teacher '{teacher.name}' is saved as a {suffix_for(teacher)} file; "
             f"use -o {out.with_suffix(suffix_for(teacher))}"
@@ -95,3 +100,20 @@ def run(args: argparse.Namespace) -> int:
     extra = f" and the model {out.with_suffix('.zip')}" if model is not None else ""
     print(f"saved {out}{extra}")
     return 0
+
+
+def _expected_suffix(config) -> str | None:  # noqa: ANN001 - a TrainConfig or a CompareConfig
+    """``.npz`` when the configured teacher will be a table (a partition restriction, Discrete
+    actions), else ``.pt``; the environment and restriction are built, not the teacher. ``None`` for
+    an exact solver without a partition: the builder refuses it with the reason."""
+    from gymnasium import spaces
+
+    from rlimm.envs.restrictions import PartitionRestriction
+    from rlimm.rl.runs import make_env, make_restriction
+
+    env = make_env(config.env, config.env.episode_steps)
+    restriction = make_restriction(config, env)
+    partition = isinstance(restriction, PartitionRestriction)
+    if not partition and config.teacher.solver not in ("trained", "model", "induced_expert"):
+        return None
+    return ".npz" if partition and isinstance(env.action_space, spaces.Discrete) else ".pt"

@@ -112,12 +112,13 @@ def run(args: argparse.Namespace) -> int:
     replace = {"teacher": parse_teacher_spec(args.teacher)}
     config = load_train_config(args.conf_file, overrides, replace)
     device = resolve_device(config.device)
-    prepared = prepare(config, args.tensorboard_log, device)
+    # The cheap checks of where the run goes first: prepare may train a teacher for minutes.
     run_dir = Path(args.out) if args.out else new_run_dir(args.log_folder, config)
     if args.out and run_dir.exists():
         raise RlimmError(f"--out: {run_dir} exists; give a new folder")
     if run_dir.parent.exists() and not run_dir.parent.is_dir():
         raise RlimmError(f"--log-folder: {run_dir.parent} is a file")
+    prepared = prepare(config, args.tensorboard_log, device)
     tb = args.tensorboard_log or "off (-tb DIR to write it)"
     print(f"rlimm train: writing {run_dir} on {describe(device)} (TensorBoard: {tb})", file=sys.stderr)
     result = train(prepared, run_dir, ["rlimm", *sys.argv[1:]], progress_bar=not args.no_progress)
