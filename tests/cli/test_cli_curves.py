@@ -74,13 +74,11 @@ def test_compare_with_curves_writes_curves_and_plots_them(tmp_path, capsys):
 
 
 def test_one_budget_without_curves_plots_a_point_per_method(tmp_path, capsys, monkeypatch):
-    from rlimm.rl import report
+    from rlimm.rl import summary
 
     drawn = []
-    original = report._points
-    monkeypatch.setattr(
-        report, "_points", lambda ax, summary: (drawn.append(len(summary)), original(ax, summary))
-    )
+    original = summary._points
+    monkeypatch.setattr(summary, "_points", lambda ax, table: (drawn.append(len(table)), original(ax, table)))
     cfg = config_variant(QUICK, tmp_path, budgets=[2], seeds=2)
     out = tmp_path / "out"
     code = main(["compare", str(cfg), "--out", str(out), "--jobs", "1", "--no-progress"])

@@ -1,10 +1,11 @@
-"""The per-task part of ``rlimm report``: final scores in the task's units and paired differences,
-checked against a hand computation."""
+"""The per-task numbers of ``rlimm report`` (:mod:`rlimm.rl.per_task`): final scores in the task's units
+and paired differences, checked against a hand computation."""
 
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from rlimm.rl import aggregate as agg
 from rlimm.rl import per_task
@@ -37,22 +38,29 @@ def test_paired_differences_are_per_seed_differences():
     )
 
 
-def test_final_tables_list_each_algorithm_the_teacher_and_the_pairs():
+def test_task_tables_list_each_algorithm_the_teacher_and_the_pairs():
     rows, algorithms = _rows()
     teacher = pd.DataFrame({"task": ["T"] * 3, "teacher": ["t"] * 3, "score": [5.0, 6.0, 7.0]})
-    record = SimpleNamespace(induction={"method": "knn", "k": 8})
-    task = SimpleNamespace(
-        label="T", random=1.5, random_scores=(1.0, 2.0), folders=[SimpleNamespace(record=record)]
-    )
-    md = "\n".join(per_task.final_tables(rows, teacher, [task], algorithms, reps=50, seed=0))
-    assert "| imm | 3 | 25.33 |" in md and "| none | 3 | 20.00 |" in md
-    assert "| *teacher (t)* | 3 | 6.00 | |" in md and "| *random policy* | 2 | 1.50 | |" in md
-    # imm − naive: differences 3, 7, −5 → mean +1.67
-    assert "| imm − naive | 3 | +1.67 [" in md
-    assert "| imm − none | 3 |" in md and "| naive − none | 3 |" in md
-    assert (
-        "IMM's induction: knn, k = 8; own-episode exclusion: none; pool: 1" in md
-    )  # a folder from before both keys
+    task = SimpleNamespace(label="T", random=1.5, random_scores=(1.0, 2.0))
+    (table,) = per_task.task_tables(rows, teacher, [task], algorithms, reps=50, seed=0)
+    assert [(s.algorithm.label, s.runs, s.mean) for s in table.scores] == [
+        ("none", 3, 20.0), ("naive", 3, 71 / 3), ("imm", 3, 76 / 3),
+    ]  # fmt: skip
+    assert all(s.curve_mean is None for s in table.scores) and not table.has_curves
+    assert [(t.teacher, t.runs, t.mean) for t in table.teachers] == [("t", 3, 6.0)]
+    assert (table.random_runs, table.random) == (2, 1.5)
+    pairs = {(d.x.label, d.y.label): d for d in table.differences}
+    assert list(pairs) == [("imm", "naive"), ("imm", "none"), ("naive", "none")]
+    assert pairs["imm", "naive"].final.mean == pytest.approx((3 + 7 - 5) / 3)  # 15−12, 26−19, 35−40
+
+
+def test_a_pair_with_fewer_than_two_common_seeds_is_left_out():
+    rows, algorithms = _rows()
+    rows = rows[(rows["method"] != "imm") | (rows["seed"] == 0)]
+    task = SimpleNamespace(label="T", random=0.0, random_scores=(0.0,))
+    (table,) = per_task.task_tables(rows, pd.DataFrame(), [task], algorithms, reps=20, seed=0)
+    assert [(d.x.method, d.y.method) for d in table.differences] == [("naive", "none")]
+    assert table.teachers == []
 
 
 def test_curve_means_average_each_run_over_the_steps_every_run_has():
@@ -85,8 +93,3 @@ def test_a_seed_run_in_two_folders_pairs_once():
     np.testing.assert_allclose(
         [d.mean, d.low, d.high], [diffs.mean(), diffs.mean() - half, diffs.mean() + half], rtol=1e-6
     )
-
-
-def test_each_schedule_has_its_own_line_style():
-    styles = [per_task.schedule_style(s) for s in ("constant", "linear_decay", "trust", "cosine", None)]
-    assert styles == ["-", "--", ":", "-.", "-"]

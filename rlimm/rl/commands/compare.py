@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from rlimm.rl.cluster import ADDRESS_ENV, scheduler_address
     from rlimm.rl.config import load_compare_config
     from rlimm.rl.matrix import RunsFailed, read_results, run_matrix
-    from rlimm.rl.report import write_report
+    from rlimm.rl.summary import write_report
 
     if args.cluster and args.jobs is not None:
         raise RlimmError("--jobs and --cluster exclude each other: the cluster's workers run the runs")

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from rlimm.rl import suite
     from rlimm.rl.commands.report import write_report as write_suite_report
     from rlimm.rl.matrix import run_matrix
-    from rlimm.rl.report import write_report
+    from rlimm.rl.summary import write_report
 
     def log(line: str) -> None:
         print(f"rlimm suite: {line}", file=sys.stderr, flush=True)

@@ -1,5 +1,7 @@
-"""Summaries of ``results.csv``: a Markdown table and a plot with 10th–90th percentile bands (with
-``curves.csv``: learning curves against environment steps)."""
+"""``rlimm compare``'s summary of one folder's ``results.csv``: ``summary.md`` (a Markdown table, paired
+differences by seed and the single-task robust statistics) and ``plot.png`` with 10th–90th percentile
+bands (with ``curves.csv``: learning curves against environment steps). Not ``rlimm report``'s
+aggregate over several folders (:mod:`rlimm.rl.commands.report`)."""
 
 from __future__ import annotations
 

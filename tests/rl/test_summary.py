@@ -1,10 +1,11 @@
-"""Summaries: percentiles, paired differences by seed, sweep detection, and the plot file."""
+"""Compare's summary (:mod:`rlimm.rl.summary`): percentiles, paired differences by seed, sweep detection,
+and the plot file."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rlimm.rl.report import markdown_table, paired_differences, plot, summarize
+from rlimm.rl.summary import markdown_table, paired_differences, plot, summarize
 
 
 def frame(rows):
