@@ -7,6 +7,11 @@ its weight never moves), so both variants train the same policy step for step (t
 tests/agents/test_trust_agents.py) and the time difference is the cost of measuring the signal, which
 is what the trust schedule adds to every update. Goal (issue 26): ≤ 1.05× the constant-λ run.
 
+Wall-time ratios of whole runs are as noisy as the machine (a busy 2-core machine moves them by ±10%),
+so the trust runs also time the trust code itself — gathering each minibatch's log-probabilities,
+the signal, the rule, SAC's critic values — and print its share of the run's wall time, which load
+affects alike in numerator and denominator.
+
     .venv/bin/python benchmarks/trust_cost.py configs/suite/cartpole_cart_hidden.yaml --timesteps 20000
     .venv/bin/python benchmarks/trust_cost.py configs/suite/pendulum_sac_velocity_hidden.yaml \\
         --timesteps 2000
@@ -20,9 +25,30 @@ import time
 
 import torch
 
+from rlimm.agents.common import trust as glue
+from rlimm.agents.sac import SAC
 from rlimm.rl.config import load_compare_config
 from rlimm.rl.runs import build_agent, make_env, make_restriction, make_teacher, make_training_env
 from rlimm.trust import Trust
+
+
+class Stopwatch:
+    """Wall time spent inside the wrapped functions, summed."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, owner: type, name: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        setattr(owner, name, timed)
 
 
 def main() -> None:
@@ -38,6 +64,16 @@ def main() -> None:
     restriction = make_restriction(config, make_env(config.env, config.env.episode_steps))
     lam = args.ratio / (1 - args.ratio)
     seconds: dict[tuple[str, str], list[float]] = {}
+    # The trust code: what the rollout hands the rule, the signal, the rule, SAC's critic values.
+    watch = Stopwatch()
+    for owner, name in (
+        (glue.RolloutEvidence, "add"),
+        (glue.RolloutEvidence, "evidence"),
+        (Trust, "observe"),
+        (SAC, "_critic_values"),
+    ):
+        watch.wrap(owner, name)
+    share: dict[str, list[float]] = {}
     for rep in range(args.repeats):
         for method in ("naive", "imm"):
             for schedule in ("constant", "trust"):
@@ -52,19 +88,25 @@ def main() -> None:
                     seed=rep,
                     induction=config.induction,
                 )
+                before = watch.seconds
                 start = time.perf_counter()
                 model.learn(args.timesteps)
-                seconds.setdefault((method, schedule), []).append(time.perf_counter() - start)
+                elapsed = time.perf_counter() - start
+                seconds.setdefault((method, schedule), []).append(elapsed)
+                if schedule == "trust":
+                    share.setdefault(method, []).append((watch.seconds - before) / elapsed)
                 model.get_env().close()
     print(
         f"{config.algo.name} on {config.env.id} ({config.name}), {args.timesteps} steps, {args.repeats} "
         "interleaved repeats, 1 thread; trust pinned (the signal measured every update, λ unchanged)"
     )
-    print(f"{'regularizer':<12}{'constant s':>12}{'trust s':>10}{'trust / constant':>18}")
+    print(f"{'regularizer':<12}{'constant s':>12}{'trust s':>10}{'trust / constant':>18}{'trust code':>12}")
     for method in ("naive", "imm"):
         constant = statistics.median(seconds[(method, "constant")])
         trust = statistics.median(seconds[(method, "trust")])
-        print(f"{method:<12}{constant:>12.2f}{trust:>10.2f}{trust / constant:>17.3f}x")
+        code = statistics.median(share[method])
+        print(f"{method:<12}{constant:>12.2f}{trust:>10.2f}{trust / constant:>17.3f}x{code:>11.1%}")
+    print("trust code: the share of a trust run's wall time spent in the trust code (median over repeats)")
 
 
 if __name__ == "__main__":
