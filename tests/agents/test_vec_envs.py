@@ -65,6 +65,24 @@ def expected_view(teacher, restriction, raw):
     return teacher.params(visible).reshape(len(raw), -1), visible
 
 
+def imm_ppo(env, teacher, restriction, n_steps, **kwargs):
+    """PPO with the IMM term (λ = 0.3), one epoch of 16-row minibatches per rollout."""
+    return PPO(
+        "MlpPolicy",
+        env,
+        n_steps=n_steps,
+        batch_size=16,
+        n_epochs=1,
+        regularizer="imm",
+        teacher=teacher,
+        restriction=restriction,
+        teacher_coef=0.3,
+        seed=0,
+        device="cpu",
+        **kwargs,
+    )
+
+
 PPO_CASES = {
     "cartpole-vecnormalize": (lambda: gym.make("CartPole-v1"), [2, 3], True),
     "grid-contexts": (lambda: gym.make(E.GRID_ID, max_episode_steps=50), ["x"], False),
@@ -84,19 +102,7 @@ def test_ppo_teacher_view_rows_are_the_teacher_on_each_envs_raw_observations(cas
         teacher = policy_teacher(
             sb3.PPO("MlpPolicy", VisibleObservation(make(), restriction), seed=3), restriction
         )
-    model = PPO(
-        "MlpPolicy",
-        env,
-        n_steps=n_steps,
-        batch_size=16,
-        n_epochs=1,
-        regularizer="imm",
-        teacher=teacher,
-        restriction=restriction,
-        teacher_coef=0.3,
-        seed=0,
-        device="cpu",
-    )
+    model = imm_ppo(env, teacher, restriction, n_steps)
     model.learn(n_steps * n_envs)
     buffer = model.rollout_buffer  # flattened by get(): row env · n_steps + step
     for i, log in enumerate(logs):
@@ -190,20 +196,7 @@ def test_pooled_earlier_rollouts_are_normalised_with_the_current_statistics():
     teacher = policy_teacher(
         sb3.PPO("MlpPolicy", VisibleObservation(make(), restriction), seed=3), restriction
     )
-    model = PPO(
-        "MlpPolicy",
-        env,
-        n_steps=n_steps,
-        batch_size=16,
-        n_epochs=1,
-        regularizer="imm",
-        teacher=teacher,
-        restriction=restriction,
-        teacher_coef=0.3,
-        induction={"method": "knn", "k": 4, "pool": 2},
-        seed=0,
-        device="cpu",
-    )
+    model = imm_ppo(env, teacher, restriction, n_steps, induction={"method": "knn", "k": 4, "pool": 2})
     pools = []
     build = model.induction_pool
 
