@@ -263,6 +263,7 @@ class RegularizedMixin(BaseAlgorithm):
             ("train/own_episode_share", out.own_episode),
             ("train/induction_fallback", out.fallback),
             ("train/own_policy_kl", out.own_kl),
+            ("train/hidden_left", out.hidden_left),
         ):
             if value == value:  # not nan: computed on this minibatch
                 self.logger.record_mean(key, value)

@@ -216,3 +216,17 @@ def marginal(
     distances = _standardised_distances(batch.float(), pool.float(), discrete).gather(1, index)
     weights = torch.full(index.shape, 1.0 / k, device=batch.device)
     return Draw(index, weights, distances)
+
+
+@torch.no_grad()
+def hidden_spread(hidden: torch.Tensor, index: torch.Tensor) -> float:
+    """How much of the hidden part the visible part leaves open: for ``hidden`` ``(N, d)`` features of
+    the hidden part and ``index`` ``(n, k)`` each of n rows' k neighbours in visible space (rows of
+    ``hidden``), the mean over features of E_i[variance among row i's neighbours] / variance over all
+    N rows. About 1 when the neighbours' hidden parts are as spread as any (the visible part tells
+    nothing of the hidden one), 0 when they coincide (it determines it: the induced policy is then the
+    state's own, and IMM's term is naive's). ``nan`` for k < 2 or no varying feature."""
+    if index.shape[1] < 2 or hidden.shape[1] == 0:
+        return float("nan")
+    among = hidden[index.to(hidden.device)].var(dim=1).mean(dim=0)
+    return float((among / hidden.var(dim=0)).mean())

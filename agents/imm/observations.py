@@ -37,3 +37,14 @@ def cat_rows(parts: list[Any]) -> Any:
     if isinstance(parts[0], dict):
         return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
     return torch.cat(parts)
+
+
+def hidden_features(restriction: Any, observations: Any) -> torch.Tensor:
+    """``(N, d)`` float64 features of what ``restriction`` hides of each observation (tensors): every
+    row is given row 0's visible part (``restriction.combine``), so that what still differs between
+    rows is hidden; constant columns (the visible part) are dropped. ``(N, 0)`` when nothing hidden varies."""
+    first = per_key(observations, lambda v: v[:1].expand(v.shape[0], *v.shape[1:]))
+    hidden = restriction.combine(first, observations)
+    parts = hidden.values() if isinstance(hidden, dict) else [hidden]
+    features = torch.cat([p.reshape(p.shape[0], -1).double() for p in parts], dim=1)
+    return features[:, features.var(dim=0) > 1e-12] if len(features) > 1 else features[:, :0]

@@ -32,7 +32,7 @@ from gymnasium import spaces
 
 from rlimm.agents.imm import draws as draws_
 from rlimm.agents.imm.families import Family, Params, family_for
-from rlimm.agents.imm.observations import nbytes, per_key
+from rlimm.agents.imm.observations import hidden_features, nbytes, per_key
 from rlimm.agents.imm.settings import InductionSettings
 from rlimm.coefficients import TeacherCoef, as_coefficient, lambda_at
 from rlimm.envs.restrictions import PartitionRestriction, Restriction
@@ -63,6 +63,8 @@ class RegularizerOutput:
         alone (no other hidden part drawn): IMM is naive there.
     :param own_kl: sampled induction: batch mean of KL(policy at the state ‖ its induced policy); near 0
         means the induced policy is the state's own, i.e. IMM has become naive.
+    :param hidden_left: ``knn``: the share of the hidden part its neighbours leave open on the pool
+        (:func:`~rlimm.agents.imm.draws.hidden_spread`; near 0: IMM's term is naive's), once per pool.
     :param teacher: with ``keep``: the teacher's distribution at the batch's states (the family's form).
     :param induced: with ``keep`` and an induced policy computed: ``(components, weights, rows)``
         without gradient, for :meth:`Family.induced_log_prob` (the trust signal, :mod:`rlimm.trust`).
@@ -77,6 +79,7 @@ class RegularizerOutput:
     own_episode: float = float("nan")
     fallback: float = float("nan")
     own_kl: float = float("nan")
+    hidden_left: float = float("nan")
     teacher: Any = None
     induced: tuple | None = None
 
@@ -120,6 +123,8 @@ class PoolDraws:
     features: torch.Tensor
     draws: draws_.Draw | None
     synthetic: Any
+    #: knn: :func:`~rlimm.agents.imm.draws.hidden_spread` of the pool, once computed (a diagnostic)
+    hidden_left: float | None = None
 
 
 class TeacherRegularizer:
@@ -267,7 +272,7 @@ class TeacherRegularizer:
             with torch.set_grad_enabled(torch.is_grad_enabled() and use_naive):
                 naive = family.naive(teacher, params)
         imm, ess, distance = None, float("nan"), float("nan")
-        own_episode = fallback = own_kl = float("nan")
+        own_episode = fallback = own_kl = hidden_left = float("nan")
         induced = None
         if use_imm or diagnostics:
             with torch.set_grad_enabled(torch.is_grad_enabled() and use_imm):
@@ -289,6 +294,7 @@ class TeacherRegularizer:
                         own_episode = draw.own_episode_share().item()
                         fallback = draw.fallback_share().item()
                         own_kl = self._own_kl(params, components, draw.weights)
+                        hidden_left = self._hidden_left(pool)
 
         loss = torch.zeros((), device=device)
         if use_imm:
@@ -297,13 +303,25 @@ class TeacherRegularizer:
             loss = lam * naive
         imm_kl = float("nan") if imm is None else imm.item()
         naive_kl = float("nan") if naive is None else naive.item()
-        out = RegularizerOutput(loss, lam, imm_kl, naive_kl, ess, distance, own_episode, fallback, own_kl)
+        out = RegularizerOutput(
+            loss, lam, imm_kl, naive_kl, ess, distance, own_episode, fallback, own_kl, hidden_left
+        )
         if keep:
             out.teacher = teacher
             if induced is not None:
                 components, weights, rows = induced
                 out.induced = (_detached(components), weights, rows)
         return out
+
+    def _hidden_left(self, pool: Obs) -> float:
+        """knn: the pool's hidden spread among the draws' neighbours, computed once per pool."""
+        cached = self.pool_draws(pool)
+        if cached.draws is None:
+            return float("nan")
+        if cached.hidden_left is None:
+            hidden = hidden_features(self.restriction, cached.pool.observations)
+            cached.hidden_left = draws_.hidden_spread(hidden, cached.draws.index)
+        return cached.hidden_left
 
     @torch.no_grad()
     def _own_kl(self, params: Params, components: Params, weights: torch.Tensor) -> float:

@@ -13,8 +13,8 @@ Every teacher is a :class:`Teacher` (:mod:`.base`) whose ``family`` (:class:`Act
 """
 
 from rlimm.agents.teachers.base import ActionFamily, Teacher, action_sizes
-from rlimm.agents.teachers.exact import SOLVERS, pomdp_teacher, tabular_model
-from rlimm.agents.teachers.expert import fit_induced_expert
+from rlimm.agents.teachers.exact import SOLVERS, optimal_policy, pomdp_teacher, tabular_model
+from rlimm.agents.teachers.expert import categorical_kl, fit_induced_expert
 from rlimm.agents.teachers.files import (
     FILE_FORMAT,
     FILE_VERSION,
@@ -65,6 +65,7 @@ __all__ = [
     "VisibleMLP",
     "action_sizes",
     "alpha_teacher",
+    "categorical_kl",
     "fib",
     "fit_induced_expert",
     "frozen_copy",
@@ -72,6 +73,7 @@ __all__ = [
     "load_gaussian_teacher",
     "load_model",
     "load_teacher",
+    "optimal_policy",
     "paper_alpha_teacher",
     "policy_teacher",
     "policy_utilities",

@@ -4,6 +4,7 @@ batches as tensors, acting from categorical probabilities)."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from typing import Any, Protocol, runtime_checkable
 
@@ -128,6 +129,16 @@ def check_visible(name: str, visible_space: gym.Space, restriction: Any) -> None
             f"teacher '{name}' observes {short_space(visible_space)} but the restriction shows "
             f"{short_space(expected)} (a teacher acts on the visible part only)"
         )
+
+
+def with_about(teacher: Any, about: dict[str, Any]) -> Any:
+    """``teacher`` recording ``about``: how an induced teacher was made (its expert's score and budget,
+    the hidden part's information; :mod:`rlimm.rl.induced_teacher`), kept in its teacher file. A frozen
+    dataclass teacher is copied, any other gets the attribute."""
+    if dataclasses.is_dataclass(teacher) and "about" in {f.name for f in dataclasses.fields(teacher)}:
+        return dataclasses.replace(teacher, about=dict(about))
+    teacher.about = dict(about)
+    return teacher
 
 
 # --------------------------------------------------------------------------- batches

@@ -70,6 +70,19 @@ def _transition_table_model(base: gym.Env) -> tuple[np.ndarray, np.ndarray]:
     return transitions, rewards
 
 
+def optimal_policy(
+    env: gym.Env,
+    mode: str = "argmax",
+    temperature: float = 1.0,
+    discount: float = 0.9,
+    model: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """The optimal full-state policy ``(S, A)`` of a tabular ``env`` (Q-value iteration), ``argmax``
+    (ties shared) or ``softmax`` of its Q-values; ``model``: its :func:`tabular_model`, if read already."""
+    transitions, rewards = model if model is not None else tabular_model(env)
+    return utilities_to_policy(q_value_iteration(transitions, rewards, discount), mode, temperature)
+
+
 def pomdp_teacher(
     env: gym.Env,
     restriction: PartitionRestriction,
@@ -90,8 +103,7 @@ def pomdp_teacher(
     transitions, rewards = tabular_model(env)
     name = f"{solver}-{mode}" + (f"-T{temperature:g}" if mode == "softmax" else "")
     if solver == "induced_optimal":
-        q = q_value_iteration(transitions, rewards, discount)
-        optimal = utilities_to_policy(q, mode, temperature)  # (S, A) full-state policy
+        optimal = optimal_policy(env, mode, temperature, discount, (transitions, rewards))
         return TabularTeacher(restriction.state_belief() @ optimal, name)
     if solver not in ("fib", "qmdp"):
         raise RlimmError(f"unknown teacher solver '{solver}'; accepted: {', '.join(SOLVERS)}")

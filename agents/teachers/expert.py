@@ -59,6 +59,7 @@ def fit_induced_expert(
     *,
     squashed: bool | None = None,
     hidden: int = 64,
+    report: dict | None = None,
 ) -> TabularTeacher | PolicyTeacher:
     """The induced expert of ``expert`` on ``env`` as ``restriction`` shows it (module docstring).
 
@@ -73,12 +74,17 @@ def fit_induced_expert(
     :param squashed: Box actions: the expert's convention, read from the expert when it has one (SAC:
         ``True``); the fitted teacher has the same.
     :param hidden: the width of the MLP's hidden layers.
+    :param report: if given, receives ``hidden_kl``: the mean over the visited states of
+        KL(π_expert(·|x) ‖ teacher(·|x̄)) — what the hidden part tells of the expert's action (0: nothing;
+        the teacher is the expert), as far as the fit captures the induced policy — and ``states``.
     """
+    report = {} if report is None else report
+    report["states"] = samples
     if isinstance(env.action_space, spaces.Box):
-        return _fit_gaussian(expert, env, restriction, samples, seed, epochs, squashed, name, hidden)
+        return _fit_gaussian(expert, env, restriction, samples, seed, epochs, squashed, name, hidden, report)
     if not isinstance(env.action_space, spaces.Discrete):
         raise RlimmError(f"teachers need a Discrete or Box action space, got {env.action_space}")
-    return _fit_categorical(expert, env, restriction, samples, seed, epochs, name, hidden)
+    return _fit_categorical(expert, env, restriction, samples, seed, epochs, name, hidden, report)
 
 
 # --------------------------------------------------------------------------- the shared loop
@@ -150,6 +156,7 @@ def _fit_categorical(
     epochs: int,
     name: str,
     hidden: int,
+    report: dict,
 ) -> TabularTeacher | PolicyTeacher:
     n_actions = int(env.action_space.n)
 
@@ -169,7 +176,9 @@ def _fit_categorical(
         counts = np.bincount(contexts, minlength=restriction.n_contexts)
         seen = counts > 0
         table[seen] = sums[seen] / counts[seen, None]
-        return TabularTeacher(table / table.sum(axis=1, keepdims=True), name)
+        table /= table.sum(axis=1, keepdims=True)
+        report["hidden_kl"] = categorical_kl(probs, table[contexts])
+        return TabularTeacher(table, name)
     x = visible_features(restriction.visible_space, visible)
     net = _new_net(seed, x.shape[1], n_actions, hidden)
     target = th.as_tensor(probs, dtype=th.float32)
@@ -179,7 +188,17 @@ def _fit_categorical(
         return -(target[idx] * log_q).sum(dim=1).mean()  # KL(expert ‖ net) up to a constant
 
     _minimise(net, len(target), epochs, seed, loss_of, anneal=False)
+    with th.no_grad():
+        fitted = th.softmax(net(x), dim=-1).double().numpy()
+    report["hidden_kl"] = categorical_kl(probs, fitted)
     return PolicyTeacher(net, restriction.visible_space, n_actions, "softmax", 1.0, name)
+
+
+def categorical_kl(p: np.ndarray, q: np.ndarray) -> float:
+    """The mean over rows of KL(p ‖ q) for ``(N, A)`` probabilities (0 log 0 = 0; q floored at 1e-12)."""
+    p = np.asarray(p, np.float64)
+    ratio = np.where(p > 0, p / np.maximum(np.asarray(q, np.float64), 1e-12), 1.0)
+    return float((p * np.log(ratio)).sum(axis=1).mean())
 
 
 # --------------------------------------------------------------------------- Box actions
@@ -214,6 +233,7 @@ def _fit_gaussian(
     squashed: bool | None,
     name: str,
     hidden: int,
+    report: dict,
 ) -> PolicyTeacher:
     if samples < 1 or epochs < 0:
         raise RlimmError(f"samples must be ≥ 1 and epochs ≥ 0, got samples={samples}, epochs={epochs}")
@@ -266,6 +286,7 @@ def _fit_gaussian(
     _minimise(net, len(x), epochs, seed, loss_of, anneal=True)
     with th.no_grad():
         fit_kl = float(gaussian_kl(target_mean, target_log_std, *net.gaussian(x)).mean())
+    report["hidden_kl"] = fit_kl
     return PolicyTeacher(
         net, restriction.visible_space, env.action_space, name=name, squashed=squashed, fit_kl=fit_kl
     )

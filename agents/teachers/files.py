@@ -30,7 +30,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 
-from rlimm.agents.teachers.base import ActionFamily, Teacher, space_layout
+from rlimm.agents.teachers.base import ActionFamily, Teacher, space_layout, with_about
 from rlimm.agents.teachers.networks import VisibleMLP
 from rlimm.agents.teachers.policy import PolicyTeacher
 from rlimm.agents.teachers.tabular import TabularTeacher
@@ -99,6 +99,9 @@ def save_teacher(teacher: Teacher, path: str | Path, meta: dict[str, Any]) -> Pa
     if path.suffix != expected:
         raise RlimmError(f"a {type(teacher).__name__} is saved as a {expected} file, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    about = getattr(teacher, "about", None)
+    if about:  # an induced teacher: its expert's score and budget, the hidden part's information
+        meta = {**meta, "about": about}
     if teacher.family in _GAUSSIAN:  # state dicts, not a pickled teacher
         return save_gaussian_teacher(teacher, path, meta.get("env_id"), str(meta.get("visible")), meta)
     description = json.dumps({**meta, "name": teacher.name})
@@ -108,7 +111,14 @@ def save_teacher(teacher: Teacher, path: str | Path, meta: dict[str, Any]) -> Pa
 
 
 def load_teacher(path: str | Path) -> TeacherFile:
-    """Read a teacher file written by :func:`save_teacher`."""
+    """Read a teacher file written by :func:`save_teacher` (an induced teacher gets its ``about`` back)."""
+    loaded = _load_teacher(path)
+    if loaded.meta.get("about"):
+        return TeacherFile(with_about(loaded.teacher, loaded.meta["about"]), loaded.meta)
+    return loaded
+
+
+def _load_teacher(path: str | Path) -> TeacherFile:
     path = Path(path)
     if not path.is_file():
         raise RlimmError(f"teacher file not found: {path}")

@@ -7,7 +7,7 @@ grid teacher; the table is built once and the training loop indexes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,12 @@ class TabularTeacher:
 
     :param table: ``(C, A)`` action probabilities for each visible context (rows sum to one).
     :param name: a short description, logged with the run.
+    :param about: how an induced teacher was made (:func:`~rlimm.agents.teachers.base.with_about`).
     """
 
     table: np.ndarray
     name: str = "tabular"
+    about: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         t = np.asarray(self.table, dtype=np.float64)

@@ -282,9 +282,24 @@ def load_folder(path: str | Path) -> Folder:
     if curves is not None and "budget" in curves.columns:
         # Newer curves.csv files name the budget a run trained for: keep the final budget's runs.
         curves = curves[curves["budget"].astype(int) == budget].reset_index(drop=True)
-    final = df[df["budget"] == budget].reset_index(drop=True)
+    final = with_measures(df[df["budget"] == budget].reset_index(drop=True), path)
     seeds = sorted(int(s) for s in df["seed"].unique())
     return Folder(path, record, final, budget, seeds, teacher, curves, missing_runs(df))
+
+
+def with_measures(final: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``final`` with the folder's ``measures.csv`` columns (:mod:`rlimm.rl.hidden_part`) per run,
+    ``nan`` where a run was not measured (no teacher, or a folder from before the measures)."""
+    from rlimm.rl.hidden_part import MEASURES
+    from rlimm.rl.matrix import read_measures, row_key
+
+    measured = read_measures(path)
+    out = final.copy()
+    for column in MEASURES:
+        out[column] = [
+            measured.get(row_key(row), {}).get(column, float("nan")) for row in final.to_dict("records")
+        ]
+    return out
 
 
 def read_curves(path: Path) -> pd.DataFrame:

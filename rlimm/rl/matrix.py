@@ -24,6 +24,7 @@ from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.errors import RlimmError
 from rlimm.rl.config import CompareConfig, InductionConfig, RunSpec
 from rlimm.rl.evaluation import CURVE_COLUMNS
+from rlimm.rl.hidden_part import MEASURES
 from rlimm.rl.runs import (
     build_agent,
     evaluate_teacher,
@@ -51,6 +52,10 @@ COLUMNS = [
 ]
 #: Next to ``results.csv``: the teacher's own score on the full env, one score per seed.
 TEACHER_SCORES = "teacher.json"
+#: Next to ``results.csv``: each run's learner against the teacher at the end of its longest budget
+#: (:mod:`rlimm.rl.hidden_part`), keyed as its results row.
+MEASURES_FILE = "measures.csv"
+MEASURE_COLUMNS = ["method", "budget", "seed", "lambda_ratio", *MEASURES]
 #: Next to ``results.csv`` (with ``evaluation.every``): the learning curves (:data:`CURVE_COLUMNS`).
 CURVES = "curves.csv"
 
@@ -268,7 +273,24 @@ def curve_rows(config: CompareConfig, row: dict, eval_steps: int) -> list[dict]:
 
 def _append_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     with path.open("a", newline="") as f:
-        csv.DictWriter(f, fieldnames=columns).writerows(rows)
+        csv.DictWriter(f, fieldnames=columns, extrasaction="ignore").writerows(rows)
+
+
+def read_measures(folder: Path) -> dict[tuple, dict[str, float]]:
+    """``measures.csv`` of a comparison folder by run key (:func:`row_key`); a run measured twice (it
+    was rerun after an interruption) keeps its last row; torn lines are skipped; ``{}`` without the
+    file (a folder from before the measures)."""
+    path = Path(folder) / MEASURES_FILE
+    if not path.exists():
+        return {}
+    out: dict[tuple, dict[str, float]] = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                out[row_key(row)] = {k: float(row[k]) for k in MEASURES}
+            except (TypeError, ValueError, KeyError):
+                continue
+    return out
 
 
 class RunsFailed(Exception):
@@ -404,6 +426,11 @@ def run_matrix(
                 points = [p for row in rows for p in curve_rows(config, row, eval_steps)]
                 if points:
                     _append_csv(curves, points, CURVE_COLUMNS)
+                measured = [{**row, **row["measures"]} for row in rows if row.get("measures")]
+                if measured:
+                    if not (out / MEASURES_FILE).exists():
+                        atomic_write_csv(out / MEASURES_FILE, [], MEASURE_COLUMNS)
+                    _append_csv(out / MEASURES_FILE, measured, MEASURE_COLUMNS)
                 for row in rows:
                     writer.writerow({k: row[k] for k in COLUMNS})
                 f.flush()

@@ -11,7 +11,7 @@ have (:func:`rlimm.common.stats.paired_difference`, as ``compare``'s summary).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -52,6 +52,18 @@ class Difference:
 
 
 @dataclass(frozen=True)
+class Measures:
+    """An algorithm's learners against the teacher at the end (:mod:`rlimm.rl.hidden_part`), means
+    over its measured runs."""
+
+    algorithm: agg.Algorithm
+    runs: int
+    induced_kl: float
+    pointwise_kl: float
+    hidden_left: float
+
+
+@dataclass(frozen=True)
 class TaskTable:
     """One task's table of final scores and its paired differences."""
 
@@ -63,6 +75,9 @@ class TaskTable:
     differences: list[Difference]
     #: Whether the task's runs have learning curves (the tables then have a curve-mean column).
     has_curves: bool
+    #: An induced teacher's ``about`` (:mod:`rlimm.rl.induced_teacher`): its expert and ``hidden_kl``.
+    about: dict | None = None
+    measures: list[Measures] = field(default_factory=list)
 
 
 def task_tables(
@@ -115,8 +130,32 @@ def task_tables(
                 task.random,
                 differences,
                 means is not None,
+                task_about(task),
+                measures_of(rows, algorithms),
             )
         )
+    return out
+
+
+def task_about(task: Any) -> dict | None:
+    """The ``about`` of the task's induced teacher, as its first folder's ``teacher.json`` records it."""
+    for folder in getattr(task, "folders", ()):
+        recorded = getattr(folder, "teacher", None)  # teacher.json
+        if recorded and recorded.get("about"):
+            return recorded["about"]
+    return None
+
+
+def measures_of(rows: pd.DataFrame, algorithms: Sequence[agg.Algorithm]) -> list[Measures]:
+    """Per algorithm with measured runs among ``rows``: the means of their measures."""
+    if "induced_kl" not in rows.columns:
+        return []
+    out = []
+    for a in algorithms:
+        m = rows[(rows["algorithm"] == a) & rows["induced_kl"].notna()]
+        if len(m):
+            means = m[["induced_kl", "pointwise_kl", "hidden_left"]].astype(float).mean()
+            out.append(Measures(a, len(m), *(float(means[c]) for c in means.index)))
     return out
 
 

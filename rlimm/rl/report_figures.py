@@ -5,6 +5,7 @@ the IQM learning curves over all tasks and those of each task."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -34,7 +35,123 @@ def draw_figures(folder: Path, stats: ReportStats) -> list[str]:
         plot_curves(folder / "curves.png", stats.curves, stats.algorithms, teacher_iqm)
         plot_task_curves(folder / "curves_by_task.png", stats.task_curves)
         names += ["curves.png", "curves_by_task.png"]
+    points = consistency_points(stats)
+    if points:
+        plot_consistency(folder / "consistency.png", points)
+        names.append("consistency.png")
     return names
+
+
+@dataclass(frozen=True)
+class ConsistencyPoint:
+    """IMM − Y on one task (Y: none or naive), normalised by the task's reference − random, with its
+    paired interval, at the task's teacher score (normalised) and hidden part left (``nan``: not
+    measured)."""
+
+    task: str
+    versus: str
+    schedule: str
+    measure: str
+    mean: float
+    low: float
+    high: float
+    teacher: float
+    hidden_left: float
+
+
+def consistency_points(stats: ReportStats) -> list[ConsistencyPoint]:
+    """The points of :func:`plot_consistency`: every paired difference imm − none and imm − naive of
+    every task, final score and curve mean."""
+    out = []
+    for table, row in zip(stats.per_task, stats.tasks, strict=True):
+        scale = row.reference - row.random
+        if not table.teachers or scale == 0:
+            continue
+        teacher = (table.teachers[0].mean - row.random) / scale
+        none = [m.hidden_left for m in table.measures if m.algorithm.method == "none"]
+        left = none[0] if none else float("nan")
+        for d in table.differences:
+            if d.x.method != "imm" or d.y.method not in ("none", "naive"):
+                continue
+            for measure, pd_ in (("final score", d.final), ("curve mean", d.curve)):
+                if pd_ is None:
+                    continue
+                out.append(
+                    ConsistencyPoint(
+                        table.task,
+                        d.y.method,
+                        d.x.lambda_schedule or "constant",
+                        measure,
+                        pd_.mean / scale,
+                        pd_.low / scale,
+                        pd_.high / scale,
+                        teacher,
+                        left,
+                    )
+                )
+    return out
+
+
+#: The x axes of :func:`plot_consistency`: the attribute of a point and its label.
+AXES = (
+    ("teacher", "teacher's own score (normalised)"),
+    ("hidden_left", "hidden part left (none's learners)"),
+)
+
+
+def plot_consistency(path: Path, points: Sequence[ConsistencyPoint]) -> None:
+    """IMM − none and IMM − naive (rows: final score, curve mean; normalised, paired 95% intervals)
+    against the teacher's normalised score (left) and the hidden part left for the learner alone
+    (right): one point per task and λ schedule."""
+    measures = [m for m in ("final score", "curve mean") if any(p.measure == m for p in points)]
+    fig, axes = plt.subplots(len(measures), 2, figsize=(11, 3.6 * len(measures)), squeeze=False)
+    styles = {"none": ("o", "tab:blue"), "naive": ("^", "tab:orange")}
+    schedules = sorted({p.schedule for p in points})
+    span = {}
+    for attr, _ in AXES:
+        xs = [getattr(p, attr) for p in points if getattr(p, attr) == getattr(p, attr)]  # noqa: PLR0124
+        span[attr] = (max(xs) - min(xs)) or 1.0 if xs else 1.0
+    for r, measure in enumerate(measures):
+        for c, (attr, xlabel) in enumerate(
+            (
+                ("teacher", "teacher's own score (normalised)"),
+                ("hidden_left", "hidden part left (none's learners)"),
+            )
+        ):
+            ax = axes[r][c]
+            for versus, (marker, color) in styles.items():
+                for schedule in schedules:
+                    sel = [
+                        p
+                        for p in points
+                        if p.measure == measure
+                        and p.versus == versus
+                        and p.schedule == schedule
+                        and getattr(p, attr) == getattr(p, attr)  # noqa: PLR0124 - drops nan
+                    ]
+                    if not sel:
+                        continue
+                    # Points of one task sit side by side: offsets by comparison and schedule.
+                    shift = (2 * list(styles).index(versus) + schedules.index(schedule)) * 0.006 * span[attr]
+                    x = [getattr(p, attr) + shift for p in sel]
+                    y = [p.mean for p in sel]
+                    err = [[p.mean - p.low for p in sel], [p.high - p.mean for p in sel]]
+                    ax.errorbar(
+                        x,
+                        y,
+                        yerr=err,
+                        fmt=marker,
+                        color=color,
+                        alpha=1.0 if schedule == "constant" else 0.5,
+                        capsize=3,
+                        label=f"imm − {versus} ({schedule})",
+                    )
+            ax.axhline(0, color="black", linewidth=1)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"{measure} difference (normalised)")
+            ax.grid(alpha=0.3)
+        axes[r][0].legend(fontsize=7, loc="best")
+    _save(fig, path)
 
 
 def schedule_style(schedule: str | None) -> str:

@@ -23,6 +23,11 @@ CAPTIONS = {
     "curves_by_task.png": "Per task, the IQM of the score (the task's units) during training with 95% "
     "bands; solid: constant λ (and `none`), dashed: linearly decaying λ, dotted: `trust`; horizontal "
     "lines: the teacher's mean score and a random policy's.",
+    "consistency.png": "IMM − none (circles) and IMM − naive (triangles) per task, final score (top) and "
+    "curve mean (bottom), normalised by the task's reference − random score, with paired 95% intervals; "
+    "left: against the teacher's own normalised score, right: against the share of the hidden part left "
+    "once the visible part is known, for the learner alone at the end (tasks without measures.csv are "
+    "left out on the right); faded: a λ schedule other than constant.",
 }
 
 
@@ -46,6 +51,7 @@ def report_markdown(stats: ReportStats, tasks: Sequence[Any], figures: Sequence[
     ]
     for table, task in zip(stats.per_task, tasks, strict=True):
         lines += [f"### {table.task}", "", *induction_lines(task), *task_table_lines(table), ""]
+        lines += measure_lines(table)
     lines += ["## Plots", ""]
     for png in figures:
         lines += [f"![{png[:-4]}]({png})", "", CAPTIONS[png], ""]
@@ -158,6 +164,10 @@ def task_table_lines(table: TaskTable) -> list[str]:
         lines.append(f"| {s.algorithm.label} | {s.runs} | {s.mean:.2f} | {s.iqm.cell()} |{cell}")
     for t in table.teachers:
         lines.append(f"| *teacher ({t.teacher})* | {t.runs} | {t.mean:.2f} | |{extra}")
+    if table.about:
+        e = table.about["expert"]
+        budget = f"{e['timesteps']} steps" if e["timesteps"] else "exact"
+        lines.append(f"| *its expert ({e['algo']}, {budget}, full state)* | 1 | {e['score']:.2f} | |{extra}")
     lines.append(f"| *random policy* | {table.random_runs} | {table.random:.2f} | |{extra}")
     if table.differences:
         lines += [
@@ -171,6 +181,36 @@ def task_table_lines(table: TaskTable) -> list[str]:
             if curves:
                 cell += f" {_difference(d.curve)} |" if d.curve is not None else " |"
             lines.append(cell)
+    return lines
+
+
+def measure_lines(table: TaskTable) -> list[str]:
+    """The induced teacher's hidden-part information, and each algorithm's learners against the
+    teacher at the end (:mod:`rlimm.rl.hidden_part`)."""
+    lines = []
+    if table.about:
+        a = table.about
+        lines += [
+            f"The hidden part's information, E[KL(expert ‖ teacher)] over {a['hidden_kl_states']} states "
+            f"the expert visits: {a['hidden_kl']:.4f} nats (its expert: {a['expert']['score']:.2f} over "
+            f"{a['expert']['episodes']} episodes).",
+            "",
+        ]
+    if table.measures:
+        lines += [
+            "At the end, on 2048 states each learner visits: E[KL(P̄ ‖ Q̄)] (its induced policy against the "
+            "teacher: what IMM matches), E[KL(P̄ ‖ π)] (itself against the teacher: what naive matches) "
+            "and the share of the hidden part left once the visible part is known (1: none of it known).",
+            "",
+            "| algorithm | runs | E[KL(P̄ ‖ Q̄)] | E[KL(P̄ ‖ π)] | hidden part left |",
+            "|---|---:|---:|---:|---:|",
+            *(
+                f"| {m.algorithm.label} | {m.runs} | {m.induced_kl:.4f} | {m.pointwise_kl:.4f} | "
+                f"{m.hidden_left:.3f} |"
+                for m in table.measures
+            ),
+            "",
+        ]
     return lines
 
 

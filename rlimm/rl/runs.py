@@ -27,6 +27,7 @@ from rlimm.agents.teachers import (
     gaussian_policy_teacher,
     load_model,
     load_teacher,
+    optimal_policy,
     paper_alpha_teacher,
     policy_teacher,
     pomdp_teacher,
@@ -34,6 +35,7 @@ from rlimm.agents.teachers import (
     train_restricted_gaussian_teacher,
     train_restricted_teacher,
 )
+from rlimm.agents.teachers.base import short_space, space_layout, with_about
 from rlimm.common.device import as_device
 from rlimm.envs.restrictions import Restriction, restriction_for
 from rlimm.errors import RlimmError
@@ -47,6 +49,8 @@ from rlimm.rl.config import (
     TrainConfig,
 )
 from rlimm.rl.evaluation import EvaluationCallback, evaluate_side_by_side
+from rlimm.rl.hidden_part import measure_run
+from rlimm.rl.induced_teacher import about_of, expert_about, optimal_about
 from rlimm.rl.zoo import constructor_kwargs, normalize_kwargs
 
 
@@ -179,17 +183,36 @@ def build_teacher(config: CompareConfig | TrainConfig) -> tuple[Teacher, BaseAlg
     elif t.solver == "induced_expert":
         if t.path:
             model = load_model(t.path)
+            check_expert_space(model, env, t.path)
         else:
             model = train_full_expert(
                 make_env(config.env, config.env.episode_steps), t.algo, t.timesteps, t.seed, t.kwargs
             )
-        teacher = fit_induced_expert(model, make_env(config.env), restriction, t.samples, t.seed)
+        fit: dict = {}
+        teacher = fit_induced_expert(model, make_env(config.env), restriction, t.samples, t.seed, report=fit)
+        teacher = with_about(teacher, expert_about(config, model, fit, t.path))
     elif t.solver == "paper_alphas":
         teacher = paper_alpha_teacher(_alphas_path(t.path), restriction)
     else:
         teacher = pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount)
+        if t.solver == "induced_optimal":
+            optimal = optimal_policy(env, t.policy, t.temperature, t.discount)
+            teacher = with_about(teacher, optimal_about(config, env, restriction, optimal, teacher))
     teacher.check_compatible(restriction, env.action_space)
     return teacher, model
+
+
+def check_expert_space(model: BaseAlgorithm, env: gym.Env, path: str) -> None:
+    """An ``induced_expert`` loaded from ``path`` must act on the env's full observation and actions."""
+    for what, theirs, ours in (
+        ("observes", model.observation_space, env.observation_space),
+        ("acts in", model.action_space, env.action_space),
+    ):
+        if space_layout(theirs) != space_layout(ours):
+            raise RlimmError(
+                f"'teacher.path': the expert {path} {what} {short_space(theirs)}, but {_env_name(env)} "
+                f"has {short_space(ours)} (an induced expert acts on the full observation)"
+            )
 
 
 def teacher_description(config: CompareConfig | TrainConfig) -> dict:
@@ -364,7 +387,8 @@ def evaluate_teacher(config: CompareConfig, teacher: Teacher) -> dict:
         scores.append(
             float(evaluate(actor, make_env(config.env), ev.episodes, ev.steps, seed, ev.deterministic).mean())
         )
-    return {"teacher": teacher_label(config), "scores": scores}
+    about = about_of(teacher)  # an induced teacher: its expert's score and the hidden part's information
+    return {"teacher": teacher_label(config), "scores": scores, **({"about": about} if about else {})}
 
 
 #: Episodes and seed of :func:`teacher_training_return`.
@@ -433,10 +457,12 @@ def run_budgets(
     timesteps = {s.budget: config.updates_and_timesteps(s.budget)[1] for s in specs}
     env = make_env(config.env, config.env.episode_steps)
     restriction = make_restriction(config, env)
+    # `none` trains without the teacher but is measured against it (the runner hands it to every run).
+    measured_against = teacher
     if first.method == "none":
         teacher = None
     elif teacher is None:
-        teacher = make_teacher(config)
+        teacher = measured_against = make_teacher(config)
     device = as_device(config.device if device is None else device)
     config = with_trust_score(config, teacher)  # a no-op when the runner measured it already
     model = build_agent(
@@ -475,6 +501,15 @@ def run_budgets(
     )
     model.get_env().close()  # a SubprocVecEnv's workers end with the run
     checkpoints = {c.timesteps: c for c in callback.finish(model)}
+    # At the longest budget only: the learner's induced policy against the teacher (measures.csv).
+    measures = measure_run(
+        model,
+        measured_against,
+        restriction,
+        config.induction.settings(),
+        make_env(config.env),
+        first.seed,
+    )
     label = teacher_label(config) if teacher else ""
     rows = []
     for spec in specs:
@@ -490,6 +525,7 @@ def run_budgets(
                 "score_std": float(c.returns.std()),
                 "train_seconds": round(c.train_seconds, 3),
                 "curve": callback.curve if spec is longest else [],
+                "measures": measures if spec is longest else None,
             }
         )
     return rows

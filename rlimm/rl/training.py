@@ -37,6 +37,7 @@ from rlimm.common.device import as_device
 from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.rl.config import TrainConfig
 from rlimm.rl.evaluation import CURVE_COLUMNS, CurvePoint, EvaluationCallback
+from rlimm.rl.hidden_part import measure_run
 from rlimm.rl.runs import (
     EVAL_SEED_OFFSET,
     acting,
@@ -68,6 +69,9 @@ class TrainResult:
     eval_steps: int
     #: Evaluations during training (``evaluation.every``): ``{step, score, score_std}`` each.
     curve: list[dict]
+    #: With a teacher: the learner's induced policy against it and the hidden part left, on states
+    #: it visits at the end (:mod:`rlimm.rl.hidden_part`: induced_kl, pointwise_kl, hidden_left, states).
+    hidden_part: dict | None = None
 
 
 @dataclass
@@ -235,6 +239,14 @@ def train(
     model.get_env().close()
 
     returns = score(model)
+    measures = measure_run(
+        model,
+        prepared.teacher,
+        model.restriction,
+        model.teacher_regularizer.induction,
+        make_env(config.env),
+        config.seed,
+    )
     eval_steps = evaluation_steps(make_env(config.env), ev.steps)
     points = curve.curve if curve else []
     if curve:
@@ -248,6 +260,7 @@ def train(
         interrupted=interrupted,
         eval_steps=eval_steps,
         curve=[asdict(p) for p in points],
+        hidden_part=measures,
     )
     atomic_write_text(run_dir / "result.json", json.dumps(asdict(result), indent=2) + "\n")
     return result

@@ -442,9 +442,15 @@ def test_training_with_sampled_induction_logs_the_draws_diagnostics(grid_teacher
         ("train/naive_kl", out.naive_kl),
         ("train/induction_ess", out.ess),
         ("train/neighbour_distance", out.distance),
+        ("train/hidden_left", out.hidden_left),
     ]:
         assert logged(model, key) == pytest.approx(value, rel=1e-5, abs=1e-7), key
     assert out.loss.item() == pytest.approx(0.6 * out.imm_kl, rel=1e-6)
+    # The hidden part left by hand: the hidden row y of each state among its 3 drawn neighbours.
+    y = pool.observations.reshape(-1).long().numpy() // 11  # obs = y·11 + x
+    index = model.teacher_regularizer.pool_draws(pool).draws.index.numpy()
+    among = np.mean([y[row].var(ddof=1) for row in index])
+    assert out.hidden_left == pytest.approx(among / y.var(ddof=1), rel=1e-9)
 
 
 @pytest.mark.parametrize("induction", ["exact", "knn"])

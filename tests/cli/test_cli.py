@@ -234,6 +234,23 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
+def test_compare_set_reaches_keys_that_have_a_flag_too_and_the_flag_wins(tmp_path):
+    base = ["compare", QUICK, "--budgets", "2", "--methods", "none", "--jobs", "1"]
+    res = rlimm(*base, "--out", tmp_path / "set", "--set", "seeds=2", "evaluation.episodes=2")
+    assert res.returncode == 0, res.stderr
+    assert _seeds(tmp_path / "set") == {0, 1}
+    res = rlimm(
+        *base, "--out", tmp_path / "flag", "--set", "seeds=3", "evaluation.episodes=2", "--seeds", "1"
+    )
+    assert res.returncode == 0, res.stderr
+    assert _seeds(tmp_path / "flag") == {0}
+
+
+def _seeds(out):
+    with (out / "results.csv").open() as f:
+        return {int(row["seed"]) for row in csv.DictReader(f)}
+
+
 def test_compare_set_changes_any_key_and_a_folder_from_before_a_new_key_still_resumes(tmp_path):
     import json
 

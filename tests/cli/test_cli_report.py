@@ -68,15 +68,15 @@ def test_report_on_two_tasks_with_curves(suite, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert snapshot(*suite) == before  # the input folders are never written
     assert sorted(p.name for p in out.iterdir()) == [
-        "aggregates.png", "curves.png", "curves_by_task.png", "profiles.png", "random.json", "report.md",
-        "scores.csv",
+        "aggregates.png", "consistency.png", "curves.png", "curves_by_task.png", "profiles.png",
+        "random.json", "report.md", "scores.csv",
     ]  # fmt: skip
     md = (out / "report.md").read_text()
     for line in ("| rlimm/ToroidalGrid-v0 (grid11) |", "| rlimm/ToroidalGrid-v0 (grid9) |"):
         assert line in md
     assert md.count("| --reference |") == 2
     assert "| imm | 2 | 6 |" in md and "| imm | naive | 2 |" in md and "*teacher (fib-argmax)*" in md
-    for png in ("aggregates.png", "profiles.png", "curves.png"):
+    for png in ("aggregates.png", "profiles.png", "curves.png", "consistency.png"):
         assert f"]({png})" in md
     assert "Left out" not in md
     scores = pd.read_csv(out / "scores.csv")

@@ -121,3 +121,72 @@ def test_the_wrong_suffix_is_refused_before_the_teacher_is_built(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"use -o {out.with_suffix(right)}" in err[0]
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ induced teachers: what they are made from
+
+
+def test_induced_optimal_records_its_expert_and_the_hidden_part_information(tmp_path, capsys):
+    hidden = tmp_path / "hidden.npz"
+    argv = ["teacher", "induced_optimal:discount=0.95", "--env", "Taxi-v4", "--visible"]
+    assert main([*argv, "taxi_row", "taxi_col", "passenger", "-o", str(hidden)]) == 0
+    assert "its expert (value_iteration" in capsys.readouterr().out
+    about = load_teacher(hidden).teacher.about
+    assert about["expert"]["score"] > 0  # the optimal taxi delivers its passengers
+    assert about["hidden_kl"] > 0.1  # the destination decides the action once the passenger is in
+    # Nothing hidden: each context is one state, the induced policy is the optimal one, KL = 0.
+    every = tmp_path / "every.npz"
+    assert main([*argv, "taxi_row", "taxi_col", "passenger", "destination", "-o", str(every)]) == 0
+    assert load_teacher(every).teacher.about["hidden_kl"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_induced_expert_saves_its_expert_beside_it_with_its_score(tmp_path, capsys):
+    config = {
+        "name": "t",
+        "env": {"id": "CartPole-v1"},
+        "restriction": {"visible": ["x", "theta"]},
+        "teacher": {
+            "solver": "induced_expert", "algo": "ppo", "timesteps": 256, "samples": 300,
+            "kwargs": {"n_steps": 64, "batch_size": 32, "n_epochs": 1},
+        },
+        "algo": {"name": "ppo"},
+        "methods": ["imm"],
+        "budgets": [256],
+        "budget_unit": "timesteps",
+        "evaluation": {"episodes": 3},
+    }  # fmt: skip
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    out = tmp_path / "t.pt"
+    assert main(["teacher", "-conf", str(cfg), "-o", str(out)]) == 0
+    assert "its expert (ppo, 256 steps)" in capsys.readouterr().out
+    saved = load_teacher(out)
+    about = saved.teacher.about
+    assert about["expert"]["timesteps"] == 256 and about["expert"]["episodes"] == 3
+    assert about["hidden_kl"] >= 0 and about["hidden_kl_states"] == 300
+    # The expert beside it serves as the teacher's `path`: the same expert, not trained again.
+    assert load_model(out.with_suffix(".zip")).num_timesteps == 256
+
+
+def test_an_expert_of_another_observation_space_is_refused(tmp_path, capsys):
+    from stable_baselines3 import PPO
+
+    expert = tmp_path / "pendulum.zip"
+    PPO("MlpPolicy", gym.make("Pendulum-v1"), n_steps=64).save(expert)
+    config = {
+        "name": "t",
+        "env": {"id": "CartPole-v1"},
+        "restriction": {"visible": ["x", "theta"]},
+        "teacher": {"solver": "induced_expert", "path": str(expert)},
+        "algo": {"name": "ppo"},
+        "methods": ["imm"],
+        "budgets": [256],
+        "budget_unit": "timesteps",
+    }
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    out = tmp_path / "t.pt"
+    assert main(["teacher", "-conf", str(cfg), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rlimm: error: 'teacher.path'") and "observes" in err[0], err
+    assert not out.exists()

@@ -56,14 +56,22 @@ def test_linear_ratio_rule_clips_and_rounds():
 
 
 def test_the_task_suite_loads_with_its_three_schedules(tmp_path):
-    """configs/suite/suite.yaml: six tasks, each with constant λ (three methods), trust and decaying λ
-    (naive and imm; the decay reaching 0 by half the budget), 10 seeds, one budget and a learning
-    curve of at least 16 points."""
+    """configs/suite/suite.yaml: ten tasks (four of them with an induced teacher), each with constant λ
+    (three methods), trust and decaying λ (naive and imm; the decay reaching 0 by half the budget), 10
+    seeds, one budget and a learning curve of at least 16 points."""
     from rlimm.rl.suite import load_suite
 
     root = Path(__file__).resolve().parents[2] / "configs" / "suite"
     entries = load_suite(root / "suite.yaml", tmp_path)
-    assert len(entries) == 18 and len({e.task for e in entries}) == 6
+    assert len(entries) == 30 and len({e.task for e in entries}) == 10
+    induced = {e.task for e in entries if e.config.teacher.solver in ("induced_expert", "induced_optimal")}
+    assert induced == {
+        "cartpole_cart_hidden_expert",
+        "frozenlake_col_hidden_induced",
+        "cartpole_novel_induced",
+        "inverted_pendulum_novel_induced",
+        "lunarlander_novel_induced",
+    }
     schedules = {"": "constant", "_decay": "linear_decay", "_trust": "trust"}
     for e in entries:
         c = e.config

@@ -2,6 +2,7 @@
 ``report_runs.py``: each table's rows, the sections in order, the per-task tables with and without
 curves, the notes and the figures' captions."""
 
+import pandas as pd
 import pytest
 from report_runs import hand_made_inputs
 
@@ -70,3 +71,26 @@ def test_figures_notes_and_induction():
     for png in ("aggregates.png", "profiles.png"):
         assert f"![{png[:-4]}]({png})\n\n{CAPTIONS[png]}\n" in md
     assert "curves.png" not in md
+
+
+def test_an_induced_teacher_and_the_end_of_run_measures_are_reported():
+    inputs = hand_made_inputs()
+    final = inputs.final
+    # measures on task A only, seed by seed: induced KL 0.1·seed, pointwise 0.2·seed, hidden left 0.5
+    on_a = final["task"] == "A"
+    final["induced_kl"] = (0.1 * final["seed"]).where(on_a)
+    final["pointwise_kl"] = (0.2 * final["seed"]).where(on_a)
+    final["hidden_left"] = pd.Series(0.5, index=final.index).where(on_a)
+    expert = {"algo": "ppo", "timesteps": 60000, "score": 500.0, "score_std": 0.0, "episodes": 10}
+    inputs.tasks[0].folders[0].teacher = {
+        "about": {"expert": expert, "hidden_kl": 0.25, "hidden_kl_states": 20000}
+    }
+    md = report_markdown(report_stats(inputs, reps=20, seed=3), inputs.tasks, [])
+    a = md[md.index("### A") : md.index("### B")]
+    assert "| *its expert (ppo, 60000 steps, full state)* | 1 | 500.00 | |" in a
+    assert "E[KL(expert ‖ teacher)] over 20000 states the expert visits: 0.2500 nats" in a
+    # means over seeds 0, 1, 2: induced 0.1, pointwise 0.2
+    for method in ("none", "naive", "imm"):
+        assert f"| {method} | 3 | 0.1000 | 0.2000 | 0.500 |" in a
+    b = md[md.index("### B") :]
+    assert "E[KL(P̄ ‖ Q̄)]" not in b and "its expert" not in b

@@ -18,7 +18,9 @@ from rlimm.agents.teachers import (
     fit_induced_expert,
     gaussian_policy_teacher,
     load_gaussian_teacher,
+    load_teacher,
     save_gaussian_teacher,
+    save_teacher,
     train_restricted_gaussian_teacher,
 )
 from rlimm.envs import VisibleObservation
@@ -347,3 +349,19 @@ def test_a_file_for_another_env_or_restriction_is_refused(pendulum, ppo_teacher,
         with pytest.raises(RlimmError, match="is not a Gaussian teacher file") as err:
             load_gaussian_teacher(tmp_path / name)
         assert "\n" not in str(err.value)
+
+
+def test_an_induced_gaussian_teacher_keeps_what_it_was_made_from(coin, tmp_path):
+    from rlimm.agents.teachers.base import with_about
+
+    env, restriction = coin
+    expert = RecordingExpert(
+        mean=lambda v, h: np.concatenate([v + h, 0 * v], axis=1),
+        log_std=lambda v, h: np.concatenate([-1.0 + 0 * v, -1.0 + 0 * v], axis=1),
+    )
+    report = {}
+    teacher = fit_induced_expert(expert, env, restriction, samples=200, seed=0, epochs=20, report=report)
+    assert report["hidden_kl"] == teacher.fit_kl > 0.01  # h moves the mean: hiding it costs
+    about = {"expert": {"algo": "oracle", "timesteps": 0}, "hidden_kl": report["hidden_kl"]}
+    path = save_teacher(with_about(teacher, about), tmp_path / "g.pt", {"visible": [0]})
+    assert load_teacher(path).teacher.about == about

@@ -369,12 +369,14 @@ def test_induced_expert_of_a_partition_is_the_visit_average_per_context(grid_res
     restriction = grid_restriction
     expert = sb3.PPO("MlpPolicy", gym.make(GRID_ID), n_steps=64, seed=0)
     torch.manual_seed(0)  # expert.predict draws from torch's RNG
-    teacher = fit_induced_expert(expert, gym.make(GRID_ID), restriction, samples=300, seed=0)
+    report = {}
+    teacher = fit_induced_expert(expert, gym.make(GRID_ID), restriction, samples=300, seed=0, report=report)
     assert isinstance(teacher, TabularTeacher) and teacher.family is ActionFamily.CATEGORICAL
     # the same run by hand
     torch.manual_seed(0)
     env = gym.make(GRID_ID)
     sums, counts = np.zeros((11, 4)), np.zeros(11)
+    visits = []
     obs, _ = env.reset(seed=0)
     for _ in range(300):
         with torch.no_grad():
@@ -382,6 +384,7 @@ def test_induced_expert_of_a_partition_is_the_visit_average_per_context(grid_res
         context = int(np.asarray(restriction.visible(np.asarray(obs)[None])).reshape(-1)[0])
         sums[context] += dist.probs.double().numpy()[0]
         counts[context] += 1
+        visits.append((context, dist.probs.double().numpy()[0]))
         action, _ = expert.predict(obs, deterministic=False)
         obs, _, terminated, truncated, _ = env.step(int(action))
         if terminated or truncated:
@@ -390,6 +393,9 @@ def test_induced_expert_of_a_partition_is_the_visit_average_per_context(grid_res
     # (the table is renormalised: the expert's float32 probabilities sum to one only to ~1e-8)
     np.testing.assert_allclose(teacher.table[seen], sums[seen] / counts[seen, None], rtol=1e-6)
     np.testing.assert_array_equal(teacher.table[~seen], 0.25)
+    # what the hidden row tells of the expert's action: the visit mean of KL(expert ‖ its context's average)
+    kl = np.mean([(p * np.log(p / teacher.table[c])).sum() for c, p in visits])
+    assert report == {"states": 300, "hidden_kl": pytest.approx(kl, rel=1e-6)}
 
 
 def test_induced_expert_of_a_box_view_is_a_categorical_network():

@@ -74,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from_env = bool(cluster) and not args.cluster
     if args.device is not None:
         check_device(args.device)  # a bad flag is named as such, not as a key of the config file
-    overrides = {
-        **parse_dotted(args.settings, "--set"),
+    flags = {
         "seeds": args.seeds,
         "seed_offset": args.seed_offset,
         "budgets": args.budgets,
@@ -83,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         "lambda_ratio": args.lambda_ratios,
         "device": args.device,
     }
+    # A flag not given leaves the key to --set (then the file): None would hide `--set seeds=2`.
+    overrides = {**parse_dotted(args.settings, "--set"), **{k: v for k, v in flags.items() if v is not None}}
     if args.eval_every is not None:  # into --set's evaluation section, if any, not in its place
         overrides["evaluation"] = {**overrides.get("evaluation", {}), "every": args.eval_every}
     if args.n_envs is not None:

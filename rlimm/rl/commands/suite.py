@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"rlimm suite: {line}", file=sys.stderr, flush=True)
 
     out = Path(args.out)
-    overrides = {**parse_dotted(args.settings, "--set"), "seeds": args.seeds}
+    overrides = parse_dotted(args.settings, "--set")
+    if args.seeds is not None:  # not given: --set's seeds (or each task's) stand
+        overrides["seeds"] = args.seeds
     entries = suite.load_suite(args.suite, out, overrides)
     jobs = jobs_or_cores(args.jobs)
     timings = suite.load_timings(out)

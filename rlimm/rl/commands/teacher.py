@@ -97,6 +97,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {context:3d}: {row}")
     else:
         print(f"teacher '{teacher.name}': a policy on the visible part {config.restriction.visible}")
+    about = getattr(teacher, "about", None)
+    if about:
+        expert = about["expert"]
+        print(
+            f"its expert ({expert['algo']}, {expert['timesteps']} steps) scores {expert['score']:.2f} ± "
+            f"{expert['score_std']:.2f} over {expert['episodes']} episodes on the full state; the hidden "
+            f"part's information E[KL(expert ‖ teacher)] = {about['hidden_kl']:.4f} nats over "
+            f"{about['hidden_kl_states']} states it visits"
+        )
     extra = f" and the model {out.with_suffix('.zip')}" if model is not None else ""
     print(f"saved {out}{extra}")
     return 0
