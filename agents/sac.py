@@ -41,6 +41,7 @@ from rlimm.agents.common.mixin import RegularizedMixin
 from rlimm.agents.common.replay_buffers import TeacherReplayViewMixin, teacher_replay_buffer_class
 from rlimm.agents.imm.draws import Trajectories
 from rlimm.agents.imm.families import Params
+from rlimm.agents.imm.observations import per_key
 from rlimm.agents.imm.regularizer import Pool
 from rlimm.agents.imm.settings import InductionSettings
 from rlimm.agents.teachers.base import Teacher
@@ -98,6 +99,7 @@ class SAC(RegularizedMixin, SB3SAC):
         ones; the minibatch is a random draw, so the estimate stays unbiased), their hidden parts still
         drawn from the whole minibatch; ``None``: on every row. Each row costs k actor evaluations,
         against one for SAC's own actor loss, and SAC takes a gradient step per environment step.
+        ``lambda_schedule: trust`` takes its critic signal on these rows too, for naive as for imm.
     :param tensorboard_log: TensorBoard folder (``None``: none).
     :param policy_kwargs: keyword arguments of the policy.
     :param verbose: 0 silent, 1 info, 2 debug.
@@ -304,17 +306,24 @@ class SAC(RegularizedMixin, SB3SAC):
         """The trust signal's action values on the regulariser's rows: min_i Q_i(x, a) of an action drawn
         from the teacher, and of one from the distribution the regulariser pulls (naive: the policy's
         own sampled action, whose value SAC's actor loss already has; imm: the induced mixture), with
-        the policy's values (the signal's scale). Actions are drawn before the squash, then squashed."""
+        the policy's values (the signal's scale). Actions are drawn before the squash, then squashed.
+        naive's term covers the whole minibatch; its signal is taken on the first ``imm_batch_size``
+        rows, as imm's is: one extra critic forward on those rows, not on the minibatch."""
         family = self.teacher_regularizer.family
         generator = self.teacher_regularizer.trust_generator
         m = len(rows.indices)
+        observations, teacher = rows.observations, out.teacher
+        if self.regularizer == "naive" and self.imm_batch_size is not None and self.imm_batch_size < m:
+            m = self.imm_batch_size
+            observations = per_key(observations, lambda v: v[:m])
+            teacher = tuple(p[:m] for p in teacher)
         own = min_qf_pi[:m].reshape(-1)
 
         def value(pre_squash: th.Tensor) -> th.Tensor:
-            q = th.cat(self.critic(rows.observations, th.tanh(pre_squash)), dim=1)
+            q = th.cat(self.critic(observations, th.tanh(pre_squash)), dim=1)
             return q.min(dim=1).values
 
-        q_teacher = value(family.sample_teacher(out.teacher, generator))
+        q_teacher = value(family.sample_teacher(teacher, generator))
         if self.regularizer == "imm" and out.induced is not None:
             (means, log_stds), weights, index = out.induced
             log_stds = log_stds.expand_as(means)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -451,6 +451,23 @@ def comparisons(algorithms: Sequence[Algorithm]) -> list[tuple[Algorithm, Algori
             for y in algorithms:
                 if x.method == mx and y.method == my and x.matches(y):
                     out.append((x, y))
+    return out
+
+
+def schedule_comparisons(algorithms: Sequence[Algorithm]) -> list[tuple[Algorithm, Algorithm]]:
+    """(X, Y) pairs of one regularised method under another λ schedule (X) and under ``constant`` (Y),
+    their other settings matching: what a schedule changes, on the same seeds."""
+    out = []
+    for x in algorithms:
+        for y in algorithms:
+            same = replace(x, lambda_schedule=None, rank=0) == replace(y, lambda_schedule=None, rank=0)
+            if (
+                x.method != "none"
+                and same
+                and y.lambda_schedule == "constant"
+                and x.lambda_schedule not in (None, "constant")
+            ):
+                out.append((x, y))
     return out
 
 

@@ -92,10 +92,12 @@ def task_tables(
     """Per task of ``tasks`` (``label``, ``random``, ``random_scores``): each algorithm's runs, mean
     and IQM [95% bootstrap] of its final scores in ``final`` (columns task, algorithm, seed, score),
     the teachers' and the random policy's scores, then the paired differences of
-    :func:`rlimm.rl.aggregate.comparisons` over the seeds both ran (pairs with fewer than two such
-    seeds are left out). With ``curves``, also each run's mean over its learning curve (the area under
-    it divided by its length: a measure of how early a method scores) and its paired differences."""
-    pairs = agg.comparisons(algorithms)
+    :func:`rlimm.rl.aggregate.comparisons` and :func:`~rlimm.rl.aggregate.schedule_comparisons` (a
+    method under a λ schedule against itself under constant λ) over the seeds both ran (pairs with
+    fewer than two such seeds are left out). With ``curves``, also each run's mean over its learning
+    curve (the area under it divided by its length: a measure of how early a method scores) and its
+    paired differences."""
+    pairs = agg.comparisons(algorithms) + agg.schedule_comparisons(algorithms)
     out = []
     for task in tasks:
         rows = final[final["task"] == task.label]

@@ -169,7 +169,7 @@ def test_sac_signal_comes_from_its_critic_by_hand(regularizer):
     model._critic_values = spy
     model.learn(21)  # learning starts after 20 steps: one gradient step
     (got,) = trust.evidence
-    m = 8 if regularizer == "imm" else 16
+    m = 8  # imm_batch_size rows of the minibatch of 16, for naive as for imm
     assert got.n == m
     # By hand, from the same minibatch: actions drawn before the squash with the trust stream's seed
     # (the teacher's, then for imm the induced mixture's: a component by its weight, then its Gaussian),
@@ -179,9 +179,9 @@ def test_sac_signal_comes_from_its_critic_by_hand(regularizer):
 
     def value(pre_squash):
         with torch.no_grad():
-            return torch.cat(model.critic(rows.observations, torch.tanh(pre_squash)), 1).min(1).values
+            return torch.cat(model.critic(rows.observations[:m], torch.tanh(pre_squash)), 1).min(1).values
 
-    mean, log_std = out.teacher
+    mean, log_std = (p[:m] for p in out.teacher)
     q_teacher = value(mean + log_std.exp() * torch.randn(mean.shape, generator=generator))
     if regularizer == "imm":
         (means, log_stds), weights, _ = out.induced

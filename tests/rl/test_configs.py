@@ -56,22 +56,14 @@ def test_linear_ratio_rule_clips_and_rounds():
 
 
 def test_the_task_suite_loads_with_its_three_schedules(tmp_path):
-    """configs/suite/suite.yaml: ten tasks (four of them with an induced teacher), each with constant λ
-    (three methods), trust and decaying λ (naive and imm; the decay reaching 0 by half the budget), 10
-    seeds, one budget and a learning curve of at least 16 points."""
+    """configs/suite/suite.yaml: six tasks, each with constant λ (three methods), trust and decaying λ
+    (naive and imm; the decay reaching 0 by half the budget), 10 seeds, one budget and a learning
+    curve of at least 16 points."""
     from rlimm.rl.suite import load_suite
 
     root = Path(__file__).resolve().parents[2] / "configs" / "suite"
     entries = load_suite(root / "suite.yaml", tmp_path)
-    assert len(entries) == 30 and len({e.task for e in entries}) == 10
-    induced = {e.task for e in entries if e.config.teacher.solver in ("induced_expert", "induced_optimal")}
-    assert induced == {
-        "cartpole_cart_hidden_expert",
-        "frozenlake_col_hidden_induced",
-        "cartpole_novel_induced",
-        "inverted_pendulum_novel_induced",
-        "lunarlander_novel_induced",
-    }
+    assert len(entries) == 18 and len({e.task for e in entries}) == 6
     schedules = {"": "constant", "_decay": "linear_decay", "_trust": "trust"}
     for e in entries:
         c = e.config
@@ -82,6 +74,28 @@ def test_the_task_suite_loads_with_its_three_schedules(tmp_path):
         assert c.seeds == 10 and len(c.budgets) == 1 and c.budget_unit == "timesteps"
         assert c.evaluation.every is not None and c.budgets[0] // c.evaluation.every >= 16
     assert not tmp_path.joinpath("cartpole_novel").exists()  # loading writes nothing
+
+
+def test_the_induced_teacher_suite_loads_with_constant_and_trust(tmp_path):
+    """configs/suite/induced.yaml: four tasks whose teacher is an induced policy (three fitted to a
+    full-state expert, one exact), each with constant λ and trust, 10 seeds, curves."""
+    from rlimm.rl.suite import load_suite
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "suite"
+    entries = load_suite(root / "induced.yaml", tmp_path)
+    assert len(entries) == 8
+    solvers = {e.task: e.config.teacher.solver for e in entries}
+    assert solvers == {
+        "frozenlake_col_hidden_induced": "induced_optimal",
+        "cartpole_novel_induced": "induced_expert",
+        "inverted_pendulum_novel_induced": "induced_expert",
+        "lunarlander_novel_induced": "induced_expert",
+    }
+    for e in entries:
+        assert e.config.lambda_schedule in ("constant", "trust") and e.config.seeds == 10
+        assert (
+            e.config.evaluation.every is not None and e.config.budgets[0] // e.config.evaluation.every >= 16
+        )
 
 
 def test_a_schedules_own_settings_tell_folders_apart_only_under_it():
