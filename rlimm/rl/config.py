@@ -285,7 +285,8 @@ class TrustConfig(StrictModel):
     #: the runner before training (episodes of the teacher on the training env, sampled actions).
     teacher_score: float | None = None
     #: ``imm``: the score of the policy the teacher is the induced model of (an induced expert's
-    #: expert); ``null``: ``teacher_score``.
+    #: expert); ``null``: that expert's score recorded with an induced teacher (``induced_expert``,
+    #: ``induced_optimal``), else ``teacher_score``.
     source_score: float | None = None
     #: |z| beyond which the pooled signal counts as evidence.
     threshold: float = Field(default=2.0, ge=0)

@@ -409,11 +409,21 @@ def teacher_training_return(config: CompareConfig | TrainConfig, teacher: Teache
 
 def with_trust_score(config: CompareConfig, teacher: Teacher | None) -> CompareConfig:
     """``config`` with ``trust.teacher_score`` measured (:func:`teacher_training_return`) when its
-    schedule is ``trust``, a teacher is given and the config sets no score; else ``config`` itself."""
-    if config.lambda_schedule != "trust" or teacher is None or config.trust.teacher_score is not None:
+    schedule is ``trust``, a teacher is given and the config sets no score, and with
+    ``trust.source_score`` taken from an induced teacher's expert (its score by the evaluation
+    protocol, ``teacher.about``) when the config sets none; else ``config`` itself."""
+    if config.lambda_schedule != "trust" or teacher is None:
         return config
-    score = teacher_training_return(config, teacher)
-    return config.model_copy(update={"trust": config.trust.model_copy(update={"teacher_score": score})})
+    update = {}
+    if config.trust.teacher_score is None:
+        update["teacher_score"] = teacher_training_return(config, teacher)
+    expert = about_of(teacher).get("expert")
+    if config.trust.source_score is None and expert is not None:
+        # IMM's teacher is the induced model of this expert: the return test compares with it.
+        update["source_score"] = float(expert["score"])
+    if not update:
+        return config
+    return config.model_copy(update={"trust": config.trust.model_copy(update=update)})
 
 
 def run_one(

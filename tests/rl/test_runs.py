@@ -3,6 +3,7 @@
 the matrix, ``--jobs 1`` = ``--jobs 2``, several environments at once, and VecNormalize."""
 
 import csv
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -13,7 +14,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 import rlimm.envs as E
 from rlimm.agents.ppo import PPO
 from rlimm.common.config import parse_mapping
-from rlimm.rl.config import CompareConfig, RunSpec
+from rlimm.rl.config import CompareConfig, RunSpec, load_compare_config
 from rlimm.rl.matrix import run_matrix
 from rlimm.rl.runs import evaluate, run_one
 
@@ -142,3 +143,20 @@ def test_several_environments_at_once_with_the_context_buffer_and_vecnormalize(
     obs = model.rollout_buffer.observations.reshape(-1).astype(int)
     np.testing.assert_array_equal(model.rollout_buffer.view_data["contexts"].reshape(-1), obs % 11)
     assert np.isfinite(model.logger.name_to_value["train/imm_kl"])
+
+
+def test_trust_tests_imm_against_an_induced_teachers_expert_unless_told_otherwise():
+    from rlimm.rl.runs import make_teacher, with_trust_score
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "suite" / "frozenlake_col_hidden_induced.yaml"
+    config = load_compare_config(path, {"lambda_schedule": "trust", "evaluation": {"episodes": 3}})
+    teacher = make_teacher(config)
+    expert = teacher.about["expert"]["score"]
+    assert expert == 1.0  # the optimal policy reaches the goal on every episode
+    scored = with_trust_score(config, teacher)
+    assert scored.trust.source_score == expert
+    assert 0.0 <= scored.trust.teacher_score < 0.5  # the induced teacher itself rarely gets there
+    given = config.model_copy(update={"trust": config.trust.model_copy(update={"source_score": 0.25})})
+    assert with_trust_score(given, teacher).trust.source_score == 0.25
+    constant = config.model_copy(update={"lambda_schedule": "constant"})
+    assert with_trust_score(constant, teacher) is constant  # constant λ: nothing measured
