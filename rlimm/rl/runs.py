@@ -181,6 +181,12 @@ def build_teacher(config: CompareConfig | TrainConfig) -> tuple[Teacher, BaseAlg
             env, restriction, t.algo, t.timesteps, t.seed, t.policy, t.temperature, t.kwargs
         )
     elif t.solver == "induced_expert":
+        if not isinstance(env.action_space, (gym.spaces.Discrete, gym.spaces.Box)):
+            # checked before the expert trains: the fit serves Discrete and Box actions only
+            raise RlimmError(
+                f"'teacher.solver': induced_expert needs a Discrete or Box action space; "
+                f"{_env_name(env)} has {env.action_space}"
+            )
         if t.path:
             model = load_model(t.path)
             check_expert_space(model, env, t.path)

@@ -207,3 +207,30 @@ def test_imm_pulls_the_induced_policy_to_a_trained_teacher(restriction):
         learner.learn(1024)
         kl[kind] = learner.logger.name_to_value["train/imm_kl"]
     assert kl["imm"] < 0.25 * kl["none"], kl
+
+
+def test_an_induced_expert_is_refused_on_multidiscrete_actions_before_the_expert_trains(monkeypatch):
+    import rlimm.rl.runs as runs
+    from rlimm.errors import RlimmError
+    from rlimm.rl.config import CompareConfig
+
+    gym.register("rlimm-test/TwoKnobs-v0", entry_point=TwoKnobs)
+
+    def never(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the expert trained before the action space was checked")
+
+    monkeypatch.setattr(runs, "train_full_expert", never)
+    config = CompareConfig.model_validate(
+        {
+            "name": "knobs",
+            "env": {"id": "rlimm-test/TwoKnobs-v0"},
+            "restriction": {"visible": [0, 1]},
+            "teacher": {"solver": "induced_expert", "algo": "ppo", "timesteps": 64},
+            "algo": {"name": "ppo"},
+            "methods": ["imm"],
+            "budgets": [64],
+            "budget_unit": "timesteps",
+        }
+    )
+    with pytest.raises(RlimmError, match="induced_expert needs a Discrete or Box action space"):
+        runs.build_teacher(config)

@@ -74,6 +74,10 @@ def test_a_config_file_gives_env_restriction_and_teacher(tmp_path):
         (lambda t: ["fib:temp=2", "--visible", "x", "-o", str(t / "t.npz")], "'teacher.temp': unknown key"),
         (lambda t: ["fib", "--visible", "z", "-o", str(t / "t.npz")], "'z'"),
         (lambda t: ["fib", "--env", "CartPole-v1", "--visible", "x", "-o", str(t / "t.npz")], "CartPole"),
+        (
+            lambda t: ["induced_optimal", "--env", "CartPole-v1", "--visible", "x", "-o", str(t / "t.pt")],
+            "neither tabular_model() nor a transition table",
+        ),
         (lambda t: ["-conf", str(t / "missing.yaml"), "-o", str(t / "t.npz")], "config file not found"),
     ],
 )
