@@ -270,6 +270,51 @@ def teacher_line(path: Path) -> str:
     )
 
 
+def expert_line(path: Path) -> str:
+    """An induced teacher's expert and the hidden part's information (``about`` in ``teacher.json``)."""
+    if not path.exists():
+        return ""
+    about = json.loads(path.read_text()).get("about")
+    if not about:
+        return ""
+    e = about["expert"]
+    budget = f"{e['timesteps']} steps" if e["timesteps"] else "exact"
+    return (
+        f"The teacher is the induced policy of a full-state expert ({e['algo']}, {budget}) that scores "
+        f"{e['score']:.2f} ± {e['score_std']:.2f} (sd over {e['episodes']} episodes); the hidden part's "
+        f"information, E[KL(expert ‖ teacher)] over {about['hidden_kl_states']} states it visits: "
+        f"{about['hidden_kl']:.4f} nats."
+    )
+
+
+def measures_table(results: Path) -> str:
+    """Per budget and method, the mean end-of-run measures of ``measures.csv`` (empty without it)."""
+    from rlimm.rl.hidden_part import MEASURES
+    from rlimm.rl.matrix import MEASURES_FILE
+
+    path = results.with_name(MEASURES_FILE)
+    if not path.exists():
+        return ""
+    df = pd.read_csv(path).drop_duplicates(["method", "budget", "seed", "lambda_ratio"], keep="last")
+    if df.empty:
+        return ""
+    lines = [
+        "At the end, on the learner's own states (`measures.csv`, means over seeds): E[KL(P̄ ‖ Q̄)] its "
+        "induced policy against the teacher (what IMM matches), E[KL(P̄ ‖ π)] itself against the teacher "
+        "(what naive matches), and the share of the hidden part left once the visible part is known.",
+        "",
+        "| budget | method | runs | E[KL(P̄ ‖ Q̄)] | E[KL(P̄ ‖ π)] | hidden part left |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for (budget, method), g in df.groupby(["budget", "method"], sort=True):
+        means = g[list(MEASURES)].astype(float).mean()
+        lines.append(
+            f"| {budget} | {method} | {len(g)} | {means['induced_kl']:.4f} | {means['pointwise_kl']:.4f} | "
+            f"{means['hidden_left']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def induction_line(config_json: Path, results: pd.DataFrame) -> str:
     """``IMM's induction: …`` and the λ schedule, from a compare folder's ``config.json`` (empty
     without one, or without imm runs)."""
@@ -294,6 +339,8 @@ def write_report(
     diffs = differences_table(paired_differences(df))
     md = results.with_name("summary.md")
     teacher = teacher_line(results.with_name("teacher.json"))
+    expert = expert_line(results.with_name("teacher.json"))
+    measures = measures_table(results)
     induction = induction_line(results.with_name("config.json"), df)
     atomic_write_text(
         md,
@@ -303,7 +350,9 @@ def write_report(
         + table
         + "\n"
         + (f"\n{teacher}\n" if teacher else "")
+        + (f"\n{expert}\n" if expert else "")
         + (f"\n{induction}\n" if induction else "")
+        + (f"\n{measures}\n" if measures else "")
         + (
             "\nPaired by seed (same budget and λ ratio; `none` has no λ): 95% interval = mean ± t(0.975, "
             "n − 1) standard errors of the n per-seed differences (Student's t).\n\n" + diffs + "\n"

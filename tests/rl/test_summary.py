@@ -49,3 +49,34 @@ def test_table_shows_one_ratio_per_budget_or_a_sweep(tmp_path):
     for df in (per_budget, sweep):
         path = plot(summarize(df), tmp_path / "p.png", "t")
         assert path.stat().st_size > 5_000
+
+
+def test_summary_md_names_an_induced_teachers_expert_and_the_end_of_run_measures(tmp_path):
+    import json
+
+    from rlimm.rl.matrix import COLUMNS, MEASURE_COLUMNS
+    from rlimm.rl.summary import write_report
+
+    rows, measures = [], []
+    for method in ("none", "imm"):
+        for seed in (0, 1):
+            rows.append(
+                {"method": method, "algo": "ppo", "budget": 100, "seed": seed,
+                 "lambda_ratio": 0.0 if method == "none" else 0.5, "score": 1.0 + seed, "score_std": 0.0,
+                 "teacher": "t", "updates": 1, "timesteps": 100, "train_seconds": 1.0}
+            )  # fmt: skip
+            measures.append(
+                {"method": method, "budget": 100, "seed": seed, "lambda_ratio": rows[-1]["lambda_ratio"],
+                 "induced_kl": 0.1 * (seed + 1), "pointwise_kl": 1.0, "hidden_left": 0.5, "states": 2048}
+            )  # fmt: skip
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp_path / "results.csv", index=False)
+    pd.DataFrame(measures, columns=MEASURE_COLUMNS).to_csv(tmp_path / "measures.csv", index=False)
+    expert = {"algo": "ppo", "timesteps": 60000, "score": 500.0, "score_std": 0.0, "episodes": 10}
+    about = {"expert": expert, "hidden_kl": 0.25, "hidden_kl_states": 20000}
+    (tmp_path / "teacher.json").write_text(
+        json.dumps({"teacher": "t", "scores": [30.0, 32.0], "about": about})
+    )
+    md = write_report(tmp_path / "results.csv")[0].read_text()
+    assert "full-state expert (ppo, 60000 steps) that scores 500.00 ± 0.00 (sd over 10 episodes)" in md
+    assert "over 20000 states it visits: 0.2500 nats" in md
+    assert "| 100 | imm | 2 | 0.1500 | 1.0000 | 0.500 |" in md and "| 100 | none | 2 | 0.1500 |" in md

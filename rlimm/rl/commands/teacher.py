@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "(fib:policy=softmax,temperature=0.5; trained:algo=ppo,timesteps=20000); default: the "
         "config's teacher, else fib",
     )
-    p.add_argument("-o", "--output", required=True, help="teacher file to write (*.npz)")
+    p.add_argument(
+        "-o", "--output", "--out", required=True, help="teacher file to write (*.npz table, *.pt policy)"
+    )
     p.add_argument("-conf", "--conf-file", help="a train or compare config: its env, restriction and teacher")
     p.add_argument("--env", help="gymnasium environment id (default: rlimm/ToroidalGrid-v0)")
     p.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE", help="environment constructor arguments")
