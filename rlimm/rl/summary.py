@@ -187,7 +187,8 @@ def _curves(ax: plt.Axes, curves: pd.DataFrame) -> None:
     for method in methods:
         sub = curves[curves.method == method]
         for i, (ratio, g) in enumerate(sub.groupby("lambda_ratio")):
-            g = g[g.budget == g.budget.max()]
+            if "budget" in g.columns:  # curves.csv files before the budget column hold one budget's runs
+                g = g[g.budget == g.budget.max()]
             stats = g.groupby("step")["score"].agg(
                 mean="mean", p10=lambda v: np.percentile(v, 10), p90=lambda v: np.percentile(v, 90)
             )

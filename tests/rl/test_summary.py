@@ -80,3 +80,13 @@ def test_summary_md_names_an_induced_teachers_expert_and_the_end_of_run_measures
     assert "full-state expert (ppo, 60000 steps) that scores 500.00 ± 0.00 (sd over 10 episodes)" in md
     assert "over 20000 states it visits: 0.2500 nats" in md
     assert "| 100 | imm | 2 | 0.1500 | 1.0000 | 0.500 |" in md and "| 100 | none | 2 | 0.1500 |" in md
+
+
+def test_the_plot_draws_curves_files_from_before_the_budget_column(tmp_path):
+    df = frame([("none", 50, s, 0.0, 1.0) for s in range(3)] + [("imm", 50, s, 0.2, 2.0) for s in range(3)])
+    old_curves = pd.DataFrame(
+        [{"method": m, "lambda_ratio": r, "seed": s, "step": step, "score": step / 10}
+         for m, r in (("none", 0.0), ("imm", 0.2)) for s in range(3) for step in (10, 20, 30)]
+    )  # fmt: skip
+    path = plot(summarize(df), tmp_path / "p.png", "t", curves=old_curves)
+    assert path.stat().st_size > 5_000
