@@ -48,6 +48,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.vec_env import VecEnv
 
+from rlimm.agents.common.hidden import rollout_hidden_left
 from rlimm.agents.common.policies import DistributionReturningPolicy
 from rlimm.agents.common.rollout_buffers import (
     DictTeacherRolloutBuffer,
@@ -296,6 +297,7 @@ class RegularizedMixin(BaseAlgorithm):
             "_pool_history",
             "_trust_evidence",
             "_kept_output",
+            "_hidden_generator",
             *SETTINGS,
         ]
 
@@ -524,4 +526,24 @@ class OnPolicyRegularizedMixin(RegularizedMixin, OnPolicyAlgorithm):
             if trust_of(self.teacher_coef) is not None and self.regularizer != "none":
                 # The first pass over this rollout (before later epochs) is the trust rule's evidence.
                 self._trust_evidence = RolloutEvidence(n_rows(raw), self.regularizer)
+        if collected and self._logs_hidden_left():
+            if self._hidden_generator is None:  # knn's tie-breaking: never SB3's random streams
+                self._hidden_generator = th.Generator().manual_seed(
+                    0 if self.seed is None else int(self.seed)
+                )
+            value = rollout_hidden_left(
+                rollout_buffer, self.restriction, self.induction, self._hidden_generator
+            )
+            if value == value:  # not nan
+                self.logger.record("train/hidden_left", value)
         return collected
+
+    _hidden_generator: th.Generator | None = None
+
+    def _logs_hidden_left(self) -> bool:
+        """Whether this algorithm logs ``train/hidden_left`` per rollout (:mod:`agents.common.hidden`):
+        with a restriction that is not a table of contexts, unless IMM's sampled induction logs it."""
+        restriction = self.restriction
+        if restriction is None or isinstance(restriction, PartitionRestriction):
+            return False
+        return not (self.regularizer == "imm" and self.teacher_regularizer.sampled)
