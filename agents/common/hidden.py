@@ -30,12 +30,25 @@ def rollout_hidden_left(
         buffer.observations,
         lambda v: th.as_tensor(np.asarray(v, np.float32).reshape(size * n_envs, *v.shape[2:])),
     )
+    trajectories = Trajectories(th.as_tensor(episode.reshape(-1)), th.as_tensor(step.reshape(-1)))
+    return hidden_left_of(restriction, observations, trajectories, induction, generator)
+
+
+def hidden_left_of(
+    restriction: Any,
+    observations: Any,
+    trajectories: Trajectories,
+    induction: InductionSettings,
+    generator: th.Generator,
+) -> float:
+    """The hidden part left on ``observations`` (tensors, one row per state, with each row's episode
+    and step): each row's ``knn`` neighbours in visible space, with the induction's k and exclusion."""
     draws = knn_all(
         restriction.visible_features(observations),
         induction.k,
-        th.as_tensor(restriction.discrete_features, dtype=th.bool),
+        th.as_tensor(restriction.discrete_features, dtype=th.bool, device=trajectories.episode.device),
         ties=generator,
-        trajectories=Trajectories(th.as_tensor(episode.reshape(-1)), th.as_tensor(step.reshape(-1))),
+        trajectories=trajectories,
         exclude=induction.exclude_window(),
     )
     return hidden_spread(hidden_features(restriction, observations), draws.index)

@@ -75,11 +75,10 @@ def optimal_policy(
     mode: str = "argmax",
     temperature: float = 1.0,
     discount: float = 0.9,
-    model: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The optimal full-state policy ``(S, A)`` of a tabular ``env`` (Q-value iteration), ``argmax``
-    (ties shared) or ``softmax`` of its Q-values; ``model``: its :func:`tabular_model`, if read already."""
-    transitions, rewards = model if model is not None else tabular_model(env)
+    (ties shared) or ``softmax`` of its Q-values."""
+    transitions, rewards = tabular_model(env)
     return utilities_to_policy(q_value_iteration(transitions, rewards, discount), mode, temperature)
 
 
@@ -90,6 +89,7 @@ def pomdp_teacher(
     mode: str = "argmax",
     temperature: float = 1.0,
     discount: float = 0.9,
+    optimal: np.ndarray | None = None,
 ) -> TabularTeacher:
     """Solve the restricted POMDP of ``env`` exactly and return its policy per visible context.
 
@@ -98,13 +98,16 @@ def pomdp_teacher(
         model IMM's consistency argument assumes).
     :param mode: ``argmax`` (one-hot, ties shared) or ``softmax`` with ``temperature``.
     :param discount: discount of the POMDP/MDP that is solved.
+    :param optimal: ``induced_optimal``: the optimal full-state policy, if the caller has it already
+        (:func:`optimal_policy` with the same settings).
     """
     restriction.check_space(env.observation_space)
-    transitions, rewards = tabular_model(env)
     name = f"{solver}-{mode}" + (f"-T{temperature:g}" if mode == "softmax" else "")
     if solver == "induced_optimal":
-        optimal = optimal_policy(env, mode, temperature, discount, (transitions, rewards))
+        if optimal is None:
+            optimal = optimal_policy(env, mode, temperature, discount)
         return TabularTeacher(restriction.state_belief() @ optimal, name)
+    transitions, rewards = tabular_model(env)
     if solver not in ("fib", "qmdp"):
         raise RlimmError(f"unknown teacher solver '{solver}'; accepted: {', '.join(SOLVERS)}")
     pomdp = TabularPOMDP.from_restriction(transitions, rewards, restriction.context_of, discount)

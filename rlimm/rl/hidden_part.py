@@ -31,6 +31,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from rlimm.agents.common.hidden import hidden_left_of
 from rlimm.agents.imm import draws as draws_
 from rlimm.agents.imm.observations import hidden_features, per_key
 from rlimm.agents.imm.regularizer import Pool, TeacherRegularizer
@@ -131,19 +132,11 @@ def measure(
         )
     if isinstance(restriction, PartitionRestriction):
         left = partition_hidden_left(restriction, np.asarray(raw).reshape(-1))
+    elif regularizer.method == "knn":  # the draws the induced policy was just estimated with
+        left = hidden_left(restriction, obs, regularizer.pool_draws(pool).draws.index)  # type: ignore[union-attr]
     else:
-        index = (
-            regularizer.pool_draws(pool).draws.index  # type: ignore[union-attr]
-            if regularizer.method == "knn"
-            else draws_.knn_all(
-                restriction.visible_features(obs),
-                settings.k,
-                th.as_tensor(restriction.discrete_features, dtype=th.bool, device=device),
-                trajectories=trajectories,
-                exclude=settings.exclude_window(),
-            ).index
-        )
-        left = hidden_left(restriction, obs, index)
+        ties = th.Generator(device=device).manual_seed(seed)
+        left = hidden_left_of(restriction, obs, trajectories, settings, ties)
     return {"induced_kl": out.imm_kl, "pointwise_kl": out.naive_kl, "hidden_left": left, "states": n}
 
 

@@ -61,6 +61,8 @@ class Measures:
     induced_kl: float
     pointwise_kl: float
     hidden_left: float
+    #: states measured per run
+    states: int
 
 
 @dataclass(frozen=True)
@@ -156,8 +158,17 @@ def measures_of(rows: pd.DataFrame, algorithms: Sequence[agg.Algorithm]) -> list
     for a in algorithms:
         m = rows[(rows["algorithm"] == a) & rows["induced_kl"].notna()]
         if len(m):
-            means = m[["induced_kl", "pointwise_kl", "hidden_left"]].astype(float).mean()
-            out.append(Measures(a, len(m), *(float(means[c]) for c in means.index)))
+            means = m[["induced_kl", "pointwise_kl", "hidden_left", "states"]].astype(float).mean()
+            out.append(
+                Measures(
+                    a,
+                    len(m),
+                    float(means["induced_kl"]),
+                    float(means["pointwise_kl"]),
+                    float(means["hidden_left"]),
+                    round(means["states"]),
+                )
+            )
     return out
 
 

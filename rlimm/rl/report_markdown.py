@@ -198,9 +198,10 @@ def measure_lines(table: TaskTable) -> list[str]:
         ]
     if table.measures:
         lines += [
-            "At the end, on 2048 states each learner visits: E[KL(P̄ ‖ Q̄)] (its induced policy against the "
-            "teacher: what IMM matches), E[KL(P̄ ‖ π)] (itself against the teacher: what naive matches) "
-            "and the share of the hidden part left once the visible part is known (1: none of it known).",
+            f"At the end, on {table.measures[0].states} states each learner visits: E[KL(P̄ ‖ Q̄)] (its "
+            "induced policy against the teacher: what IMM matches), E[KL(P̄ ‖ π)] (itself against the "
+            "teacher: what naive matches) and the share of the hidden part left once the visible part is "
+            "known (1: none of it known).",
             "",
             "| algorithm | runs | E[KL(P̄ ‖ Q̄)] | E[KL(P̄ ‖ π)] | hidden part left |",
             "|---|---:|---:|---:|---:|",

@@ -199,11 +199,12 @@ def build_teacher(config: CompareConfig | TrainConfig) -> tuple[Teacher, BaseAlg
         teacher = with_about(teacher, expert_about(config, model, fit, t.path))
     elif t.solver == "paper_alphas":
         teacher = paper_alpha_teacher(_alphas_path(t.path), restriction)
+    elif t.solver == "induced_optimal":
+        optimal = optimal_policy(env, t.policy, t.temperature, t.discount)
+        teacher = pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount, optimal)
+        teacher = with_about(teacher, optimal_about(config, env, restriction, optimal, teacher))
     else:
         teacher = pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount)
-        if t.solver == "induced_optimal":
-            optimal = optimal_policy(env, t.policy, t.temperature, t.discount)
-            teacher = with_about(teacher, optimal_about(config, env, restriction, optimal, teacher))
     teacher.check_compatible(restriction, env.action_space)
     return teacher, model
 

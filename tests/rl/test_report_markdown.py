@@ -81,6 +81,7 @@ def test_an_induced_teacher_and_the_end_of_run_measures_are_reported():
     final["induced_kl"] = (0.1 * final["seed"]).where(on_a)
     final["pointwise_kl"] = (0.2 * final["seed"]).where(on_a)
     final["hidden_left"] = pd.Series(0.5, index=final.index).where(on_a)
+    final["states"] = pd.Series(2048.0, index=final.index).where(on_a)
     expert = {"algo": "ppo", "timesteps": 60000, "score": 500.0, "score_std": 0.0, "episodes": 10}
     inputs.tasks[0].folders[0].teacher = {
         "about": {"expert": expert, "hidden_kl": 0.25, "hidden_kl_states": 20000}
