@@ -167,7 +167,9 @@ class A2C(OnPolicyRegularizedMixin, SB3A2C):
                 entropy_loss = -th.mean(entropy)
 
             loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-            loss = loss + self._teacher_loss(rollout_data, distribution)  # rlimm: λ · regulariser
+            # rlimm: λ · R, λ = teacher_coef now (a number, a schedule or the trust rule)
+            teacher_coef = self.current_teacher_coef()
+            loss = loss + teacher_coef * self._teacher_term(rollout_data, distribution, teacher_coef)
 
             # Optimization step
             self.policy.optimizer.zero_grad()

@@ -214,7 +214,9 @@ class PPO(OnPolicyRegularizedMixin, SB3PPO):
                 entropy_losses.append(entropy_loss.item())
 
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
-                loss = loss + self._teacher_loss(rollout_data, distribution)  # rlimm: λ · regulariser
+                # rlimm: λ · R, λ = teacher_coef now (a number, a schedule or the trust rule)
+                teacher_coef = self.current_teacher_coef()
+                loss = loss + teacher_coef * self._teacher_term(rollout_data, distribution, teacher_coef)
 
                 # Calculate approximate form of reverse KL Divergence for early stopping
                 # see issue #417: https://github.com/DLR-RM/stable-baselines3/issues/417

@@ -179,7 +179,9 @@ class REINFORCE(OnPolicyRegularizedMixin, OnPolicyAlgorithm):
         entropy_loss = -entropy.mean() if entropy is not None else th.zeros(())
 
         loss = pg_loss + self.ent_coef * entropy_loss
-        loss = loss + self._teacher_loss(data, distribution)  # rlimm: λ · regulariser
+        # rlimm: λ · R, λ = teacher_coef now (a number, a schedule or the trust rule)
+        teacher_coef = self.current_teacher_coef()
+        loss = loss + teacher_coef * self._teacher_term(data, distribution, teacher_coef)
 
         self.policy.optimizer.zero_grad()
         loss.backward()

@@ -451,12 +451,12 @@ class SAC(RegularizedMixin, SB3SAC):
             q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
             min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
-            # rlimm: λ · regulariser (imm: on the minibatch's first imm_batch_size rows; the whole
-            # minibatch is the pool of sampled induction)
+            # rlimm: λ · R, λ = teacher_coef now (a number, a schedule or the trust rule); imm: R on the
+            # minibatch's first imm_batch_size rows, the whole minibatch is the pool of sampled induction
+            teacher_coef = self.current_teacher_coef()
             rows, rows_distribution = self._imm_rows(replay_data, distribution)
-            actor_loss = actor_loss + self._teacher_loss(
-                rows, rows_distribution, pool=self._induction_pool(replay_data)
-            )
+            reg = self._teacher_term(rows, rows_distribution, teacher_coef, self._induction_pool(replay_data))
+            actor_loss = actor_loss + teacher_coef * reg
             actor_losses.append(actor_loss.item())
             # rlimm: lambda_schedule trust — the critic's values of the teacher's and the pulled actions
             if self._kept_output is not None:

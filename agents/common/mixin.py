@@ -9,9 +9,10 @@
   per rollout: on-policy, right after ``collect_rollouts`` returns
   (:meth:`OnPolicyRegularizedMixin.collect_rollouts`); SAC, for the transitions collected since the
   last update, at the start of ``train()`` (:meth:`rlimm.agents.sac.SAC.update_teacher_view`);
-- the one ``_teacher_loss`` call each algorithm's ``train()`` adds per minibatch, its fixed TensorBoard
-  keys (``train/…``), the hyperparameters in TensorBoard's HPARAMS tab, and run folders named
-  ``<Algo>_<regularizer>``;
+- the loss line each algorithm's ``train()`` adds per minibatch,
+  ``loss = loss + teacher_coef * self._teacher_term(batch, distribution, teacher_coef)`` with
+  ``teacher_coef = self.current_teacher_coef()`` (λ now), its fixed TensorBoard keys (``train/…``), the
+  hyperparameters in TensorBoard's HPARAMS tab, and run folders named ``<Algo>_<regularizer>``;
 - save/load that keeps the teacher out of the zip: ``Algo.load(path, teacher=t)`` re-attaches one
   (SB3's ``load`` sets keyword arguments on the model before ``_setup_model``); a model loaded without
   one predicts normally and refuses to train with an active regulariser. The zip holds SB3's own
@@ -21,7 +22,7 @@
 One PPO update: ``collect_rollouts`` fills the rollout buffer (under ``VecNormalize`` an internal
 callback hands it each step's raw observation) → :meth:`OnPolicyRegularizedMixin.collect_rollouts`
 stores the teacher's view of the whole rollout in the buffer → ``train()`` reads minibatches carrying
-``teacher_params`` (and ``contexts``, ``indices``) and adds ``_teacher_loss(minibatch, distribution)``.
+``teacher_params`` (and ``contexts``, ``indices``) and adds ``λ · _teacher_term(minibatch, distribution, λ)``.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ from rlimm.agents.imm.observations import cat_rows, n_rows, per_key
 from rlimm.agents.imm.regularizer import REGULARIZERS, Pool, RegularizerOutput, TeacherRegularizer
 from rlimm.agents.imm.settings import InductionSettings
 from rlimm.agents.teachers.base import ActionFamily, Teacher
-from rlimm.coefficients import TeacherCoef
+from rlimm.coefficients import TeacherCoef, as_coefficient, lambda_at
 from rlimm.envs.restrictions import PartitionRestriction, Restriction
 from rlimm.errors import RlimmError
 
@@ -86,7 +87,7 @@ class RegularizedMixin(BaseAlgorithm):
     gamma: float
     #: Whether the policy's Gaussian is squashed by tanh (SAC), which decides the Gaussian teachers it takes.
     squashed_actions: bool = False
-    #: Sampled induction: the diagnostics are computed once per this many updates (see ``_teacher_loss``).
+    #: Sampled induction: the diagnostics are computed once per this many updates (see ``_teacher_term``).
     diagnostic_period: int = 1
     _diagnosed_at: int | None = None
     #: ``lambda_schedule: trust``: the evidence of the current update, while it is being gathered.
@@ -109,6 +110,7 @@ class RegularizedMixin(BaseAlgorithm):
         self.regularizer = regularizer
         self.teacher = teacher
         self.restriction = restriction
+        as_coefficient(teacher_coef)  # checked here: a bad λ fails at construction
         self.teacher_coef = teacher_coef
         self.induction = InductionSettings.of(induction)
 
@@ -125,7 +127,6 @@ class RegularizedMixin(BaseAlgorithm):
                 raise RlimmError("the teacher regulariser does not support gSDE: use use_sde=False")
         self.teacher_regularizer = TeacherRegularizer(
             self.regularizer,
-            self.teacher_coef,
             self.restriction if teacher is not None else None,
             self.action_space,
             self.induction,
@@ -176,13 +177,20 @@ class RegularizedMixin(BaseAlgorithm):
         ``(mean, log_std)`` (the regulariser's ``evaluate``: the actor alone, no distribution object)."""
         raise NotImplementedError
 
+    def current_teacher_coef(self) -> float:
+        """λ now: ``teacher_coef`` (a number, a schedule of ``progress_remaining`` or the trust rule) at
+        SB3's training progress, checked; 0 without a teacher (the plain algorithm's loss)."""
+        if self.teacher is None:
+            return 0.0
+        return lambda_at(as_coefficient(self.teacher_coef), self._current_progress_remaining)
+
     def regularizer_output(
         self,
         batch: Any,
         distribution: Distribution,
         pool: Any = None,
         diagnostics: bool = True,
-        progress_remaining: float | None = None,
+        optimise: bool = True,
         keep: bool = False,
     ) -> RegularizerOutput:
         """The regulariser on a (mini)batch of the buffer, without logging.
@@ -192,7 +200,7 @@ class RegularizedMixin(BaseAlgorithm):
         :param pool: sampled induction: the observations hidden parts are drawn from (``indices`` are
             rows of it); ``None``: the algorithm's default (on-policy: the rollout).
         :param diagnostics: also compute the KL that is not optimised and the draws' statistics.
-        :param progress_remaining: for λ schedules (``None``: the model's current progress).
+        :param optimise: compute the divergence with gradient (``False`` when λ is 0 now).
         :param keep: also return the teacher's distribution and the induced policy (the trust signal).
         """
         regularizer = self.teacher_regularizer
@@ -203,7 +211,7 @@ class RegularizedMixin(BaseAlgorithm):
             batch.teacher_params,
             regularizer.family.params_of(distribution.distribution),
             self.action_params,
-            self._current_progress_remaining if progress_remaining is None else progress_remaining,
+            optimise=optimise,
             contexts=batch.contexts,
             observations=batch.observations,
             indices=batch.indices,
@@ -216,12 +224,16 @@ class RegularizedMixin(BaseAlgorithm):
         """Sampled induction's pool when the loss call gives none."""
         raise RlimmError("sampled induction needs the pool of observations")
 
-    def _teacher_loss(self, batch: Any, distribution: Distribution, pool: Any = None) -> th.Tensor:
-        """``λ · R`` on a (mini)batch of the buffer, recorded under the fixed ``train/`` keys (averaged
+    def _teacher_term(
+        self, batch: Any, distribution: Distribution, teacher_coef: float, pool: Any = None
+    ) -> th.Tensor:
+        """R, the regulariser's divergence on a (mini)batch of the buffer, which ``train()`` weighs by
+        ``teacher_coef`` on its loss line; recorded with λ · R under the fixed ``train/`` keys (averaged
         over the minibatches of an update); exactly zero without a teacher.
 
         :param batch: the buffer's samples (what the teacher saw is read only with a teacher).
         :param distribution: the policy's action distribution at the batch's observations.
+        :param teacher_coef: λ now (:meth:`current_teacher_coef`): at 0 nothing is optimised.
         :param pool: sampled induction: the observations hidden parts are drawn from (see
             :meth:`regularizer_output`).
         """
@@ -246,7 +258,9 @@ class RegularizedMixin(BaseAlgorithm):
         keep = trust is not None and (gathering is not None or self.off_policy_trust)
         # (keep only when asked: a subclass's or a test's regularizer_output need not know it)
         extra = {"keep": True} if keep else {}
-        out = self.regularizer_output(batch, distribution, pool, diagnostics=diagnose, **extra)
+        out = self.regularizer_output(
+            batch, distribution, pool, diagnostics=diagnose, optimise=teacher_coef > 0, **extra
+        )
         self._kept_output = out if keep else None
         if trust is not None and gathering is not None:
             assert self.teacher_regularizer.family is not None
@@ -254,8 +268,8 @@ class RegularizedMixin(BaseAlgorithm):
             if gathering.complete:
                 self._trust_evidence = None
                 self.observe_trust(gathering.evidence())
-        self.logger.record_mean("train/regularizer_loss", out.loss.item())
-        self.logger.record("train/lambda", out.lam)
+        self.logger.record_mean("train/regularizer_loss", teacher_coef * out.divergence.item())
+        self.logger.record("train/teacher_coef", teacher_coef)
         for key, value in (
             ("train/imm_kl", out.imm_kl),
             ("train/naive_kl", out.naive_kl),
@@ -268,7 +282,7 @@ class RegularizedMixin(BaseAlgorithm):
         ):
             if value == value:  # not nan: computed on this minibatch
                 self.logger.record_mean(key, value)
-        return out.loss
+        return out.divergence
 
     #: Whether the trust signal comes from the algorithm's critic after each loss call (SAC).
     off_policy_trust: bool = False
@@ -360,7 +374,7 @@ class RegularizedMixin(BaseAlgorithm):
         return {
             "algorithm": type(self).__name__,
             "regularizer": self.regularizer,
-            "lambda": float(coef) if isinstance(coef, (int, float)) else repr(coef),
+            "teacher_coef": float(coef) if isinstance(coef, (int, float)) else repr(coef),
             "teacher": self.teacher.name if self.teacher is not None else "",
             "restriction": self.restriction.describe() if self.restriction is not None else "",
             "induction": self.teacher_regularizer.method or "",

@@ -39,7 +39,7 @@ def action_column(actions: th.Tensor, action_space: spaces.Space) -> th.Tensor:
 
 
 def record(logger: Any, trust: Trust) -> None:
-    """The trust rule's state under fixed TensorBoard keys (``train/lambda`` is the regulariser's)."""
+    """The trust rule's state under fixed TensorBoard keys (``train/teacher_coef``, λ, is the algorithm's)."""
     logger.record("train/trust", trust.weight)
     logger.record("train/trust_signal", trust.signal)
     logger.record("train/trust_z", trust.z)

@@ -1,6 +1,7 @@
-"""The teacher regulariser: the teacher's view of a batch and the policy's distribution → λ · divergence.
+"""The teacher regulariser: the teacher's view of a batch and the policy's distribution → the divergence R.
 
-``loss = algorithm loss + λ · R`` where R is
+Each algorithm's ``train()`` adds ``λ · R`` to its loss on its own loss line (λ, ``teacher_coef``, is the
+algorithm's: a number, a schedule of training progress or the trust rule), where R is
 
 - ``none``:  0 (the plain algorithm);
 - ``naive``: mean over the batch of KL(P̄(·|x̄) ‖ π(·|x))    — pointwise, at each visited state;
@@ -34,7 +35,6 @@ from rlimm.agents.imm import draws as draws_
 from rlimm.agents.imm.families import Family, Params, family_for
 from rlimm.agents.imm.observations import hidden_features, nbytes, per_key
 from rlimm.agents.imm.settings import InductionSettings
-from rlimm.coefficients import TeacherCoef, as_coefficient, lambda_at
 from rlimm.envs.restrictions import PartitionRestriction, Restriction
 from rlimm.errors import RlimmError
 
@@ -51,8 +51,8 @@ Evaluate = Callable[[Obs], Params]
 class RegularizerOutput:
     """What one evaluation of the regulariser gives.
 
-    :param loss: ``λ · R`` with gradient (a zero tensor for ``none``).
-    :param lam: the λ used.
+    :param divergence: R, the optimised divergence (not weighted by λ), with gradient; a zero tensor
+        for ``none`` or when not optimised (λ = 0).
     :param imm_kl: batch mean of KL(teacher ‖ induced policy), no gradient (``nan`` if not computed).
     :param naive_kl: batch mean of KL(teacher ‖ policy at the full state), no gradient.
     :param ess: sampled induction: mean effective sample size of the weights (``nan`` otherwise).
@@ -70,8 +70,7 @@ class RegularizerOutput:
         without gradient, for :meth:`Family.induced_log_prob` (the trust signal, :mod:`rlimm.trust`).
     """
 
-    loss: torch.Tensor
-    lam: float
+    divergence: torch.Tensor
     imm_kl: float
     naive_kl: float
     ess: float = float("nan")
@@ -128,11 +127,9 @@ class PoolDraws:
 
 
 class TeacherRegularizer:
-    """λ times the divergence between a restricted teacher and the policy.
+    """The divergence between a restricted teacher and the policy (the algorithm weighs it by λ).
 
     :param kind: ``none``, ``naive`` or ``imm``.
-    :param coef: λ as a number or a callable of SB3's ``progress_remaining``
-        (see :mod:`rlimm.coefficients`).
     :param restriction: what the teacher sees of an observation; ``None`` when there is no teacher:
         the regulariser is then off (:attr:`enabled` is false) and cannot compute.
     :param action_space: decides the divergence (:mod:`rlimm.agents.imm.families`): categorical for
@@ -149,7 +146,6 @@ class TeacherRegularizer:
     def __init__(
         self,
         kind: str,
-        coef: TeacherCoef,
         restriction: Restriction | None = None,
         action_space: spaces.Space | None = None,
         induction: InductionSettings | Mapping[str, Any] | None = None,
@@ -157,7 +153,6 @@ class TeacherRegularizer:
         device: torch.device | str = "cpu",
     ) -> None:
         self.kind = check_regularizer(kind)
-        self.coef: Callable[[float], float] = as_coefficient(coef)
         self.induction = InductionSettings.of(induction)
         self.restriction = restriction
         self._pool_draws: PoolDraws | None = None
@@ -231,8 +226,8 @@ class TeacherRegularizer:
         teacher_params: torch.Tensor,
         params: Params,
         evaluate: Evaluate,
-        progress_remaining: float,
         *,
+        optimise: bool = True,
         contexts: torch.Tensor | None = None,
         observations: Obs = None,
         indices: torch.Tensor | None = None,
@@ -247,7 +242,8 @@ class TeacherRegularizer:
         :param params: the policy's distribution parameters at the batch's states (normalised logits
             or ``(mean, log_std)``, :meth:`Family.params_of`), with gradient.
         :param evaluate: the policy's parameters at other observations (the induced policy's members).
-        :param progress_remaining: SB3's training progress (1 → 0), for λ schedules.
+        :param optimise: compute ``kind``'s divergence with gradient; ``False`` (λ = 0 now): no
+            gradient, and no forward beyond the ``diagnostics``.
         :param contexts: ``(B,)`` visible contexts (exact induction with a table restriction).
         :param observations: the batch's observations (enumerated and sampled induction).
         :param indices: ``(B,)`` the batch's rows in ``pool`` (sampled induction).
@@ -261,11 +257,10 @@ class TeacherRegularizer:
         family = self.family
         if family is None:
             raise RlimmError("the regulariser has no teacher (no restriction was given): it cannot compute")
-        lam = lambda_at(self.coef, progress_remaining)
         device = (params[0] if family.continuous else params).device
         teacher = family.teacher(teacher_params.to(device))
-        use_imm = self.kind == "imm" and lam > 0
-        use_naive = self.kind == "naive" and lam > 0
+        use_imm = self.kind == "imm" and optimise
+        use_naive = self.kind == "naive" and optimise
 
         naive = None
         if use_naive or diagnostics:
@@ -296,15 +291,15 @@ class TeacherRegularizer:
                         own_kl = self._own_kl(params, components, draw.weights)
                         hidden_left = self._hidden_left(pool)
 
-        loss = torch.zeros((), device=device)
+        divergence = torch.zeros((), device=device)
         if use_imm:
-            loss = lam * imm
+            divergence = imm
         elif use_naive:
-            loss = lam * naive
+            divergence = naive
         imm_kl = float("nan") if imm is None else imm.item()
         naive_kl = float("nan") if naive is None else naive.item()
         out = RegularizerOutput(
-            loss, lam, imm_kl, naive_kl, ess, distance, own_episode, fallback, own_kl, hidden_left
+            divergence, imm_kl, naive_kl, ess, distance, own_episode, fallback, own_kl, hidden_left
         )
         if keep:
             out.teacher = teacher

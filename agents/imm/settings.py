@@ -9,7 +9,7 @@ neither torch nor stable-baselines3, so that loading a config stays light.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
@@ -41,6 +41,67 @@ def _whole(value: Any) -> bool:
 
 def _whole_or_zero(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _method(value: Any) -> str:
+    if value not in METHODS:
+        raise RlimmError(f"unknown induction method '{value}'; accepted: {', '.join(METHODS)}")
+    return value
+
+
+def _k(value: Any) -> int:
+    if not _whole(value):
+        raise RlimmError(f"induction k must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _estimator(value: Any) -> str:
+    if value not in ESTIMATORS:
+        raise RlimmError(f"unknown induction estimator '{value}'; accepted: {', '.join(ESTIMATORS)}")
+    return value
+
+
+def _samples(value: Any) -> int:
+    if not _whole(value):
+        raise RlimmError(f"induction samples must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _exclude(value: Any) -> int | str | None:
+    if value == "none":  # `--set induction.exclude=none` (a null there means "not set")
+        return None
+    if not (value is None or value == WHOLE_EPISODE or _whole_or_zero(value)):
+        raise RlimmError(
+            f"induction exclude must be a whole number of steps >= 0, '{WHOLE_EPISODE}' or 'none'/None "
+            f"(no exclusion), got {value!r}"
+        )
+    return value
+
+
+def _pool(value: Any) -> int:
+    if not _whole(value):
+        raise RlimmError(f"induction pool must be a whole number of rollouts >= 1, got {value!r}")
+    return value
+
+
+def _belief(value: Any) -> str:
+    if value not in BELIEFS:
+        raise RlimmError(f"unknown induction belief '{value}'; accepted: {', '.join(BELIEFS)}")
+    return value
+
+
+#: Each setting's check, the one source of their validation (the settings' constructor and the
+#: config's ``induction:`` section, :class:`rlimm.rl.config.InductionConfig`): the value, normalised, or
+#: a one-line :class:`RlimmError`.
+CHECKS: dict[str, Callable[[Any], Any]] = {
+    "method": _method,
+    "k": _k,
+    "estimator": _estimator,
+    "samples": _samples,
+    "exclude": _exclude,
+    "pool": _pool,
+    "belief": _belief,
+}
 
 
 @dataclass(frozen=True)
@@ -78,27 +139,8 @@ class InductionSettings:
     belief: str = "fixed"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise RlimmError(f"unknown induction method '{self.method}'; accepted: {', '.join(METHODS)}")
-        if not _whole(self.k):
-            raise RlimmError(f"induction k must be a whole number >= 1, got {self.k!r}")
-        if self.estimator not in ESTIMATORS:
-            raise RlimmError(
-                f"unknown induction estimator '{self.estimator}'; accepted: {', '.join(ESTIMATORS)}"
-            )
-        if not _whole(self.samples):
-            raise RlimmError(f"induction samples must be a whole number >= 1, got {self.samples!r}")
-        if self.exclude == "none":
-            object.__setattr__(self, "exclude", None)
-        if not (self.exclude is None or self.exclude == WHOLE_EPISODE or _whole_or_zero(self.exclude)):
-            raise RlimmError(
-                f"induction exclude must be a whole number of steps >= 0, '{WHOLE_EPISODE}' or 'none'/None "
-                f"(no exclusion), got {self.exclude!r}"
-            )
-        if not _whole(self.pool):
-            raise RlimmError(f"induction pool must be a whole number of rollouts >= 1, got {self.pool!r}")
-        if self.belief not in BELIEFS:
-            raise RlimmError(f"unknown induction belief '{self.belief}'; accepted: {', '.join(BELIEFS)}")
+        for name, check in CHECKS.items():
+            object.__setattr__(self, name, check(getattr(self, name)))
 
     @classmethod
     def of(cls, value: InductionSettings | Mapping[str, Any] | None) -> InductionSettings:

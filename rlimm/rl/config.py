@@ -15,12 +15,14 @@ anything is written.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
 
-from rlimm.agents.imm.settings import BELIEFS, DEFAULT_INDUCTION, ESTIMATORS, METHODS, InductionSettings
+from rlimm.agents.imm.settings import CHECKS as INDUCTION_CHECKS
+from rlimm.agents.imm.settings import InductionSettings
 from rlimm.coefficients import Linear, check_ratio, paper_grid_ratio, ratio_to_lambda
 from rlimm.common.config import Ratio, StrictModel, distinct_entries, load_config
 from rlimm.common.device import DeviceName
@@ -52,53 +54,54 @@ class RestrictionConfig(StrictModel):
     factors: dict[str, int] | None = None
 
 
-class InductionConfig(StrictModel):
-    """How the IMM term averages the policy over the hidden part: the keys, defaults and meaning of
-    :class:`rlimm.agents.imm.settings.InductionSettings` (``method``: ``exact``, ``knn``, ``marginal``
+class _InductionSection(StrictModel):
+    """How the IMM term averages the policy over the hidden part: the keys, defaults, meaning and checks
+    of :class:`rlimm.agents.imm.settings.InductionSettings` (``method``: ``exact``, ``knn``, ``marginal``
     or ``auto``; ``k``; Box actions: the KL ``estimator`` and its ``samples``; knn: ``exclude`` steps
     of the state's own episode (``episode``: all of it, null: none); the ``pool`` of rollouts or replay
-    minibatches hidden parts are drawn from; exact induction's ``belief``, ``fixed`` or ``on_policy``)."""
-
-    method: Literal[METHODS] = DEFAULT_INDUCTION.method  # type: ignore[valid-type]
-    k: int = Field(default=DEFAULT_INDUCTION.k, ge=1)
-    estimator: Literal[ESTIMATORS] = DEFAULT_INDUCTION.estimator  # type: ignore[valid-type]
-    samples: int = Field(default=DEFAULT_INDUCTION.samples, ge=1)
-    exclude: int | str | None = DEFAULT_INDUCTION.exclude
-    pool: int = Field(default=DEFAULT_INDUCTION.pool, ge=1)
-    belief: Literal[BELIEFS] = DEFAULT_INDUCTION.belief  # type: ignore[valid-type]
+    minibatches hidden parts are drawn from; exact induction's ``belief``, ``fixed`` or ``on_policy``).
+    :data:`InductionConfig` is derived from the settings' fields; each key is checked by the settings'
+    own check (:data:`rlimm.agents.imm.settings.CHECKS`)."""
 
     #: What folders written before ``exclude`` and ``pool`` existed were run with (no exclusion, the
     #: current rollout or minibatch only): a resumed folder is compared with these, not the new defaults.
     LEGACY: ClassVar[dict[str, Any]] = {"exclude": None, "pool": 1}
 
-    @field_validator("exclude", mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _exclude(cls, value: Any) -> Any:
-        if value == "none":  # `--set induction.exclude=none` (a null there means "not set")
-            return None
-        if not (value is None or value == "episode" or (type(value) is int and value >= 0)):
-            raise ValueError(f"must be a whole number of steps >= 0, 'episode' or 'none', got {value!r}")
-        return value
+    def _checked(cls, value: Any, info: ValidationInfo) -> Any:
+        try:
+            return INDUCTION_CHECKS[info.field_name](value)
+        except RlimmError as err:  # pydantic reports ValueErrors with the key's name
+            raise ValueError(str(err)) from None
 
     def describe(self) -> str:
         """One line naming the settings, for the tables of a report."""
-        if self.method == "exact":
-            text = f"exact (belief {self.belief})"
-        elif self.method == "marginal":
+        s = self.settings()
+        if s.method == "exact":
+            text = f"exact (belief {s.belief})"
+        elif s.method == "marginal":
             text = "marginal (hidden parts drawn from the pool)"
         else:
-            text = f"{self.method}, k = {self.k}"
-        exclude = {None: "none", "episode": "the whole episode"}.get(self.exclude, f"{self.exclude} steps")  # type: ignore[arg-type]
+            text = f"{s.method}, k = {s.k}"
+        exclude = {None: "none", "episode": "the whole episode"}.get(s.exclude, f"{s.exclude} steps")  # type: ignore[arg-type]
         return (
-            f"{text}; own-episode exclusion: {exclude}; pool: {self.pool} rollout(s) or minibatch(es); "
-            f"Box actions: KL estimator {self.estimator}, {self.samples} samples"
+            f"{text}; own-episode exclusion: {exclude}; pool: {s.pool} rollout(s) or minibatch(es); "
+            f"Box actions: KL estimator {s.estimator}, {s.samples} samples"
         )
 
     def settings(self) -> InductionSettings:
         """These settings as the algorithms' ``induction`` argument."""
-        return InductionSettings(
-            self.method, self.k, self.estimator, self.samples, self.exclude, self.pool, self.belief
-        )
+        return InductionSettings(**self.model_dump())
+
+
+#: The config's ``induction:`` section: one key per field of ``InductionSettings``, with its default.
+InductionConfig = create_model(
+    "InductionConfig",
+    __base__=_InductionSection,
+    __module__=__name__,
+    **{f.name: (Any, f.default) for f in dataclass_fields(InductionSettings)},  # type: ignore[call-overload]
+)
 
 
 class TeacherConfig(StrictModel):

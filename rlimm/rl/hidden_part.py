@@ -98,7 +98,7 @@ def measure(
     """The module docstring's measures of ``model`` against ``teacher`` on ``visited``."""
     settings = InductionSettings.of(induction)
     device = model.device
-    regularizer = TeacherRegularizer("imm", 1.0, restriction, model.action_space, settings, seed, device)
+    regularizer = TeacherRegularizer("imm", restriction, model.action_space, settings, seed, device)
     family = regularizer.family
     assert family is not None
     raw = visited.raw

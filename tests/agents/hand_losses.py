@@ -72,14 +72,14 @@ def policy_at(model, params):
     return model.policy
 
 
-def compute(reg, policy, batch, distribution, progress=1.0, pool=None, diagnostics=True):
+def compute(reg, policy, batch, distribution, pool=None, diagnostics=True, optimise=True):
     """The regulariser on a batch as the algorithms call it: the policy's parameters from its
     distribution, the induced policy's members evaluated by its actor."""
     return reg.compute(
         batch.teacher_params,
         reg.family.params_of(distribution.distribution),
         policy.action_params,
-        progress,
+        optimise=optimise,
         contexts=batch.contexts,
         observations=batch.observations,
         indices=batch.indices,

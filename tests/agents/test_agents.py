@@ -116,7 +116,7 @@ def test_teacher_term_is_lambda_times_the_kl_with_the_right_sign(algo, kind, gri
     assert step.abs().max() > 1e-3  # the term is not vanishingly small here
     logged = before.logger.name_to_value["train/regularizer_loss"]
     assert logged == pytest.approx(expected.item(), rel=1e-5)
-    assert before.logger.name_to_value["train/lambda"] == pytest.approx(lam)
+    assert before.logger.name_to_value["train/teacher_coef"] == pytest.approx(lam)
 
 
 @pytest.mark.parametrize("algo", MODEL_LIST)
@@ -177,24 +177,23 @@ def test_schedule_follows_sb3_progress_remaining(algo, grid_teacher, grid_restri
     model = build(
         algo, grid_teacher, grid_restriction, coef=Linear(0.0, 2.0)
     )  # λ: 0 at the start → 2 at the end
-    original = model.teacher_regularizer.compute
+    original = model.current_teacher_coef
 
-    def spy(*args, **kwargs):
-        out = original(*args, **kwargs)
-        seen.append(out.lam)
-        return out
+    def spy():
+        seen.append(original())
+        return seen[-1]
 
-    model.teacher_regularizer.compute = spy
+    model.current_teacher_coef = spy
     model.learn(4 * n)  # four updates; SB3 measures progress after each rollout, as for lr schedules
     assert sorted(set(seen)) == pytest.approx([0.5, 1.0, 1.5, 2.0])
-    assert model.logger.name_to_value["train/lambda"] == pytest.approx(2.0)
+    assert model.logger.name_to_value["train/teacher_coef"] == pytest.approx(2.0)
 
     seen.clear()
     model = build(
         algo, grid_teacher, grid_restriction, coef=lambda progress_remaining: 3.0 * progress_remaining
     )
-    original = model.teacher_regularizer.compute
-    model.teacher_regularizer.compute = spy
+    original = model.current_teacher_coef
+    model.current_teacher_coef = spy
     model.learn(2 * n)
     assert sorted(set(seen)) == pytest.approx([0.0, 1.5])
 
@@ -251,13 +250,13 @@ def test_tensorboard_keys_hparams_and_run_name(algo, grid_teacher, grid_restrict
     keys = set(acc.Tags()["scalars"])
     for key in [
         "train/regularizer_loss",
-        "train/lambda",
+        "train/teacher_coef",
         "train/imm_kl",
         "train/naive_kl",
         *ALGO_KEYS[algo],
     ]:
         assert key in keys, sorted(keys)
-    assert acc.Scalars("train/lambda")[-1].value == pytest.approx(0.3)
+    assert acc.Scalars("train/teacher_coef")[-1].value == pytest.approx(0.3)
     plugins = {
         v.metadata.plugin_data.plugin_name
         for f in run.iterdir()

@@ -149,7 +149,7 @@ def test_imm_is_the_kl_to_the_mixture_of_the_k_synthetic_gaussians(estimator, te
     rows = np.arange(0, 64, 4)
     batch = _batch(model, rows)
     dist = model.policy.get_distribution(batch.observations)
-    out = model.regularizer_output(batch, dist, pool, progress_remaining=1.0)
+    out = model.regularizer_output(batch, dist, pool)
     draw = model.teacher_regularizer.pool_draws(pool).draws.rows(batch.indices)
     with torch.no_grad():
         means = model.policy.get_distribution(pool[draw.index.reshape(-1)]).distribution.loc
@@ -188,9 +188,7 @@ def test_k_one_is_naive_for_the_exact_estimators_and_within_sampling_error_for_m
         model.learn(64)
         batch = _batch(model, np.arange(64))
         dist = model.policy.get_distribution(batch.observations)
-        out = model.regularizer_output(
-            batch, dist, model.rollout_buffer.rollout_observations(), progress_remaining=1.0
-        )
+        out = model.regularizer_output(batch, dist, model.rollout_buffer.rollout_observations())
         values[estimator] = (out.imm_kl, out.naive_kl)
     assert values["moment"][0] == pytest.approx(values["moment"][1], rel=1e-6)
     assert values["quadrature"][0] == pytest.approx(values["quadrature"][1], rel=1e-5)
@@ -215,9 +213,9 @@ def test_box_estimator_settings_are_checked_by_name(teacher, restriction):
     with pytest.raises(
         RlimmError, match=r"^quadrature needs at most 2 action dimensions, got 3: use mc or moment$"
     ):
-        TeacherRegularizer("imm", 1.0, restriction, box3, {"estimator": "quadrature"})
+        TeacherRegularizer("imm", restriction, box3, {"estimator": "quadrature"})
     with pytest.raises(RlimmError, match=r"^induction samples must be a whole number >= 1, got 0$"):
-        TeacherRegularizer("imm", 1.0, restriction, gym.spaces.Box(-2, 2, (1,)), {"samples": 0})
+        TeacherRegularizer("imm", restriction, gym.spaces.Box(-2, 2, (1,)), {"samples": 0})
     wide = gym.make("MountainCarContinuous-v0")  # 1-D actions in [-1, 1]: Pendulum's teacher is for [-2, 2]
     with pytest.raises(RlimmError, match="was built for action bounds"):
         teacher.check_compatible(restriction_for(wide, [0]), wide.action_space)

@@ -207,7 +207,7 @@ def test_the_regulariser_draws_only_for_the_batch_rows_and_reports_the_diagnosti
 
     restriction = restriction_for(env, ["theta", "theta_dot"])
     regularizer = TeacherRegularizer(
-        "imm", 1.0, restriction, env.action_space, {"method": "knn", "k": 4, "exclude": "episode"}
+        "imm", restriction, env.action_space, {"method": "knn", "k": 4, "exclude": "episode"}
     )
     torch.manual_seed(0)
     obs = torch.randn(40, 4)
@@ -226,19 +226,17 @@ def test_the_regulariser_draws_only_for_the_batch_rows_and_reports_the_diagnosti
         torch.full((10, 2), 0.5),
         params,
         evaluate,
-        1.0,
         observations=obs[:10],
         indices=torch.arange(10),
         pool=pool,
     )
     assert out.own_episode == 0.0 and out.fallback == 0.0 and out.own_kl > 0
     # k = 1: the induced policy is the state's own.
-    one = TeacherRegularizer("imm", 1.0, restriction, env.action_space, {"method": "knn", "k": 1})
+    one = TeacherRegularizer("imm", restriction, env.action_space, {"method": "knn", "k": 1})
     out = one.compute(
         torch.full((10, 2), 0.5),
         params,
         evaluate,
-        1.0,
         observations=obs[:10],
         indices=torch.arange(10),
         pool=pool,
@@ -278,8 +276,8 @@ def test_on_policy_belief_weighs_the_hidden_values_by_the_rollouts_visits():
 
     env = gym.make(GRID_ID)
     restriction = FactoredRestriction.for_env(env, ["x"])
-    fixed = TeacherRegularizer("imm", 1.0, restriction, env.action_space)
-    on_policy = TeacherRegularizer("imm", 1.0, restriction, env.action_space, {"belief": "on_policy"})
+    fixed = TeacherRegularizer("imm", restriction, env.action_space)
+    on_policy = TeacherRegularizer("imm", restriction, env.action_space, {"belief": "on_policy"})
     assert torch.equal(fixed.belief, on_policy.belief)  # before any rollout: the fixed belief
     members = torch.as_tensor(restriction.members)
     visits = np.concatenate([np.repeat(members[0, 0].item(), 9), [members[0, 3].item()]])
@@ -307,6 +305,30 @@ def test_bad_settings_are_one_line_errors(change, message):
 
     with pytest.raises(RlimmError, match=message):
         InductionSettings(**change)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"exclude": -1}, {"pool": 0}, {"belief": "rollout"}, {"k": 0}, {"method": "kde"}, {"samples": 1.5}],
+)
+def test_the_config_section_is_the_settings_with_their_checks(change):
+    """``induction:`` in a config has exactly the settings' keys and defaults, and refuses a bad value
+    with the settings' own message under its dotted key."""
+    from dataclasses import fields
+
+    from rlimm.common.config import parse_mapping
+    from rlimm.errors import ConfigError, RlimmError
+    from rlimm.rl.config import InductionConfig
+
+    assert list(InductionConfig.model_fields) == [f.name for f in fields(InductionSettings)]
+    assert InductionConfig().settings() == InductionSettings()
+    assert InductionConfig(exclude="none", k=3).settings() == InductionSettings(exclude=None, k=3)
+    with pytest.raises(RlimmError) as direct:
+        InductionSettings(**change)
+    ((key, _),) = change.items()
+    with pytest.raises(ConfigError) as config:
+        parse_mapping(InductionConfig, change, "x.yaml")
+    assert str(config.value) == f"x.yaml: '{key}': {direct.value}"
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ def test_imm_term_is_exact_induction_with_one_batched_forward(grid_restriction, 
         indices=None,
     )
     np.testing.assert_array_equal(batch.teacher_params.numpy(), teacher.table[contexts].astype(np.float32))
-    out = model.regularizer_output(batch, distribution, progress_remaining=1.0)
+    out = model.regularizer_output(batch, distribution)
     hook.remove()
     # One forward pass for the induced policy, over the members of the contexts in the batch.
     assert calls == [len(np.unique(contexts)) * restriction.n_hidden]
@@ -60,7 +60,7 @@ def test_imm_term_is_exact_induction_with_one_batched_forward(grid_restriction, 
     q = induced[contexts]
     kl = np.where(p > 0, p * (np.log(np.where(p > 0, p, 1)) - np.log(q)), 0).sum(1).mean()
     assert out.imm_kl == pytest.approx(kl, rel=1e-5)
-    assert out.loss.item() == pytest.approx(kl, rel=1e-5)
+    assert out.divergence.item() == pytest.approx(kl, rel=1e-5)
     # The naive diagnostic is the pointwise KL at the visited states.
     naive = np.where(
         p > 0, p * (np.log(np.where(p > 0, p, 1)) - np.log(all_probs[obs.numpy().astype(int).ravel()])), 0
@@ -69,7 +69,7 @@ def test_imm_term_is_exact_induction_with_one_batched_forward(grid_restriction, 
 
 
 def test_an_inactive_regularizer_is_off_and_asks_nothing():
-    off = TeacherRegularizer("none", 0.0)
+    off = TeacherRegularizer("none")
     assert not off.enabled
     # Continuous actions without a teacher: PPO trains (the regulariser never asks for logits).
     model = PPO("MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=32, n_epochs=1, seed=0)
@@ -137,14 +137,14 @@ def test_an_exact_restriction_without_tables_uses_its_belief():
     x = obs.long().reshape(-1) % WIDTH
     teacher_params = torch.distributions.Dirichlet(torch.ones(4)).sample((11,))[x]
     batch = SimpleNamespace(observations=obs, teacher_params=teacher_params, contexts=None, indices=None)
-    reg = TeacherRegularizer("imm", 0.5, enumerating, induction={"method": "exact"})
-    out = compute(reg, policy, batch, policy.get_distribution(obs), 1.0)
+    reg = TeacherRegularizer("imm", enumerating, induction={"method": "exact"})
+    out = compute(reg, policy, batch, policy.get_distribution(obs))
     probs = policy.get_distribution(torch.arange(float(GRID))).distribution.probs.reshape(WIDTH, WIDTH, 4)
     w = (1.0 + torch.arange(WIDTH, dtype=torch.float32)).reshape(WIDTH, 1, 1)
     induced = ((w * probs).sum(0) / w.sum())[x]  # (y, x, a) → (x, a)
     kl = (teacher_params * (teacher_params.log() - induced.log())).sum(-1).mean()
     assert out.imm_kl == pytest.approx(kl.item(), rel=1e-5)
-    assert out.loss.item() == pytest.approx(0.5 * kl.item(), rel=1e-5)
+    assert out.divergence.item() == pytest.approx(kl.item(), rel=1e-5)
 
 
 def grid_batch(restriction, teacher, seed=0):
@@ -160,46 +160,47 @@ def grid_batch(restriction, teacher, seed=0):
 @pytest.mark.parametrize("kind", ["imm", "naive"])
 def test_both_kls_are_reported_whichever_is_optimised(grid_teacher, grid_restriction, kind):
     policy, batch = grid_batch(grid_restriction, grid_teacher)
-    reg = TeacherRegularizer(kind, 0.4, grid_restriction)
-    out = compute(reg, policy, batch, policy.get_distribution(batch.observations), 1.0)
+    reg = TeacherRegularizer(kind, grid_restriction)
+    out = compute(reg, policy, batch, policy.get_distribution(batch.observations))
     imm, naive = (
         hand_kl(policy, grid_teacher, batch.observations, "imm"),
         hand_kl(policy, grid_teacher, batch.observations, "naive"),
     )
     assert out.imm_kl == pytest.approx(imm.item(), rel=1e-5)
     assert out.naive_kl == pytest.approx(naive.item(), rel=1e-5)
-    assert out.loss.item() == pytest.approx(0.4 * (imm if kind == "imm" else naive).item(), rel=1e-5)
-    assert out.lam == 0.4 and np.isnan(out.ess) and np.isnan(out.distance)
+    # the divergence is not weighted: λ is the algorithm's, on its own loss line
+    assert out.divergence.item() == pytest.approx((imm if kind == "imm" else naive).item(), rel=1e-5)
+    assert np.isnan(out.ess) and np.isnan(out.distance)
     # without the diagnostics only the optimised KL is computed
-    quiet = compute(reg, policy, batch, policy.get_distribution(batch.observations), 1.0, diagnostics=False)
-    assert quiet.loss.item() == out.loss.item()
+    quiet = compute(reg, policy, batch, policy.get_distribution(batch.observations), diagnostics=False)
+    assert quiet.divergence.item() == out.divergence.item()
     assert np.isnan(quiet.imm_kl) == (kind == "naive")
 
 
 @pytest.mark.parametrize("kind", ["imm", "naive", "none"])
 def test_a_term_that_is_not_optimised_builds_no_graph(grid_teacher, grid_restriction, kind):
-    """λ = 0, ``none``, or evaluation under ``no_grad``: the loss is a constant (no backward pass
-    through the teacher term); with λ > 0 it carries the gradient."""
+    """λ = 0 now (``optimise=False``), ``none``, or evaluation under ``no_grad``: the divergence is a
+    constant (no backward pass through the teacher term); optimised, it carries the gradient."""
     policy, batch = grid_batch(grid_restriction, grid_teacher)
-    for lam in [0.0, 0.4]:
-        reg = TeacherRegularizer(kind, lam, grid_restriction)
-        out = compute(reg, policy, batch, policy.get_distribution(batch.observations), 1.0)
-        assert out.loss.requires_grad == (lam > 0 and kind != "none")
-        assert (out.loss.item() == 0.0) == (lam == 0 or kind == "none")
+    reg = TeacherRegularizer(kind, grid_restriction)
+    for optimise in [False, True]:
+        out = compute(reg, policy, batch, policy.get_distribution(batch.observations), optimise=optimise)
+        assert out.divergence.requires_grad == (optimise and kind != "none")
+        assert (out.divergence.item() == 0.0) == (not optimise or kind == "none")
         distribution = policy.get_distribution(batch.observations)  # with a graph
         with torch.no_grad():
-            quiet = compute(reg, policy, batch, distribution, 1.0)
-        assert not quiet.loss.requires_grad and quiet.loss.item() == out.loss.item()
+            quiet = compute(reg, policy, batch, distribution, optimise=optimise)
+        assert not quiet.divergence.requires_grad and quiet.divergence.item() == out.divergence.item()
 
 
 def test_a_regularizer_without_a_teacher_says_how_to_give_one(grid_teacher, grid_restriction, tmp_path):
     """Without a restriction (no teacher) the regulariser is off and cannot compute; a model loaded
     without its teacher refuses to train with an active regulariser, saying how to give one."""
     policy, batch = grid_batch(grid_restriction, grid_teacher)
-    off = TeacherRegularizer("none", 0.3)
+    off = TeacherRegularizer("none")
     assert not off.enabled and off.family is None and off.method is None
     with pytest.raises(RlimmError, match=r"^the regulariser has no teacher \(no restriction was given\)"):
-        off.compute(batch.teacher_params, torch.zeros(6, 4), policy.action_params, 1.0)
+        off.compute(batch.teacher_params, torch.zeros(6, 4), policy.action_params)
     model = grid_model(REINFORCE, grid_teacher, grid_restriction, "naive", 0.3)
     model.save(tmp_path / "model.zip")
     bare = REINFORCE.load(tmp_path / "model.zip", env=grid())

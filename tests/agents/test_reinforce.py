@@ -72,7 +72,7 @@ def test_reinforce_update_is_the_hand_loss(grid_teacher, grid_restriction, kind,
     assert logged(model, "train/regularizer_loss") == pytest.approx(second["teacher"], rel=1e-5)
     assert logged(model, "train/imm_kl") == pytest.approx(second["imm_kl"], rel=1e-5)
     assert logged(model, "train/naive_kl") == pytest.approx(second["naive_kl"], rel=1e-5)
-    assert logged(model, "train/lambda") == lam
+    assert logged(model, "train/teacher_coef") == lam
     assert "train/induction_ess" not in model.logger.name_to_value  # exact induction: no draws
     assert model.logger.name_to_excluded["train/n_updates"] == ("tensorboard",)
     assert logged(model, "train/n_updates") == model._n_updates == 2

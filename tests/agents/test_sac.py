@@ -187,9 +187,9 @@ def test_teacher_term_is_lambda_times_the_kl_with_the_right_sign(kind, teacher, 
     computed = []
     original = before.regularizer_output
 
-    def spy(batch, distribution, pool=None, diagnostics=True, progress_remaining=None):
+    def spy(batch, distribution, pool=None, diagnostics=True, optimise=True):
         computed.append((batch, pool))
-        return original(batch, distribution, pool, diagnostics, progress_remaining)
+        return original(batch, distribution, pool, diagnostics, optimise)
 
     before.regularizer_output = spy
     before.learn(SMALL["learning_starts"] + 1)  # one gradient step
@@ -225,7 +225,7 @@ def test_teacher_term_is_lambda_times_the_kl_with_the_right_sign(kind, teacher, 
     assert torch.equal(torch.cat(critic), torch.cat([p.detach().flatten() for p in zero.critic.parameters()]))
     logged = before.logger.name_to_value["train/regularizer_loss"]
     assert logged == pytest.approx(expected.item(), rel=1e-4)
-    assert before.logger.name_to_value["train/lambda"] == pytest.approx(lam)
+    assert before.logger.name_to_value["train/teacher_coef"] == pytest.approx(lam)
 
 
 def test_knn_draws_hidden_parts_from_the_sampled_batch_and_lambda_follows_progress(teacher, restriction):
@@ -240,12 +240,14 @@ def test_knn_draws_hidden_parts_from_the_sampled_batch_and_lambda_follows_progre
         evaluated.append(obs.detach().clone())
         return at(obs)
 
-    def spy_compute(batch, distribution, pool=None, diagnostics=True, progress_remaining=None):
+    def spy_compute(batch, distribution, pool=None, diagnostics=True, optimise=True):
         evaluated.clear()
-        out = compute(batch, distribution, pool, diagnostics, progress_remaining)
+        out = compute(batch, distribution, pool, diagnostics, optimise)
         # _current_progress_remaining: SB3's own name for the progress its schedules are read at.
-        lams.append((out.lam, model._current_progress_remaining))
-        if out.lam == 0 and not diagnostics:  # nothing to optimise, nothing to diagnose: no forward
+        lam = model.current_teacher_coef()
+        lams.append((lam, model._current_progress_remaining))
+        assert optimise == (lam > 0)
+        if not optimise and not diagnostics:  # nothing to optimise, nothing to diagnose: no forward
             assert not evaluated
             return out
         (synthetic,) = evaluated
@@ -267,7 +269,7 @@ def test_knn_draws_hidden_parts_from_the_sampled_batch_and_lambda_follows_progre
 
     scheduled = build(teacher, restriction, "naive", coef=Linear(0.0, 2.0))
     scheduled.learn(60)
-    assert scheduled.logger.name_to_value["train/lambda"] == pytest.approx(2.0)  # λ at progress 0
+    assert scheduled.logger.name_to_value["train/teacher_coef"] == pytest.approx(2.0)  # λ at progress 0
 
 
 def test_the_kl_that_is_not_optimised_is_diagnosed_once_per_hundred_gradient_steps(teacher, restriction):
@@ -276,9 +278,9 @@ def test_the_kl_that_is_not_optimised_is_diagnosed_once_per_hundred_gradient_ste
     model = build(teacher, restriction, "naive", induction={"method": "knn", "k": 4})
     flags, compute = [], model.regularizer_output
 
-    def spy_compute(batch, distribution, pool=None, diagnostics=True, progress_remaining=None):
+    def spy_compute(batch, distribution, pool=None, diagnostics=True, optimise=True):
         flags.append(diagnostics)
-        return compute(batch, distribution, pool, diagnostics, progress_remaining)
+        return compute(batch, distribution, pool, diagnostics, optimise)
 
     model.regularizer_output = spy_compute
     model.learn(SMALL["learning_starts"] + 250)
@@ -295,13 +297,13 @@ def test_imm_is_evaluated_on_the_first_rows_with_hidden_parts_from_the_whole_min
     def spy_on(model, kind):
         compute = model.regularizer_output
 
-        def spy(batch, distribution, pool=None, diagnostics=True, progress_remaining=None):
+        def spy(batch, distribution, pool=None, diagnostics=True, optimise=True):
             mean = distribution.distribution.loc
             pool_rows = len(pool.observations)
             seen.append((kind, len(batch.observations), len(batch.teacher_params), len(mean), pool_rows))
             # the minibatch's head
             assert torch.equal(batch.observations, pool.observations[: len(batch.observations)])
-            return compute(batch, distribution, pool, diagnostics, progress_remaining)
+            return compute(batch, distribution, pool, diagnostics, optimise)
 
         model.regularizer_output = spy
 
@@ -419,7 +421,7 @@ def test_tensorboard_keys_hparams_and_run_name(teacher, restriction, tmp_path):
     keys = set(acc.Tags()["scalars"])
     for key in [
         "train/regularizer_loss",
-        "train/lambda",
+        "train/teacher_coef",
         "train/imm_kl",
         "train/naive_kl",
         "train/induction_ess",
@@ -429,7 +431,7 @@ def test_tensorboard_keys_hparams_and_run_name(teacher, restriction, tmp_path):
         "train/ent_coef",
     ]:
         assert key in keys, sorted(keys)
-    assert acc.Scalars("train/lambda")[-1].value == pytest.approx(0.3)
+    assert acc.Scalars("train/teacher_coef")[-1].value == pytest.approx(0.3)
     plugins = {
         v.metadata.plugin_data.plugin_name
         for f in run.iterdir()

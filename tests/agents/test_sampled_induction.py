@@ -73,9 +73,7 @@ def test_k_one_is_the_naive_loss_exactly(restriction, teacher):
     rows = np.arange(0, 64, 3)
     batch = batch_of(model, rows)
     dist = model.policy.get_distribution(batch.observations)
-    out = model.regularizer_output(
-        batch, dist, model.rollout_buffer.rollout_observations(), progress_remaining=1.0
-    )
+    out = model.regularizer_output(batch, dist, model.rollout_buffer.rollout_observations())
     naive = naive_loss(batch.teacher_params, dist.distribution.logits)
     assert out.imm_kl == naive.item()  # bit for bit
     assert out.ess == 1.0
@@ -122,7 +120,7 @@ def test_gradient_of_the_sampled_estimator_matches_finite_differences(restrictio
 
     def loss():
         dist = model.policy.get_distribution(batch.observations)
-        return model.regularizer_output(batch, dist, pool, progress_remaining=1.0).loss
+        return model.regularizer_output(batch, dist, pool).divergence
 
     (grad,) = torch.autograd.grad(loss(), [weight])
     eps = 1e-6
@@ -143,7 +141,7 @@ def test_one_batched_forward_over_batch_times_k(restriction, teacher):
     dist = model.policy.get_distribution(batch.observations)
     calls = []
     hook = model.policy.action_net.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
-    model.regularizer_output(batch, dist, model.rollout_buffer.rollout_observations(), progress_remaining=1.0)
+    model.regularizer_output(batch, dist, model.rollout_buffer.rollout_observations())
     hook.remove()
     # knn's first hidden part is the state's own: its logits are the algorithm's, not recomputed.
     assert calls == [10 * (5 - 1)]
@@ -162,7 +160,7 @@ def test_the_rollout_cache_of_synthetic_states_changes_nothing(restriction, teac
     def loss_and_grad():
         model.teacher_regularizer.forget_pool()
         dist = model.policy.get_distribution(batch.observations)
-        loss = model.regularizer_output(batch, dist, pool, progress_remaining=1.0).loss
+        loss = model.regularizer_output(batch, dist, pool).divergence
         return loss.item(), torch.autograd.grad(loss, [model.policy.action_net.weight])[0]
 
     cached = loss_and_grad()
@@ -246,7 +244,7 @@ def test_identity_restriction_imm_equals_naive():
     torch.manual_seed(1)
     expert = PPO("MlpPolicy", ENV, n_steps=64, seed=1)
     t = PolicyTeacher(expert.policy, space, 2, name="full")
-    reg = TeacherRegularizer("imm", 1.0, r)
+    reg = TeacherRegularizer("imm", r)
     obs = torch.randn(6, 4)
     batch = SimpleNamespace(
         observations=obs,
@@ -260,7 +258,6 @@ def test_identity_restriction_imm_equals_naive():
         batch.teacher_params,
         dist.distribution.logits,
         learner.action_params,
-        1.0,
         observations=obs,
         indices=batch.indices,
         pool=obs,
@@ -376,7 +373,7 @@ def hand_sampled_kl(policy, space, pool, batch, draw):
 @pytest.mark.parametrize("method", ["knn", "marginal"])
 def test_sampled_imm_is_the_weighted_induced_kl_by_hand(space, method):
     policy, restriction, pool, batch = sampled_setting(space)
-    reg = TeacherRegularizer("imm", 0.7, restriction, induction={"method": method, "k": 4}, seed=5)
+    reg = TeacherRegularizer("imm", restriction, induction={"method": method, "k": 4}, seed=5)
     features = restriction.visible_features(batch.observations)
     pool_features = restriction.visible_features(pool)
     continuous = torch.zeros(features.shape[1], dtype=torch.bool)
@@ -387,20 +384,18 @@ def test_sampled_imm_is_the_weighted_induced_kl_by_hand(space, method):
         draw = draws.marginal(features, pool_features, 4, continuous, torch.Generator().manual_seed(5))
     distribution = policy.get_distribution(batch.observations)
     log_q = distribution.distribution.logits.log_softmax(-1)  # (SB3 reuses the distribution object)
-    out = compute(reg, policy, batch, distribution, 1.0, pool)
+    out = compute(reg, policy, batch, distribution, pool)
     expected = hand_sampled_kl(policy, space, pool, batch, draw)
     assert out.imm_kl == pytest.approx(expected.item(), rel=1e-5)
-    assert out.loss.item() == pytest.approx(0.7 * expected.item(), rel=1e-5)
+    assert out.divergence.item() == pytest.approx(expected.item(), rel=1e-5)
     assert out.ess == pytest.approx(draw.effective_sample_size().item(), rel=1e-6)
     assert out.distance == pytest.approx(draw.mean_distance().item(), rel=1e-6)
     naive = (batch.teacher_params * (batch.teacher_params.log() - log_q)).sum(-1)
     assert out.naive_kl == pytest.approx(naive.mean().item(), rel=1e-5)
-    # the gradient is that of λ · the hand KL
+    # the gradient is that of the hand KL
     params = list(policy.parameters())
-    got = torch.autograd.grad(out.loss, params, allow_unused=True)
-    want = torch.autograd.grad(
-        0.7 * hand_sampled_kl(policy, space, pool, batch, draw), params, allow_unused=True
-    )
+    got = torch.autograd.grad(out.divergence, params, allow_unused=True)
+    want = torch.autograd.grad(hand_sampled_kl(policy, space, pool, batch, draw), params, allow_unused=True)
     for g, w in zip(got, want, strict=True):
         if w is None:
             assert g is None or not g.any()
@@ -410,10 +405,10 @@ def test_sampled_imm_is_the_weighted_induced_kl_by_hand(space, method):
 
 def test_sampled_induction_without_the_rollout_is_refused():
     policy, restriction, _, batch = sampled_setting(BOX)
-    reg = TeacherRegularizer("imm", 1.0, restriction, induction={"method": "knn", "k": 2})
+    reg = TeacherRegularizer("imm", restriction, induction={"method": "knn", "k": 2})
     message = r"^sampled induction needs the pool of observations and the batch's rows in it$"
     with pytest.raises(RlimmError, match=message):
-        compute(reg, policy, batch, policy.get_distribution(batch.observations), 1.0, None)
+        compute(reg, policy, batch, policy.get_distribution(batch.observations), None)
 
 
 def test_training_with_sampled_induction_logs_the_draws_diagnostics(grid_teacher):
@@ -432,12 +427,10 @@ def test_training_with_sampled_induction_logs_the_draws_diagnostics(grid_teacher
     (batch,) = rec.batches
     policy = policy_at(model, params)
     pool = model.induction_pool()  # the rollout's pool, built once (the draws with it)
-    out = compute(
-        model.teacher_regularizer, policy, batch, policy.get_distribution(batch.observations), 1.0, pool
-    )
+    out = compute(model.teacher_regularizer, policy, batch, policy.get_distribution(batch.observations), pool)
     assert np.isfinite(out.ess) and out.ess > 1.0
     for key, value in [
-        ("train/regularizer_loss", out.loss.item()),
+        ("train/regularizer_loss", 0.6 * out.divergence.item()),
         ("train/imm_kl", out.imm_kl),
         ("train/naive_kl", out.naive_kl),
         ("train/induction_ess", out.ess),
@@ -445,7 +438,7 @@ def test_training_with_sampled_induction_logs_the_draws_diagnostics(grid_teacher
         ("train/hidden_left", out.hidden_left),
     ]:
         assert logged(model, key) == pytest.approx(value, rel=1e-5, abs=1e-7), key
-    assert out.loss.item() == pytest.approx(0.6 * out.imm_kl, rel=1e-6)
+    assert out.divergence.item() == pytest.approx(out.imm_kl, rel=1e-6)
     # The hidden part left by hand: the hidden row y of each state among its 3 drawn neighbours.
     y = pool.observations.reshape(-1).long().numpy() // 11  # obs = y·11 + x
     index = model.teacher_regularizer.pool_draws(pool).draws.index.numpy()
