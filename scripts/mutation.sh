@@ -7,7 +7,7 @@
 #   bash scripts/mutation.sh 'rlimm.logreg.train.x_objective*'   # or mutmut's mutant-name globs
 #   bash scripts/mutation.sh agents               # a profile ([tool.mutmut.profiles.agents]): the RL
 #                                                 # regulariser, neighbour draws and algorithms' losses
-#   bash scripts/mutation.sh agents 'rlimm.agents.ppo.*'         # a profile, then globs of its own
+#   bash scripts/mutation.sh agents 'rlimm.agents.ppo.ppo.*'     # a profile, then globs of its own
 #
 # Environment: MUTATION_JOBS (default 1: the machine is shared), MUTATION_WORKDIR (default
 # $TMPDIR/rlimm-mutation), RLIMM_DATA_DIR (default ../shared/data).
@@ -176,9 +176,9 @@ EQUIVALENT = {
     "rlimm.agents.imm.draws.x_knn__mutmut_16",  # own distance -2.0
     "rlimm.agents.imm.draws.x_knn__mutmut_24",  # topk without dim=1
     # - algorithms: a flag whose False and None both end the epochs; REINFORCE's dead no-entropy branch
-    "rlimm.agents.ppo.xǁPPOǁtrain__mutmut_120",  # continue_training = None
-    "rlimm.agents.reinforce.xǁREINFORCEǁtrain__mutmut_27",  # `… or True`: entropy is never None
-    "rlimm.agents.reinforce.xǁREINFORCEǁtrain__mutmut_30",  # th.zeros(None) in the same dead branch
+    "rlimm.agents.ppo.ppo.xǁPPOǁtrain__mutmut_120",  # continue_training = None
+    "rlimm.agents.reinforce.reinforce.xǁREINFORCEǁtrain__mutmut_27",  # `… or True`: entropy is never None
+    "rlimm.agents.reinforce.reinforce.xǁREINFORCEǁtrain__mutmut_30",  # th.zeros(None) in the same dead branch
 }
 
 elapsed, patterns = int(sys.argv[1]), sys.argv[2:]

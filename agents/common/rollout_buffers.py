@@ -9,7 +9,7 @@ transformed observation. The buffer is given what it stores and never calls the 
 - once the rollout is collected, the algorithm computes the teacher's view of the whole rollout
   (:meth:`raw_rollout` in, :meth:`store_teacher_view` back: ``contexts``, the visible context of an
   exact restriction, and ``teacher_params``, the teacher's distribution —
-  :meth:`rlimm.agents.common.mixin.RegularizedMixin.collect_rollouts`);
+  :meth:`rlimm.agents.common.on_policy.OnPolicyRegularizedMixin.collect_rollouts`);
 - every sample carries those columns and its row ``indices`` in the flattened rollout (sampled
   induction draws hidden parts from the rollout);
 - with the view, the buffer numbers each row's episode and step from SB3's ``episode_starts``

@@ -23,11 +23,16 @@ import base64
 import importlib
 import io
 import json
+import pathlib
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import cloudpickle
+import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.type_aliases import GymEnv
 
 from rlimm.agents.imm.settings import InductionSettings
 
@@ -122,3 +127,68 @@ def restored_attributes(extras: dict[str, Any]) -> dict[str, Any]:
     restriction = extras["restriction"]
     out["restriction"] = None if restriction is None else _unpickled(restriction["pickle"])
     return out
+
+
+class SavedWithoutTeacher(BaseAlgorithm):
+    """SB3's ``save``/``load`` for rlimm's algorithms (a base of
+    :class:`~rlimm.agents.common.mixin.RegularizedMixin`): the teacher never enters the zip, rlimm's
+    classes and settings are saved as the extras above, and ``load(…, teacher=t)`` re-attaches one."""
+
+    def _excluded_save_params(self) -> list[str]:
+        # The teacher can be large or live elsewhere (another model): never pickled with the agent.
+        # rlimm's settings are saved as plain extras instead (see save()).
+        return [
+            *super()._excluded_save_params(),
+            "teacher",
+            "teacher_regularizer",
+            "_raw_last_obs",
+            "_diagnosed_at",
+            "_rollout_pool",
+            "_pool_history",
+            "_trust_evidence",
+            "_kept_output",
+            "_hidden_generator",
+            *SETTINGS,
+        ]
+
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """SB3's ``save``, in a form stock SB3 loads (``stable_baselines3.PPO.load``): SB3's own policy
+        and buffer classes in place of rlimm's, and rlimm's classes and settings (restriction, λ,
+        induction) as plain data under the ``rlimm`` key (:mod:`rlimm.agents.common.saving`), which
+        :meth:`load` restores."""
+        stock, extras = saved_extras(self.__dict__)
+        own = {name: self.__dict__[name] for name in stock}
+        # SB3's save copies the model's attributes: they hold the stock classes and the extras while it
+        # runs, and rlimm's again afterwards.
+        self.__dict__.update(stock)
+        self.__dict__[SAVED_KEY] = extras
+        try:
+            super().save(path, exclude, include)
+        finally:
+            self.__dict__.update(own)
+            del self.__dict__[SAVED_KEY]
+
+    @classmethod
+    def load(
+        cls,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> Self:
+        """SB3's ``load``, restoring rlimm's policy and buffer classes and the regulariser's settings
+        saved by :meth:`save`; ``teacher=`` re-attaches a teacher (it is never saved), and other
+        keyword arguments override saved attributes, as in SB3."""
+        extras = read_extras(path)
+        restored = restored_attributes(extras) if extras is not None else {}
+        return super().load(
+            path, env, device, custom_objects, print_system_info, force_reset, **{**restored, **kwargs}
+        )

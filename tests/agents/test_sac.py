@@ -484,3 +484,38 @@ def test_replay_samples_record_the_environment_each_came_from_and_match_sb3s(n_s
         assert torch.equal(getattr(mine, field), getattr(sb3s, field)), field
     assert mine.env_indices.shape == (16,)
     np.testing.assert_array_equal(mine.observations[:, 0].numpy(), mine.env_indices)
+
+
+def test_a_model_saved_by_stock_sb3_trains_with_the_regulariser_after_loading(teacher, restriction, tmp_path):
+    """SAC's policies are SB3's plus ``action_params`` (the actor's pre-squash Gaussian): a zip written by
+    stock SB3 (or by rlimm before SAC had its own policies) holds SB3's policy class; loading it gives
+    rlimm's, with the same numbers, and it trains with a teacher. A SAC policy without ``action_params``
+    is refused with a teacher, accepted without one."""
+    from stable_baselines3.sac.policies import SACPolicy
+
+    from rlimm.agents.sac.policies import ParamsReturningSACPolicy
+
+    stock = sb3.SAC("MlpPolicy", ENV, seed=0, **SMALL)
+    stock.save(tmp_path / "stock.zip")
+    loaded = SAC.load(
+        tmp_path / "stock.zip",
+        env=gym.make(ENV),
+        teacher=teacher,
+        restriction=restriction,
+        regularizer="naive",
+    )
+    assert type(loaded.policy) is ParamsReturningSACPolicy
+    assert torch.equal(state(loaded), state(stock))
+    obs = torch.as_tensor(gym.make(ENV).reset(seed=0)[0])[None]
+    mean, log_std = loaded.action_params(obs)
+    want_mean, want_log_std, _ = stock.actor.get_action_dist_params(obs)
+    assert torch.equal(mean, want_mean) and torch.equal(log_std, want_log_std)
+    loaded.learn(SMALL["learning_starts"] + 5)
+    assert loaded.logger.name_to_value["train/naive_kl"] > 0
+
+    class Plain(SACPolicy):  # a user's subclass of SB3's policy: no action_params
+        pass
+
+    assert type(SAC(Plain, ENV, **SMALL).policy) is Plain
+    with pytest.raises(RlimmError, match=r"^policy Plain cannot give the actor's Gaussian to the teacher"):
+        SAC(Plain, ENV, regularizer="naive", teacher=teacher, restriction=restriction, **SMALL)

@@ -200,8 +200,8 @@ def test_pooled_earlier_rollouts_are_normalised_with_the_current_statistics():
     pools = []
     build = model.induction_pool
 
-    def spy():
-        pool = build()
+    def spy(batch=None):
+        pool = build(batch)
         pools.append((pool, env.obs_rms.mean.copy(), env.obs_rms.var.copy()))
         return pool
 

@@ -31,7 +31,8 @@ def test_wheel_holds_only_the_rlimm_package(tmp_path):
     assert top == {"rlimm", next(t for t in top if t.endswith(".dist-info"))}
     for module in [
         "rlimm/envs/toroidal_grid.py",
-        "rlimm/agents/reinforce.py",
+        "rlimm/agents/reinforce/reinforce.py",
+        "rlimm/agents/sac/policies.py",
         "rlimm/induction.py",
         "rlimm/logreg/train.py",
         "rlimm/rl/matrix.py",
@@ -49,4 +50,4 @@ def test_subpackages_import_under_rlimm():
     import rlimm.envs
 
     assert rlimm.envs.__name__ == "rlimm.envs"
-    assert rlimm.agents.reinforce.REINFORCE.__module__ == "rlimm.agents.reinforce"
+    assert rlimm.agents.reinforce.REINFORCE.__module__ == "rlimm.agents.reinforce.reinforce"

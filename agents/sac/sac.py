@@ -23,38 +23,36 @@ With ``regularizer="none"`` (or λ = 0) training is bit-identical to SB3's SAC.
 from __future__ import annotations
 
 import copy
-import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from stable_baselines3 import SAC as SB3SAC
-from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule, TrainFreq
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import SACPolicy
 from torch.distributions import Normal
 from torch.nn import functional as F
 
-from rlimm.agents.common.mixin import RegularizedMixin
-from rlimm.agents.common.replay_buffers import TeacherReplayViewMixin, teacher_replay_buffer_class
-from rlimm.agents.imm.draws import Trajectories
-from rlimm.agents.imm.families import Params
+from rlimm.agents.common.off_policy import OffPolicyRegularizedMixin
 from rlimm.agents.imm.observations import per_key
-from rlimm.agents.imm.regularizer import Pool
 from rlimm.agents.imm.settings import InductionSettings
+from rlimm.agents.sac.policies import FROM_STOCK, POLICY_ALIASES, ParamsReturningSACPolicy
 from rlimm.agents.teachers.base import Teacher
 from rlimm.coefficients import TeacherCoef
-from rlimm.envs.restrictions import PartitionRestriction, Restriction
+from rlimm.envs.restrictions import Restriction
 from rlimm.errors import RlimmError
 from rlimm.trust import critic_evidence
 
 
-class SAC(RegularizedMixin, SB3SAC):
+class SAC(OffPolicyRegularizedMixin, SB3SAC):
     """SB3's SAC plus a restricted-teacher regulariser on the actor.
 
-    :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a SAC policy class.
+    :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a SAC policy class (with a
+        teacher, one of :mod:`rlimm.agents.sac.policies`: the regulariser reads the actor's Gaussian).
     :param env: the environment to learn from (or its registered id).
     :param learning_rate: learning rate of the actor, critics and entropy coefficient, a number or a
         schedule of ``progress_remaining``.
@@ -192,88 +190,23 @@ class SAC(RegularizedMixin, SB3SAC):
 
     # --- the model: a replay buffer that records the teacher's view ------------------------------------
 
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = POLICY_ALIASES
     #: SAC's Gaussian is before its tanh squash: it takes squashed Gaussian teachers.
     squashed_actions = True
-    #: SAC updates on every environment step: the diagnostic KL (the one not optimised, a batch × k
-    #: forward with sampled induction) is computed once per 100 gradient steps, not on each.
-    diagnostic_period = 100
     #: ``lambda_schedule: trust``: the signal comes from SAC's critic (:meth:`_critic_values`).
     off_policy_trust = True
 
     def _setup_model(self) -> None:
-        # SB3's SAC set-up with a replay buffer that records the teacher's view when there is a
-        # restriction.
-        if self.restriction is None:
-            super()._setup_model()
-        else:
-            user_class, user_kwargs = self.replay_buffer_class, self.replay_buffer_kwargs
-            buffer_class = teacher_replay_buffer_class(user_class, self.observation_space, self.n_steps)
-            # The buffer gets its columns for its construction only: the saved class and kwargs stay the
-            # user's.
-            kwargs = {**user_kwargs, "columns": self._view_columns()}
-            chosen_for_the_user = user_class is None
-            if chosen_for_the_user and issubclass(buffer_class, NStepReplayBuffer):
-                kwargs.update(n_steps=self.n_steps, gamma=self.gamma)  # what SB3 passes to its own
-            self.replay_buffer_class, self.replay_buffer_kwargs = buffer_class, kwargs
-            try:
-                with warnings.catch_warnings():
-                    if chosen_for_the_user:  # n_steps is honoured above: SB3's "ignored" warning is wrong
-                        warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
-                    super()._setup_model()
-            finally:
-                self.replay_buffer_class, self.replay_buffer_kwargs = user_class, user_kwargs
-        self._setup_regularizer()
-
-    def _view_columns(self) -> dict[str, tuple[tuple[int, ...], Any]]:
-        """The replay buffer's teacher-view columns: name → (shape, dtype)."""
-        columns: dict[str, tuple[tuple[int, ...], Any]] = {}
-        if isinstance(self.restriction, PartitionRestriction):
-            columns["contexts"] = ((), np.int64)
-        if self.teacher is not None:
-            columns["teacher_params"] = ((self.teacher.n_params,), np.float32)
-        return columns
-
-    def update_teacher_view(self) -> None:
-        """The teacher's view of the transitions collected since the last update, computed in one batch
-        from their stored (raw) observations and stored in the replay buffer: the one place SAC
-        computes it, before the update samples."""
-        buffer = self.replay_buffer
-        if self.teacher is None or not isinstance(buffer, TeacherReplayViewMixin):
-            return
-        rows = buffer.pending_rows()
-        if rows.size:
-            buffer.store_teacher_view(rows, self._teacher_view(buffer.raw_observations(rows)))
-
-    def action_params(self, obs: Any) -> Params:
-        """The actor's Gaussian before its tanh squash, ``(mean, log_std)``."""
-        mean, log_std, _ = self.actor.get_action_dist_params(obs)  # the pre-squash Gaussian
-        return mean, log_std
-
-    def _induction_pool(self, batch: Any) -> Pool | None:
-        """Sampled induction's pool for a minibatch: its observations first (the rows the term is
-        evaluated on), then ``induction.pool`` − 1 minibatches' worth of rows drawn from the replay buffer
-        with the induction's own generator, with every row's episode and step; ``None`` without
-        sampled induction."""
-        buffer = self.replay_buffer
-        if not (self.teacher is not None and self.teacher_regularizer.sampled):
-            return None
-        assert isinstance(buffer, TeacherReplayViewMixin)
-        regularizer = self.teacher_regularizer
-        positions, envs = batch.positions, batch.env_indices
-        n = len(positions)
-        extra = (regularizer.induction.pool - 1) * n
-        observations = batch.observations
-        if extra:
-            more_positions, more_envs = buffer.random_rows(extra, regularizer.pool_rng)
-            more = buffer.observations_at(more_positions, more_envs, self._vec_normalize_env)
-            observations = (
-                {key: th.cat([v, more[key]]) for key, v in observations.items()}
-                if isinstance(observations, dict)
-                else th.cat([observations, more])
+        # rlimm's policies (with action_params) in place of SB3's own: a model saved by SB3, or by an
+        # rlimm before SAC had its policies, holds SB3's classes.
+        self.policy_class = FROM_STOCK.get(self.policy_class, self.policy_class)
+        super()._setup_model()
+        if self.teacher is not None and not isinstance(self.policy, ParamsReturningSACPolicy):
+            raise RlimmError(
+                f"policy {type(self.policy).__name__} cannot give the actor's Gaussian to the teacher "
+                "regulariser; use 'MlpPolicy', 'CnnPolicy', 'MultiInputPolicy' or a policy of "
+                "rlimm.agents.sac.policies"
             )
-            positions, envs = np.concatenate([positions, more_positions]), np.concatenate([envs, more_envs])
-        episode, step = buffer.trajectories_at(positions, envs)
-        return Pool(observations, n, Trajectories(episode, step))
 
     def _imm_rows(self, batch: Any, distribution: Any) -> tuple[Any, Any]:
         """The minibatch (and the actor's distribution) the regulariser sees: for ``imm`` its first
@@ -333,19 +266,6 @@ class SAC(RegularizedMixin, SB3SAC):
         else:
             q_compared = own
         return q_teacher, q_compared, own
-
-    def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
-        """SB3's ``load_replay_buffer``; the view of a buffer that records the teacher's view is
-        computed again with the current teacher before the next update."""
-        super().load_replay_buffer(path, truncate_last_traj)
-        buffer = self.replay_buffer
-        if self.restriction is not None:
-            if not isinstance(buffer, TeacherReplayViewMixin):
-                raise RlimmError(
-                    f"the loaded replay buffer ({type(buffer).__name__}) cannot record what the teacher "
-                    "sees: load one saved by rlimm's SAC with a restriction"
-                )
-            buffer.set_columns(self._view_columns())
 
     def hparams(self) -> dict[str, str | float | int | bool]:
         """The hyperparameters shown in TensorBoard's HPARAMS tab (``n_steps``: SAC's n-step returns)."""
@@ -455,7 +375,7 @@ class SAC(RegularizedMixin, SB3SAC):
             # minibatch's first imm_batch_size rows, the whole minibatch is the pool of sampled induction
             teacher_coef = self.current_teacher_coef()
             rows, rows_distribution = self._imm_rows(replay_data, distribution)
-            reg = self._teacher_term(rows, rows_distribution, teacher_coef, self._induction_pool(replay_data))
+            reg = self._teacher_term(rows, rows_distribution, teacher_coef, self.induction_pool(replay_data))
             actor_loss = actor_loss + teacher_coef * reg
             actor_losses.append(actor_loss.item())
             # rlimm: lambda_schedule trust — the critic's values of the teacher's and the pulled actions

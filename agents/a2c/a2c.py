@@ -18,7 +18,7 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
-from rlimm.agents.common.mixin import OnPolicyRegularizedMixin
+from rlimm.agents.common.on_policy import OnPolicyRegularizedMixin
 from rlimm.agents.common.policies import POLICY_ALIASES, DistributionReturningPolicy
 from rlimm.agents.imm.settings import InductionSettings
 from rlimm.agents.teachers.base import Teacher
