@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from rlimm.rl.config import CompareConfig, RunSpec, load_compare_config
-from rlimm.rl.runs import make_teacher, run_budgets
+from rlimm.rl.runs import run_budgets
+from rlimm.rl.teacher_builder import make_teacher
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cartpole_cart_hidden.yaml"
 BUDGETS = (2048, 6144)

@@ -25,7 +25,8 @@ from pathlib import Path
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from rlimm.rl.config import load_compare_config
-from rlimm.rl.runs import make_teacher, run_budgets
+from rlimm.rl.runs import run_budgets
+from rlimm.rl.teacher_builder import make_teacher
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -37,7 +37,9 @@ import torch
 from rlimm.agents.imm.settings import DEFAULT_INDUCTION
 from rlimm.coefficients import ratio_to_lambda
 from rlimm.rl.config import load_compare_config
-from rlimm.rl.runs import build_agent, make_env, make_restriction, make_teacher
+from rlimm.rl.environments import make_env, make_restriction
+from rlimm.rl.runs import build_agent
+from rlimm.rl.teacher_builder import make_teacher
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

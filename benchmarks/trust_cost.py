@@ -28,7 +28,9 @@ import torch
 from rlimm.agents.common import trust as glue
 from rlimm.agents.sac import SAC
 from rlimm.rl.config import load_compare_config
-from rlimm.rl.runs import build_agent, make_env, make_restriction, make_teacher, make_training_env
+from rlimm.rl.environments import make_env, make_restriction, make_training_env
+from rlimm.rl.runs import build_agent
+from rlimm.rl.teacher_builder import make_teacher
 from rlimm.trust import Trust
 
 

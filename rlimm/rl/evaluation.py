@@ -141,7 +141,7 @@ def evaluate_side_by_side(
     others' from ``obs_to_tensor`` and ``_predict``. ``make_env`` may leave out gymnasium's checking
     wrappers (``PassiveEnvChecker``, ``OrderEnforcing``: they change no step of a correct loop).
 
-    How it differs from the final evaluation (:func:`rlimm.rl.runs.evaluate`, results.csv and the
+    How it differs from the final evaluation (:func:`rlimm.rl.environments.evaluate`, results.csv and the
     budget checkpoints): there the episodes run one after another on one env seeded once, each step a
     ``model.predict`` of one observation, and its episodes after the first start from that env's
     continuing random stream; here every episode has its own seed, so they can run in parallel. Why:

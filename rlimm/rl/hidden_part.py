@@ -59,8 +59,8 @@ def visit(model: BaseAlgorithm, env: gym.Env, states: int, seed: int) -> Visited
     """Run ``model`` (its sampled actions, under ``VecNormalize`` as in training) on ``env`` for
     ``states`` steps from ``env.reset(seed=seed)``, keeping torch's and numpy's global random state as
     it was."""
+    from rlimm.rl.environments import acting
     from rlimm.rl.evaluation import preserved_random_state
-    from rlimm.rl.runs import acting
 
     actor = acting(model)
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
@@ -123,7 +123,6 @@ def measure(
             th.as_tensor(teacher_params, device=device),
             params,
             model.action_params,
-            1.0,
             contexts=contexts,
             observations=obs,
             indices=th.arange(n, device=device),

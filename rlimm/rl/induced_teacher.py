@@ -35,7 +35,7 @@ def about_of(teacher: Teacher) -> dict[str, Any]:
 def expert_about(config: Any, model: BaseAlgorithm, fit: dict[str, Any], loaded_from: str | None) -> dict:
     """``teacher.about`` of an ``induced_expert`` teacher: the expert's score on the full env (the
     learners' evaluation protocol, its own seeds) and budget, and the fit's ``hidden_kl``."""
-    from rlimm.rl.runs import acting, evaluate, make_env
+    from rlimm.rl.environments import acting, evaluate, make_env
 
     ev = config.evaluation
     returns = evaluate(
@@ -71,7 +71,7 @@ def optimal_about(
     """``teacher.about`` of an ``induced_optimal`` teacher: the optimal full-state policy ``optimal``
     (``(S, A)``) as its expert — its score (the learners' protocol) and ``hidden_kl`` on
     :data:`OPTIMAL_VISITS` states it visits."""
-    from rlimm.rl.runs import evaluate, make_env
+    from rlimm.rl.environments import evaluate, make_env
 
     ev = config.evaluation
     actor = _TableActor(optimal / optimal.sum(axis=1, keepdims=True), EXPERT_SEED)

@@ -23,19 +23,11 @@ from rlimm.common.device import describe, resolve_device
 from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.errors import RlimmError
 from rlimm.rl.config import CompareConfig, InductionConfig, RunSpec
+from rlimm.rl.environments import evaluation_steps, make_env, make_restriction
 from rlimm.rl.evaluation import CURVE_COLUMNS
 from rlimm.rl.hidden_part import MEASURES
-from rlimm.rl.runs import (
-    build_agent,
-    evaluate_teacher,
-    evaluation_steps,
-    make_env,
-    make_restriction,
-    make_teacher,
-    run_budgets,
-    teacher_description,
-    with_trust_score,
-)
+from rlimm.rl.runs import build_agent, run_budgets
+from rlimm.rl.teacher_builder import evaluate_teacher, make_teacher, teacher_description, with_trust_score
 
 COLUMNS = [
     "method",

@@ -16,6 +16,7 @@ import pandas as pd
 
 from rlimm.errors import RlimmError
 from rlimm.rl import aggregate as agg
+from rlimm.rl import result_folders
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Task:
 
     def normalise(self, scores: Any) -> Any:
         """``scores`` on the task's scale: its random policy's score 0, its reference score 1."""
-        return agg.normalise(scores, self.random, self.reference)
+        return result_folders.normalise(scores, self.random, self.reference)
 
 
 @dataclass
@@ -40,7 +41,7 @@ class ReportInputs:
     """Everything a report is computed from."""
 
     #: The compare folders, in the order given.
-    folders: list[agg.Folder]
+    folders: list[result_folders.Folder]
     tasks: list[Task]
     #: One row per final run (each folder's largest budget): results.csv's columns, ``task``,
     #: ``folder``, ``lambda_schedule``, ``normalised`` and ``algorithm`` (an :class:`agg.Algorithm`).
@@ -66,7 +67,7 @@ def load_inputs(
     """Read and check every folder of ``paths``, group them into tasks with their reference and random
     policy's scores (those in ``random_cache`` are not run again) and build the normalised tables;
     raises :class:`RlimmError` on input a report cannot use."""
-    loaded = [agg.load_folder(p) for p in paths]
+    loaded = [result_folders.load_folder(p) for p in paths]
     no_curves = [str(f.path) for f in loaded if f.curves is None]
     if require_curves and no_curves:
         raise RlimmError(f"--curves: no curves.csv in {', '.join(no_curves)}")
@@ -77,8 +78,8 @@ def load_inputs(
     return ReportInputs(loaded, tasks, final, teacher, curves, no_curves, random_records)
 
 
-def group_tasks(folders: Sequence[agg.Folder], references: dict[str, float]) -> list[Task]:
-    """The tasks of ``folders`` (:attr:`agg.Folder.task`) in the order of their first folder, each
+def group_tasks(folders: Sequence[result_folders.Folder], references: dict[str, float]) -> list[Task]:
+    """The tasks of ``folders`` (:attr:`result_folders.Folder.task`) in the order of their first folder, each
     with its reference score: ``references[env]``, else the one ``reference_score`` its folders name,
     else gymnasium's ``reward_threshold``."""
     groups: dict[str, list] = {}
@@ -102,7 +103,7 @@ def group_tasks(folders: Sequence[agg.Folder], references: dict[str, float]) -> 
             )
         elif named:
             task.reference, task.reference_from = named.pop(), "reference_score of the config"
-        elif (threshold := agg.registered_threshold(env)) is not None:
+        elif (threshold := result_folders.registered_threshold(env)) is not None:
             task.reference, task.reference_from = float(threshold), "reward_threshold in gymnasium's registry"
         else:
             where = ", ".join(str(f.path) for f in fs)
@@ -117,7 +118,7 @@ def group_tasks(folders: Sequence[agg.Folder], references: dict[str, float]) -> 
 def score_random(
     tasks: Sequence[Task],
     cache: Sequence[dict] = (),
-    scorer: Callable[..., list[float]] = agg.random_scores,
+    scorer: Callable[..., list[float]] = result_folders.random_scores,
 ) -> list[dict]:
     """Set each task's random policy's scores (one per seed of the task) and their mean; returns the
     records random.json keeps. Scores of ``cache`` (random.json's records) for the same env and

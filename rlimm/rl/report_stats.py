@@ -78,7 +78,7 @@ class ReportStats:
     #: Every algorithm of the final runs, in the order of the tables (method, then settings).
     algorithms: list[agg.Algorithm]
     tasks: list[TaskRow]
-    #: (folder, runs it lacks): folders still being written (:func:`rlimm.rl.aggregate.missing_runs`).
+    #: (folder, runs it lacks): folders still being written (:func:`rlimm.rl.result_folders.missing_runs`).
     left_out: list[tuple[str, str]]
     aggregates: list[Aggregate]
     teachers: list[TeacherAggregate]

@@ -1,240 +1,42 @@
-"""One run of the RL experiment: build env, restriction, teacher and agent from a config, train,
-evaluate. Shared by ``compare`` (:func:`run_one`), ``train``, ``teacher`` and ``tune``."""
+"""One run of the RL experiment: the agent of a config (:func:`build_agent`) trained and evaluated at
+each budget (:func:`run_budgets`). Shared by ``compare`` (:func:`run_one`), ``train`` and ``tune``; the
+envs and the evaluation protocol are :mod:`rlimm.rl.environments`, the teacher
+:mod:`rlimm.rl.teacher_builder`."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv
 
 import rlimm.envs  # noqa: F401  (registers the environments)
 from rlimm.agents.registry import algorithm_class, check_kwargs
-from rlimm.agents.teachers import (
-    Teacher,
-    fit_induced_expert,
-    gaussian_policy_teacher,
-    load_model,
-    load_teacher,
-    optimal_policy,
-    paper_alpha_teacher,
-    policy_teacher,
-    pomdp_teacher,
-    train_full_expert,
-    train_restricted_gaussian_teacher,
-    train_restricted_teacher,
-)
-from rlimm.agents.teachers.base import short_space, space_layout, with_about
+from rlimm.agents.teachers import Teacher
 from rlimm.common.device import as_device
-from rlimm.envs.restrictions import Restriction, restriction_for
+from rlimm.envs.restrictions import Restriction
 from rlimm.errors import RlimmError
-from rlimm.rl.config import (
-    AlgoConfig,
-    CompareConfig,
-    EnvConfig,
-    EvalConfig,
-    InductionConfig,
-    RunSpec,
-    TrainConfig,
+from rlimm.rl.config import AlgoConfig, CompareConfig, InductionConfig, RunSpec
+from rlimm.rl.environments import (
+    EVAL_SEED_OFFSET,
+    acting,
+    curve_scorer,
+    env_name,
+    evaluate,
+    make_env,
+    make_restriction,
+    make_training_env,
 )
-from rlimm.rl.evaluation import EvaluationCallback, evaluate_side_by_side
+from rlimm.rl.evaluation import EvaluationCallback
 from rlimm.rl.hidden_part import measure_run
-from rlimm.rl.induced_teacher import about_of, expert_about, optimal_about
-from rlimm.rl.zoo import constructor_kwargs, normalize_kwargs
-
-
-def make_env(env_config: EnvConfig, episode_steps: int | None = None, checked: bool = True) -> gym.Env:
-    """The configured environment, with a time limit of ``episode_steps`` if given; ``checked=False``
-    leaves out gymnasium's ``PassiveEnvChecker`` and ``OrderEnforcing`` (for evaluation loops that
-    step many envs: the same steps, without two wrapper calls per step)."""
-    try:
-        if not checked:
-            spec = dataclasses.replace(gym.spec(env_config.id), order_enforce=False)
-            return gym.make(
-                spec, max_episode_steps=episode_steps, disable_env_checker=True, **env_config.kwargs
-            )
-        return gym.make(env_config.id, max_episode_steps=episode_steps, **env_config.kwargs)
-    except gym.error.Error as err:
-        raise RlimmError(f"cannot make environment '{env_config.id}': {err}") from None
-    except ImportError as err:  # an env family whose simulator is an optional install (MuJoCo, Box2D)
-        raise RlimmError(
-            f"cannot make environment '{env_config.id}': {err}; install its extra, e.g. "
-            "pip install -e '.[mujoco]' for MuJoCo envs"
-        ) from None
-    except (TypeError, ValueError, AssertionError) as err:
-        raise RlimmError(f"bad env.kwargs {env_config.kwargs} for '{env_config.id}': {err}") from None
-
-
-def make_training_env(config: CompareConfig | TrainConfig, seed: int | None) -> VecEnv:
-    """The training environment: ``algo.n_envs`` copies of the configured env (time limit
-    ``env.episode_steps``) built by SB3's ``make_vec_env`` — each in SB3's ``Monitor``, in a
-    ``DummyVecEnv`` or ``SubprocVecEnv`` (``algo.vec_env``), env ``i`` seeded from ``seed + i`` at its
-    first reset — under ``VecNormalize`` when ``algo.normalize`` asks for it. One env in a
-    ``DummyVecEnv`` is what SB3 makes of a single env, so such runs are number for number the same."""
-    algo = config.algo
-    if algo.vec_env == "subproc":
-        make_env(config.env, config.env.episode_steps)  # a bad env is refused here, not in a worker
-    venv = make_vec_env(
-        partial(make_env, config.env, config.env.episode_steps),
-        n_envs=algo.n_envs,
-        seed=seed,
-        vec_env_cls=SubprocVecEnv if algo.vec_env == "subproc" else DummyVecEnv,
-    )
-    normalize = normalize_kwargs(algo.normalize, algo.kwargs)
-    if normalize is None:
-        return venv
-    try:
-        return VecNormalize(venv, **normalize)
-    except (TypeError, ValueError, AssertionError) as err:  # e.g. observations VecNormalize cannot scale
-        venv.close()
-        raise RlimmError(f"bad 'algo.normalize' {algo.normalize}: {err}") from None
-
-
-class NormalizedActor:
-    """An agent trained under ``VecNormalize`` acting on raw observations: it normalises each with the
-    training env's statistics before ``predict`` (as SB3's ``EvalCallback`` and the RL Zoo's player
-    do), so :func:`evaluate` scores it on the env it was trained for."""
-
-    def __init__(self, model: BaseAlgorithm, vec_normalize: VecNormalize) -> None:
-        self.model, self.vec_normalize = model, vec_normalize
-
-    def predict(self, obs, deterministic: bool = False) -> tuple[np.ndarray, None]:  # noqa: ANN001
-        return self.model.predict(self.vec_normalize.normalize_obs(obs), deterministic=deterministic)
-
-
-def acting(model: BaseAlgorithm) -> BaseAlgorithm | NormalizedActor:
-    """What acts on the env's raw observations for ``model``: itself, or under ``VecNormalize`` a
-    :class:`NormalizedActor`."""
-    vec_normalize = model.get_vec_normalize_env()
-    return model if vec_normalize is None else NormalizedActor(model, vec_normalize)
-
-
-def _env_name(env: gym.Env | VecEnv) -> str:
-    spec = env.get_attr("spec", [0])[0] if isinstance(env, VecEnv) else env.spec
-    if spec is not None:
-        return spec.id
-    return type(env.unwrapped).__name__ if isinstance(env, gym.Env) else type(env).__name__
-
-
-def make_restriction(config: CompareConfig | TrainConfig, env: gym.Env) -> Restriction | None:
-    """What the teacher sees of ``env``'s observations (``None`` without a restriction)."""
-    r = config.restriction
-    if r is None:
-        return None
-    restriction = restriction_for(env, r.visible, factors=r.factors)
-    # The induction settings' own check (the regulariser makes it too), here before a teacher is built.
-    config.induction.settings().method_for(restriction)
-    return restriction
-
-
-def _alphas_path(path: str | None) -> Path:
-    if path:
-        return Path(path)
-    data = os.environ.get("RLIMM_DATA_DIR")
-    if not data:
-        raise RlimmError(
-            "solver 'paper_alphas' needs teacher.path or RLIMM_DATA_DIR (the folder holding "
-            "imm_reference/grid_fib_alphas.csv)"
-        )
-    return Path(data) / "imm_reference" / "grid_fib_alphas.csv"
-
-
-def build_teacher(config: CompareConfig | TrainConfig) -> tuple[Teacher, BaseAlgorithm | None]:
-    """The configured restricted teacher: solved exactly, trained on the visible part, distilled from
-    a full-state expert, or loaded; with the SB3 model it was trained as (``trained``,
-    ``induced_expert``; else ``None``)."""
-    t = config.teacher
-    env = make_env(config.env, config.env.episode_steps)
-    restriction = make_restriction(config, env)
-    if restriction is None:
-        raise RlimmError("a teacher needs restriction.visible: the observation parts it sees")
-    model = None
-    # Box actions take Gaussian teachers (family gaussian or squashed_gaussian); Discrete ones, the others.
-    box = isinstance(env.action_space, gym.spaces.Box)
-    if t.solver == "file":
-        saved = load_teacher(t.path)
-        saved.check_visible(config.restriction.visible)
-        teacher = saved.teacher
-    elif t.solver == "model" and box:
-        teacher = gaussian_policy_teacher(load_model(t.path), restriction, env.action_space, "model-gaussian")
-    elif t.solver == "model":
-        teacher = policy_teacher(
-            load_model(t.path), restriction, t.policy, t.temperature, f"model-{t.policy}"
-        )
-    elif t.solver == "trained" and box:
-        teacher, model = train_restricted_gaussian_teacher(
-            env, restriction, t.algo, t.timesteps, t.seed, t.kwargs
-        )
-    elif t.solver == "trained":
-        teacher, model = train_restricted_teacher(
-            env, restriction, t.algo, t.timesteps, t.seed, t.policy, t.temperature, t.kwargs
-        )
-    elif t.solver == "induced_expert":
-        if not isinstance(env.action_space, (gym.spaces.Discrete, gym.spaces.Box)):
-            # checked before the expert trains: the fit serves Discrete and Box actions only
-            raise RlimmError(
-                f"'teacher.solver': induced_expert needs a Discrete or Box action space; "
-                f"{_env_name(env)} has {env.action_space}"
-            )
-        if t.path:
-            model = load_model(t.path)
-            check_expert_space(model, env, t.path)
-        else:
-            model = train_full_expert(
-                make_env(config.env, config.env.episode_steps), t.algo, t.timesteps, t.seed, t.kwargs
-            )
-        fit: dict = {}
-        teacher = fit_induced_expert(model, make_env(config.env), restriction, t.samples, t.seed, report=fit)
-        teacher = with_about(teacher, expert_about(config, model, fit, t.path))
-    elif t.solver == "paper_alphas":
-        teacher = paper_alpha_teacher(_alphas_path(t.path), restriction)
-    elif t.solver == "induced_optimal":
-        optimal = optimal_policy(env, t.policy, t.temperature, t.discount)
-        teacher = pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount, optimal)
-        teacher = with_about(teacher, optimal_about(config, env, restriction, optimal, teacher))
-    else:
-        teacher = pomdp_teacher(env, restriction, t.solver, t.policy, t.temperature, t.discount)
-    teacher.check_compatible(restriction, env.action_space)
-    return teacher, model
-
-
-def check_expert_space(model: BaseAlgorithm, env: gym.Env, path: str) -> None:
-    """An ``induced_expert`` loaded from ``path`` must act on the env's full observation and actions."""
-    for what, theirs, ours in (
-        ("observes", model.observation_space, env.observation_space),
-        ("acts in", model.action_space, env.action_space),
-    ):
-        if space_layout(theirs) != space_layout(ours):
-            raise RlimmError(
-                f"'teacher.path': the expert {path} {what} {short_space(theirs)}, but {_env_name(env)} "
-                f"has {short_space(ours)} (an induced expert acts on the full observation)"
-            )
-
-
-def teacher_description(config: CompareConfig | TrainConfig) -> dict:
-    """What a teacher file records of the teacher of ``config``: environment, visible parts, settings."""
-    visible = config.restriction.visible if config.restriction is not None else None
-    env = {"env_id": config.env.id, "env_kwargs": config.env.kwargs, "visible": visible}
-    return {**env, **config.teacher.model_dump()}
-
-
-def make_teacher(config: CompareConfig | TrainConfig) -> Teacher:
-    """The configured restricted teacher (see :func:`build_teacher`).
-
-    The runner builds it once, in the parent process, and hands it to every run.
-    """
-    return build_teacher(config)[0]
+from rlimm.rl.teacher_builder import make_teacher, teacher_label, with_trust_score
+from rlimm.rl.zoo import constructor_kwargs
 
 
 def build_agent(
@@ -256,7 +58,7 @@ def build_agent(
     check_kwargs(algo.name, algo.kwargs)
     if algo.name == "sac" and not isinstance(env.action_space, gym.spaces.Box):
         raise RlimmError(
-            f"'algo.name': sac needs a Box (continuous) action space; {_env_name(env)} has "
+            f"'algo.name': sac needs a Box (continuous) action space; {env_name(env)} has "
             f"{env.action_space} (use reinforce, ppo or a2c)"
         )
     kwargs = constructor_kwargs(algo.kwargs)
@@ -286,151 +88,6 @@ def build_agent(
         raise RlimmError(
             f"bad 'algo.kwargs' {algo.kwargs} for {algo.name}: {type(err).__name__}: {err}"
         ) from None
-
-
-def teacher_label(config: CompareConfig | TrainConfig) -> str:
-    """A short name of the configured teacher for results tables."""
-    t = config.teacher
-    return f"file:{Path(t.path).name}" if t.solver == "file" else f"{t.solver}-{t.policy}"
-
-
-def evaluate(
-    model,  # noqa: ANN001 - anything with SB3's predict()
-    env: gym.Env,
-    episodes: int,
-    steps: int | None,
-    seed: int,
-    deterministic: bool,
-) -> np.ndarray:
-    """Undiscounted return of each of ``episodes`` episodes: each runs to the env's own end
-    (termination or its time limit), for at most ``steps`` steps when given (the grid's protocol),
-    and at most :func:`evaluation_steps` steps in any case."""
-    steps = evaluation_steps(env, steps)
-    discrete = isinstance(env.action_space, gym.spaces.Discrete)
-    returns = np.zeros(episodes)
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed if ep == 0 else None)
-        t = 0
-        while t < steps:
-            action, _ = model.predict(obs, deterministic=deterministic)
-            # SB3 predicts an array; toy-text envs index their tables with the action itself.
-            obs, reward, terminated, truncated, _ = env.step(int(action) if discrete else action)
-            returns[ep] += float(reward)
-            t += 1
-            if terminated or truncated:
-                break
-    return returns
-
-
-#: The evaluation cap of an env without a time limit: the RL Zoo players' 1000 steps.
-DEFAULT_EVAL_STEPS = 1000
-
-
-def evaluation_steps(env: gym.Env, steps: int | None) -> int:
-    """The step cap of an evaluation episode: ``steps`` if given, else the env's own evaluation
-    protocol (``evaluation_steps``, the grid's 22), else its time limit, else
-    :data:`DEFAULT_EVAL_STEPS` (an env without a time limit, e.g. CliffWalking-v1)."""
-    if steps is not None:
-        return steps
-    own = getattr(env.unwrapped, "evaluation_steps", None)  # an env attribute, not a gymnasium API
-    if own is not None:
-        return int(own)
-    if env.spec is not None and env.spec.max_episode_steps is not None:
-        return int(env.spec.max_episode_steps)
-    return DEFAULT_EVAL_STEPS
-
-
-EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse the training seed's start states
-
-
-def curve_scorer(env: EnvConfig, evaluation: EvalConfig, seed: int) -> Callable[[BaseAlgorithm], np.ndarray]:
-    """The protocol of a learning curve's points (``rlimm compare`` and ``rlimm train``):
-    ``evaluation.episodes`` episodes played side by side from seed ``seed``, one forward pass per step
-    (:func:`~rlimm.rl.evaluation.evaluate_side_by_side`), with the final evaluation's step cap."""
-    cap = evaluation_steps(make_env(env), evaluation.steps)
-
-    def curve_score(agent: BaseAlgorithm) -> np.ndarray:
-        return evaluate_side_by_side(
-            agent,
-            partial(make_env, env, checked=False),
-            evaluation.episodes,
-            cap,
-            seed,
-            evaluation.deterministic,
-        )
-
-    return curve_score
-
-
-class TeacherActor:
-    """A restricted teacher acting on the full environment: it sees the visible part of each
-    observation and samples from (or, deterministic, takes the argmax or mean of) its distribution.
-    Has SB3's ``predict``, so :func:`evaluate` scores it as it scores a learner."""
-
-    def __init__(self, teacher: Teacher, restriction: Restriction, seed: int) -> None:
-        self.teacher, self.restriction = teacher, restriction
-        self.rng = np.random.default_rng(seed)
-
-    def predict(self, obs, deterministic: bool = False) -> tuple[np.ndarray, None]:  # noqa: ANN001
-        batch = (
-            {k: np.asarray(v)[None] for k, v in obs.items()}
-            if isinstance(obs, dict)
-            else np.asarray(obs)[None]
-        )
-        actions = self.teacher.act(self.restriction.visible(batch), self.rng, deterministic)
-        return np.asarray(actions[0]), None
-
-
-def evaluate_teacher(config: CompareConfig, teacher: Teacher) -> dict:
-    """The teacher's own score on the full environment, with the learners' evaluation protocol and
-    evaluation seeds: one score (mean return of ``evaluation.episodes`` episodes) per seed."""
-    env = make_env(config.env)
-    restriction = make_restriction(config, env)
-    ev = config.evaluation
-    scores = []
-    for spec_seed in sorted({spec.seed for spec in config.runs()}):
-        actor = TeacherActor(teacher, restriction, spec_seed)
-        seed = spec_seed + EVAL_SEED_OFFSET
-        scores.append(
-            float(evaluate(actor, make_env(config.env), ev.episodes, ev.steps, seed, ev.deterministic).mean())
-        )
-    about = about_of(teacher)  # an induced teacher: its expert's score and the hidden part's information
-    return {"teacher": teacher_label(config), "scores": scores, **({"about": about} if about else {})}
-
-
-#: Episodes and seed of :func:`teacher_training_return`.
-TRUST_EPISODES, TRUST_SEED = 30, 2_000_003
-
-
-def teacher_training_return(config: CompareConfig | TrainConfig, teacher: Teacher) -> float:
-    """The teacher's mean return over :data:`TRUST_EPISODES` episodes of the *training* env (its time
-    limit ``env.episode_steps``, sampled actions): the units of the learner's training returns, which
-    the trust rule (``lambda_schedule: trust``) tests against it."""
-    env = make_env(config.env, config.env.episode_steps)
-    restriction = make_restriction(config, env)
-    assert restriction is not None
-    limit = env.spec.max_episode_steps if env.spec is not None else None
-    actor = TeacherActor(teacher, restriction, TRUST_SEED)
-    return float(evaluate(actor, env, TRUST_EPISODES, limit or DEFAULT_EVAL_STEPS, TRUST_SEED, False).mean())
-
-
-def with_trust_score(config: CompareConfig, teacher: Teacher | None) -> CompareConfig:
-    """``config`` with ``trust.teacher_score`` measured (:func:`teacher_training_return`) when its
-    schedule is ``trust``, a teacher is given and the config sets no score, and with
-    ``trust.source_score`` taken from an induced teacher's expert (its score by the evaluation
-    protocol, ``teacher.about``) when the config sets none; else ``config`` itself."""
-    if config.lambda_schedule != "trust" or teacher is None:
-        return config
-    update = {}
-    if config.trust.teacher_score is None:
-        update["teacher_score"] = teacher_training_return(config, teacher)
-    expert = about_of(teacher).get("expert")
-    if config.trust.source_score is None and expert is not None:
-        # IMM's teacher is the induced model of this expert: the return test compares with it.
-        update["source_score"] = float(expert["score"])
-    if not update:
-        return config
-    return config.model_copy(update={"trust": config.trust.model_copy(update=update)})
 
 
 def run_one(

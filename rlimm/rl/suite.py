@@ -35,8 +35,8 @@ from rlimm.common.config import StrictModel, distinct_entries, load_config
 from rlimm.common.files import atomic_write_text
 from rlimm.common.progress import format_duration
 from rlimm.errors import RlimmError
-from rlimm.rl.aggregate import registered_threshold
 from rlimm.rl.config import CompareConfig, LambdaSchedule, load_compare_config
+from rlimm.rl.result_folders import registered_threshold
 
 #: What each method costs relative to the others (the timed run is the dearest the config has).
 COST_ORDER = ("imm", "naive", "none")
@@ -166,7 +166,7 @@ def time_task(
     """Build the task's teacher (unless given) and run the dearest method's first seed into the
     entry's folder, timing both; returns the timing and the teacher."""
     from rlimm.rl.matrix import run_matrix, saved_teacher
-    from rlimm.rl.runs import make_teacher
+    from rlimm.rl.teacher_builder import make_teacher
 
     config = entry.config
     method = dearest_method(config)

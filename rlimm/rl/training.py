@@ -36,23 +36,20 @@ from rlimm.agents.teachers import TabularTeacher, save_teacher, suffix_for
 from rlimm.common.device import as_device
 from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.rl.config import TrainConfig
-from rlimm.rl.evaluation import CURVE_COLUMNS, CurvePoint, EvaluationCallback
-from rlimm.rl.hidden_part import measure_run
-from rlimm.rl.runs import (
+from rlimm.rl.environments import (
     EVAL_SEED_OFFSET,
     acting,
-    build_agent,
     curve_scorer,
     evaluate,
     evaluation_steps,
     make_env,
     make_restriction,
-    make_teacher,
     make_training_env,
-    teacher_description,
-    teacher_label,
-    teacher_training_return,
 )
+from rlimm.rl.evaluation import CURVE_COLUMNS, CurvePoint, EvaluationCallback
+from rlimm.rl.hidden_part import measure_run
+from rlimm.rl.runs import build_agent
+from rlimm.rl.teacher_builder import make_teacher, teacher_description, teacher_label, teacher_training_return
 
 
 @dataclass(frozen=True)

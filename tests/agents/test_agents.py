@@ -527,7 +527,7 @@ LEARN = {
 def test_it_learns_the_grid(algo):
     """Without a teacher, the score rises far above the untrained policy's (≈ 1–3; the optimum is
     ≈ 21.4, see the design brief): a flipped policy-gradient sign or a broken update fails this."""
-    from rlimm.rl.runs import evaluate
+    from rlimm.rl.environments import evaluate
 
     kwargs, budget = LEARN[algo]
     model = algo("MlpPolicy", grid(), seed=0, **kwargs)

@@ -172,7 +172,9 @@ def test_every_tensor_of_an_lm_training_step_is_on_the_device(tmp_path, monkeypa
 @pytest.mark.parametrize("algo", ["reinforce", "ppo"])
 def test_an_rl_agent_and_its_regulariser_tables_are_on_the_device(device, algo):
     from rlimm.rl.config import load_compare_config
-    from rlimm.rl.runs import build_agent, make_env, make_restriction, make_teacher
+    from rlimm.rl.environments import make_env, make_restriction
+    from rlimm.rl.runs import build_agent
+    from rlimm.rl.teacher_builder import make_teacher
 
     kwargs = {"reinforce": {"n_steps": 20}, "ppo": {"n_steps": 32, "batch_size": 16, "n_epochs": 1}}[algo]
     config = load_compare_config(QUICK, {"algo": {"name": algo, "kwargs": kwargs}, "device": device})

@@ -23,7 +23,7 @@ from rlimm.agents.teachers import PolicyTeacher, policy_teacher
 from rlimm.envs import VisibleObservation
 from rlimm.envs.restrictions import restriction_for
 from rlimm.errors import RlimmError
-from rlimm.rl.runs import TeacherActor
+from rlimm.rl.teacher_builder import TeacherActor
 
 NVEC = [3, 2]
 MODEL_LIST = [PPO, A2C]
@@ -210,7 +210,7 @@ def test_imm_pulls_the_induced_policy_to_a_trained_teacher(restriction):
 
 
 def test_an_induced_expert_is_refused_on_multidiscrete_actions_before_the_expert_trains(monkeypatch):
-    import rlimm.rl.runs as runs
+    import rlimm.rl.teacher_builder as builder
     from rlimm.errors import RlimmError
     from rlimm.rl.config import CompareConfig
 
@@ -219,7 +219,7 @@ def test_an_induced_expert_is_refused_on_multidiscrete_actions_before_the_expert
     def never(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("the expert trained before the action space was checked")
 
-    monkeypatch.setattr(runs, "train_full_expert", never)
+    monkeypatch.setattr(builder, "train_full_expert", never)
     config = CompareConfig.model_validate(
         {
             "name": "knobs",
@@ -233,4 +233,4 @@ def test_an_induced_expert_is_refused_on_multidiscrete_actions_before_the_expert
         }
     )
     with pytest.raises(RlimmError, match="induced_expert needs a Discrete or Box action space"):
-        runs.build_teacher(config)
+        builder.build_teacher(config)

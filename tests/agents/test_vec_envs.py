@@ -23,7 +23,8 @@ from rlimm.agents.teachers import gaussian_policy_teacher, policy_teacher, pomdp
 from rlimm.envs import VisibleObservation
 from rlimm.envs.restrictions import PartitionRestriction, restriction_for
 from rlimm.rl.config import CompareConfig
-from rlimm.rl.runs import build_agent, make_env, make_restriction, make_training_env
+from rlimm.rl.environments import make_env, make_restriction, make_training_env
+from rlimm.rl.runs import build_agent
 
 
 class Logged(gym.Wrapper):

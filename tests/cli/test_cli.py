@@ -45,14 +45,8 @@ def test_compare_writes_results_table_and_plot_and_resumes(tmp_path):
     import json
 
     from rlimm.rl.config import load_compare_config
-    from rlimm.rl.runs import (
-        EVAL_SEED_OFFSET,
-        TeacherActor,
-        evaluate,
-        make_env,
-        make_restriction,
-        make_teacher,
-    )
+    from rlimm.rl.environments import EVAL_SEED_OFFSET, evaluate, make_env, make_restriction
+    from rlimm.rl.teacher_builder import TeacherActor, make_teacher
 
     record = json.loads((out / "teacher.json").read_text())
     assert record["teacher"] == "fib-argmax" and len(record["scores"]) == 2

@@ -175,7 +175,7 @@ def test_out_must_not_overlap_an_input_or_hold_something_else(suite, tmp_path, c
 
 
 def test_curves_of_other_budgets_are_left_out(suite, tmp_path):
-    from rlimm.rl.aggregate import load_folder
+    from rlimm.rl.result_folders import load_folder
 
     a, _ = suite
     folder = tmp_path / "budgets"

@@ -114,12 +114,12 @@ def test_an_existing_teacher_file_is_kept_unless_forced(tmp_path, capsys):
 def test_the_wrong_suffix_is_refused_before_the_teacher_is_built(
     tmp_path, capsys, monkeypatch, argv, wrong, right
 ):
-    import rlimm.rl.runs as runs
+    import rlimm.rl.teacher_builder as builder
 
     def never(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("the teacher was built before the cheap suffix check")
 
-    monkeypatch.setattr(runs, "build_teacher", never)
+    monkeypatch.setattr(builder, "build_teacher", never)
     out = tmp_path / f"teacher{wrong}"
     assert main(["teacher", *argv, "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

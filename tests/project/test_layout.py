@@ -71,7 +71,8 @@ def test_loading_a_config_imports_neither_sb3_nor_the_agents():
         "config.runs()\n"
         f"load_train_config({str(ROOT / 'configs' / 'train_grid_imm.yaml')!r})\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('stable_baselines3', 'torch')"
-        " or m in ('rlimm.agents.ppo', 'rlimm.agents.a2c', 'rlimm.agents.reinforce', 'rlimm.rl.runs'))\n"
+        " or m in ('rlimm.agents.ppo', 'rlimm.agents.a2c', 'rlimm.agents.reinforce', 'rlimm.rl.runs',"
+        " 'rlimm.rl.environments', 'rlimm.rl.teacher_builder'))\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

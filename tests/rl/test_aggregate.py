@@ -14,15 +14,12 @@ from rlimm.rl.aggregate import (
     interval,
     iqm_curve,
     label_algorithms,
-    missing_runs,
-    normalise,
     profile,
-    random_scores,
-    registered_threshold,
     runs_matrix,
     single_task_lines,
 )
 from rlimm.rl.config import EnvConfig, EvalConfig
+from rlimm.rl.result_folders import missing_runs, normalise, random_scores, registered_threshold
 
 REPS = 200  # few resamples: the tests check structure and bounds, not the third decimal
 
@@ -255,7 +252,7 @@ def test_a_task_is_the_env_with_its_restriction_and_teacher():
 
     import pandas as pd
 
-    from rlimm.rl.aggregate import Folder, FolderRecord
+    from rlimm.rl.result_folders import Folder, FolderRecord
 
     def folder(visible: list[str], solver: str = "trained") -> Folder:
         record = FolderRecord.model_validate(

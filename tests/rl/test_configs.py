@@ -132,3 +132,14 @@ def test_the_schedules_give_the_agents_coefficient():
     assert isinstance(coef, Trust) and coef.lam == 1.0 and coef.teacher_score == 12.5
     assert coef is not trust.teacher_coef(spec, teacher_score=12.5)  # a fresh state per run
     assert trust.teacher_coef(RunSpec("none", 100, 0, 0.0)) == 0.0
+
+
+def test_every_teacher_solver_has_one_builder():
+    """``rlimm.rl.teacher_builder.BUILDERS`` is the table from ``teacher.solver`` to its builder: each
+    solver a config accepts has exactly one."""
+    import typing
+
+    from rlimm.rl.config_sections import TeacherConfig
+    from rlimm.rl.teacher_builder import BUILDERS
+
+    assert set(typing.get_args(TeacherConfig.model_fields["solver"].annotation)) == set(BUILDERS)

@@ -22,9 +22,10 @@ from rlimm.agents.reinforce import REINFORCE
 from rlimm.common.config import parse_mapping
 from rlimm.errors import ConfigError
 from rlimm.rl.config import CompareConfig, RunSpec, load_compare_config
+from rlimm.rl.environments import DEFAULT_EVAL_STEPS, acting, evaluation_steps
 from rlimm.rl.evaluation import CURVE_COLUMNS, evaluate_side_by_side, preserved_random_state
 from rlimm.rl.matrix import run_matrix
-from rlimm.rl.runs import DEFAULT_EVAL_STEPS, acting, evaluation_steps, run_budgets
+from rlimm.rl.runs import run_budgets
 
 ROOT = Path(__file__).resolve().parents[2]
 

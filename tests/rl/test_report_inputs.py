@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from rlimm.errors import RlimmError
-from rlimm.rl.aggregate import Folder, FolderRecord
 from rlimm.rl.report_inputs import group_tasks, normalised_curves, normalised_finals, score_random
+from rlimm.rl.result_folders import Folder, FolderRecord
 
 
 def folder(name: str, env: str = "CartPole-v1", seeds=(0, 1), **record) -> Folder:

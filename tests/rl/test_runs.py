@@ -15,8 +15,9 @@ import rlimm.envs as E
 from rlimm.agents.ppo import PPO
 from rlimm.common.config import parse_mapping
 from rlimm.rl.config import CompareConfig, RunSpec, load_compare_config
+from rlimm.rl.environments import evaluate
 from rlimm.rl.matrix import run_matrix
-from rlimm.rl.runs import evaluate, run_one
+from rlimm.rl.runs import run_one
 
 BASE = {
     "name": "t",
@@ -146,7 +147,7 @@ def test_several_environments_at_once_with_the_context_buffer_and_vecnormalize(
 
 
 def test_trust_tests_imm_against_an_induced_teachers_expert_unless_told_otherwise():
-    from rlimm.rl.runs import make_teacher, with_trust_score
+    from rlimm.rl.teacher_builder import make_teacher, with_trust_score
 
     path = Path(__file__).resolve().parents[2] / "configs" / "suite" / "frozenlake_col_hidden_induced.yaml"
     config = load_compare_config(path, {"lambda_schedule": "trust", "evaluation": {"episodes": 3}})

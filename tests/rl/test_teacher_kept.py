@@ -9,7 +9,8 @@ from rlimm.errors import RlimmError
 from rlimm.rl import matrix
 from rlimm.rl.config import RunSpec, load_compare_config
 from rlimm.rl.matrix import read_results, run_matrix
-from rlimm.rl.runs import make_teacher, run_budgets
+from rlimm.rl.runs import run_budgets
+from rlimm.rl.teacher_builder import make_teacher
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "cartpole_cart_hidden.yaml"
 SMALL = {

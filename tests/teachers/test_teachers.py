@@ -272,8 +272,8 @@ def test_every_teacher_is_a_teacher_with_its_family_and_params(kind):
 
 
 def _act_by_hand(teacher, kind, visible, rng, deterministic):
-    """What the teacher's acting was before Teacher.act (rlimm.rl.runs.TeacherActor), one visible part
-    at a time."""
+    """What the teacher's acting was before Teacher.act (rlimm.rl.teacher_builder.TeacherActor), one
+    visible part at a time."""
     actions = []
     for i in range(len(visible)):
         one = visible[i : i + 1]

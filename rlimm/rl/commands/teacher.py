@@ -64,7 +64,7 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - a TrainConfig or a Compar
 
 def run(args: argparse.Namespace) -> int:
     from rlimm.agents.teachers import TabularTeacher, save_teacher, suffix_for
-    from rlimm.rl.runs import build_teacher, teacher_description
+    from rlimm.rl.teacher_builder import build_teacher, teacher_description
 
     out = Path(args.output)
     if out.suffix not in (".npz", ".pt"):
@@ -120,7 +120,7 @@ def _expected_suffix(config) -> str | None:  # noqa: ANN001 - a TrainConfig or a
     from gymnasium import spaces
 
     from rlimm.envs.restrictions import PartitionRestriction
-    from rlimm.rl.runs import make_env, make_restriction
+    from rlimm.rl.environments import make_env, make_restriction
 
     env = make_env(config.env, config.env.episode_steps)
     restriction = make_restriction(config, env)
