@@ -22,8 +22,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from rlimm.agents.common.mixin import RegularizedMixin
 from rlimm.agents.common.replay_buffers import TeacherReplayViewMixin, teacher_replay_buffer_class
-from rlimm.agents.imm.draws import Trajectories
-from rlimm.agents.imm.regularizer import Pool
+from rlimm.agents.imm.draws import Pool, Trajectories
 from rlimm.envs.restrictions import PartitionRestriction
 from rlimm.errors import RlimmError
 

@@ -35,9 +35,8 @@ from rlimm.agents.common.rollout_buffers import (
     TeacherViewMixin,
 )
 from rlimm.agents.common.trust import RolloutEvidence, trust_of
-from rlimm.agents.imm.draws import Trajectories
+from rlimm.agents.imm.draws import Pool, Trajectories
 from rlimm.agents.imm.observations import cat_rows, n_rows, per_key
-from rlimm.agents.imm.regularizer import Pool
 from rlimm.envs.restrictions import PartitionRestriction
 from rlimm.errors import RlimmError
 

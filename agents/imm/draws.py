@@ -20,6 +20,7 @@ The draw and the weights are constants of the loss: no gradient flows through th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -89,6 +90,24 @@ class Trajectories:
 
     episode: torch.Tensor
     step: torch.Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class Pool:
+    """Sampled induction's pool: the observations hidden parts are drawn from.
+
+    :param observations: (N, …) observations (a tensor, or a dict of tensors).
+    :param rows: the batch's ``indices`` are rows among the first ``rows`` (the current rollout or
+        minibatch; the rest are earlier rollouts or extra replay rows, drawn from only); ``None``: all.
+    :param trajectories: the episode and step of each row (:class:`Trajectories`), for
+        ``induction.exclude`` and the own-episode diagnostic. A pool without them (a bare tensor given to
+        :meth:`~rlimm.agents.imm.regularizer.TeacherRegularizer.compute`) treats its rows as unrelated:
+        nothing is excluded.
+    """
+
+    observations: Any
+    rows: int | None = None
+    trajectories: Trajectories | None = None
 
 
 @torch.no_grad()

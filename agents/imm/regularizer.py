@@ -32,6 +32,7 @@ import torch
 from gymnasium import spaces
 
 from rlimm.agents.imm import draws as draws_
+from rlimm.agents.imm.draws import Pool
 from rlimm.agents.imm.families import Family, Params, family_for
 from rlimm.agents.imm.observations import hidden_features, nbytes, per_key
 from rlimm.agents.imm.settings import InductionSettings
@@ -92,23 +93,6 @@ def check_regularizer(kind: str) -> str:
 
 #: Largest pool's synthetic states (N × (k − 1) observations) kept for the whole pool.
 SYNTHETIC_CACHE_BYTES = 64 * 2**20
-
-
-@dataclass(frozen=True, eq=False)
-class Pool:
-    """Sampled induction's pool: the observations hidden parts are drawn from.
-
-    :param observations: (N, …) observations (a tensor, or a dict of tensors).
-    :param rows: the batch's ``indices`` are rows among the first ``rows`` (the current rollout or
-        minibatch; the rest are earlier rollouts or extra replay rows, drawn from only); ``None``: all.
-    :param trajectories: the episode and step of each row (:class:`~rlimm.agents.imm.draws.Trajectories`),
-        for ``induction.exclude`` and the own-episode diagnostic. A pool without them (a bare tensor
-        given to :meth:`TeacherRegularizer.compute`) treats its rows as unrelated: nothing is excluded.
-    """
-
-    observations: Any
-    rows: int | None = None
-    trajectories: draws_.Trajectories | None = None
 
 
 @dataclass

@@ -33,8 +33,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from rlimm.agents.common.hidden import hidden_left_of
 from rlimm.agents.imm import draws as draws_
+from rlimm.agents.imm.draws import Pool
 from rlimm.agents.imm.observations import hidden_features, per_key
-from rlimm.agents.imm.regularizer import Pool, TeacherRegularizer
+from rlimm.agents.imm.regularizer import TeacherRegularizer
 from rlimm.agents.imm.settings import InductionSettings
 from rlimm.agents.teachers import Teacher
 from rlimm.envs.restrictions import PartitionRestriction, Restriction

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from rlimm.agents.common.rollout_buffers import TeacherRolloutBuffer
-from rlimm.agents.imm.draws import Trajectories, knn, knn_all
-from rlimm.agents.imm.regularizer import Pool, TeacherRegularizer
+from rlimm.agents.imm.draws import Pool, Trajectories, knn, knn_all
+from rlimm.agents.imm.regularizer import TeacherRegularizer
 from rlimm.agents.imm.settings import InductionSettings
 from rlimm.envs.induction_truth import ContinuousTruth, DiscreteTruth, kl_to_truth
 from rlimm.envs.restrictions import FactoredRestriction
