@@ -22,14 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch as th
-from stable_baselines3.common.distributions import (
-    Distribution,
-)
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.logger import HParam, TensorBoardOutputFormat
 
-from rlimm.agents.common.rollout_buffers import (
-    ViewColumns,
-)
+from rlimm.agents.common.rollout_buffers import ViewColumns
 from rlimm.agents.common.saving import SavedWithoutTeacher
 from rlimm.agents.common.trust import RolloutEvidence, episode_returns, trust_of
 from rlimm.agents.common.trust import record as record_trust

@@ -188,7 +188,7 @@ class SAC(OffPolicyRegularizedMixin, SB3SAC):
         if _init_setup_model:
             self._setup_model()
 
-    # --- the model: a replay buffer that records the teacher's view ------------------------------------
+    # --- the model: rlimm's policies (the teacher-view replay buffer is the off-policy glue's) ----------
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = POLICY_ALIASES
     #: SAC's Gaussian is before its tanh squash: it takes squashed Gaussian teachers.
