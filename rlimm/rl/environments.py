@@ -17,12 +17,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 import rlimm.envs  # noqa: F401  (registers the environments)
 from rlimm.envs.restrictions import Restriction, restriction_for
 from rlimm.errors import RlimmError
-from rlimm.rl.config import (
-    CompareConfig,
-    EnvConfig,
-    EvalConfig,
-    TrainConfig,
-)
+from rlimm.rl.config import CompareConfig, EnvConfig, EvalConfig, TrainConfig
 from rlimm.rl.evaluation import evaluate_side_by_side
 from rlimm.rl.zoo import normalize_kwargs
 

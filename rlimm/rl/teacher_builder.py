@@ -30,10 +30,7 @@ from rlimm.agents.teachers import (
 from rlimm.agents.teachers.base import short_space, space_layout, with_about
 from rlimm.envs.restrictions import Restriction
 from rlimm.errors import RlimmError
-from rlimm.rl.config import (
-    CompareConfig,
-    TrainConfig,
-)
+from rlimm.rl.config import CompareConfig, TrainConfig
 from rlimm.rl.environments import (
     DEFAULT_EVAL_STEPS,
     EVAL_SEED_OFFSET,
