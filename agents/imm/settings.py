@@ -43,28 +43,26 @@ def _whole_or_zero(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _method(value: Any) -> str:
-    if value not in METHODS:
-        raise RlimmError(f"unknown induction method '{value}'; accepted: {', '.join(METHODS)}")
-    return value
+def _one_of(name: str, accepted: tuple[str, ...]) -> Callable[[Any], Any]:
+    """The check of a setting that takes one of ``accepted``."""
+
+    def check(value: Any) -> Any:
+        if value not in accepted:
+            raise RlimmError(f"unknown induction {name} '{value}'; accepted: {', '.join(accepted)}")
+        return value
+
+    return check
 
 
-def _k(value: Any) -> int:
-    if not _whole(value):
-        raise RlimmError(f"induction k must be a whole number >= 1, got {value!r}")
-    return value
+def _at_least_one(name: str, unit: str = "") -> Callable[[Any], Any]:
+    """The check of a setting that takes a whole number >= 1 (of ``unit``)."""
 
+    def check(value: Any) -> Any:
+        if not _whole(value):
+            raise RlimmError(f"induction {name} must be a whole number{unit} >= 1, got {value!r}")
+        return value
 
-def _estimator(value: Any) -> str:
-    if value not in ESTIMATORS:
-        raise RlimmError(f"unknown induction estimator '{value}'; accepted: {', '.join(ESTIMATORS)}")
-    return value
-
-
-def _samples(value: Any) -> int:
-    if not _whole(value):
-        raise RlimmError(f"induction samples must be a whole number >= 1, got {value!r}")
-    return value
+    return check
 
 
 def _exclude(value: Any) -> int | str | None:
@@ -78,29 +76,17 @@ def _exclude(value: Any) -> int | str | None:
     return value
 
 
-def _pool(value: Any) -> int:
-    if not _whole(value):
-        raise RlimmError(f"induction pool must be a whole number of rollouts >= 1, got {value!r}")
-    return value
-
-
-def _belief(value: Any) -> str:
-    if value not in BELIEFS:
-        raise RlimmError(f"unknown induction belief '{value}'; accepted: {', '.join(BELIEFS)}")
-    return value
-
-
 #: Each setting's check, the one source of their validation (the settings' constructor and the
 #: config's ``induction:`` section, :class:`rlimm.rl.config.InductionConfig`): the value, normalised, or
 #: a one-line :class:`RlimmError`.
 CHECKS: dict[str, Callable[[Any], Any]] = {
-    "method": _method,
-    "k": _k,
-    "estimator": _estimator,
-    "samples": _samples,
+    "method": _one_of("method", METHODS),
+    "k": _at_least_one("k"),
+    "estimator": _one_of("estimator", ESTIMATORS),
+    "samples": _at_least_one("samples"),
     "exclude": _exclude,
-    "pool": _pool,
-    "belief": _belief,
+    "pool": _at_least_one("pool", " of rollouts"),
+    "belief": _one_of("belief", BELIEFS),
 }
 
 
