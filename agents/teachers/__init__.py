@@ -7,11 +7,13 @@ Every teacher is a :class:`Teacher` (:mod:`.base`) whose ``family`` (:class:`Act
 - :mod:`.tabular`: :class:`TabularTeacher` (one distribution per visible context), α-vector teachers;
 - :mod:`.solvers`, :mod:`.exact`: exact POMDP/MDP solvers and the exact teachers built with them;
 - :mod:`.policy`: :class:`PolicyTeacher`, an SB3 policy or a network on the visible part, any family;
+- :mod:`.actions`: what a policy teacher's actions are (categorical or Gaussian), decided once;
 - :mod:`.networks`, :mod:`.expert`: the visible-part network and the induced expert fitted with it;
 - :mod:`.training`: teachers and experts trained with plain SB3 algorithms;
 - :mod:`.files`: teacher files (save and load).
 """
 
+from rlimm.agents.teachers.actions import policy_utilities, to_action
 from rlimm.agents.teachers.base import ActionFamily, Teacher, action_sizes
 from rlimm.agents.teachers.exact import SOLVERS, optimal_policy, pomdp_teacher, tabular_model
 from rlimm.agents.teachers.expert import categorical_kl, fit_induced_expert
@@ -26,14 +28,7 @@ from rlimm.agents.teachers.files import (
     suffix_for,
 )
 from rlimm.agents.teachers.networks import VisibleMLP
-from rlimm.agents.teachers.policy import (
-    PolicyTeacher,
-    frozen_copy,
-    gaussian_policy_teacher,
-    policy_teacher,
-    policy_utilities,
-    to_action,
-)
+from rlimm.agents.teachers.policy import PolicyTeacher, frozen_copy, gaussian_policy_teacher, policy_teacher
 from rlimm.agents.teachers.solvers import TabularPOMDP, fib, q_value_iteration, qmdp
 from rlimm.agents.teachers.tabular import (
     POLICY_MODES,

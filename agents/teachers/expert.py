@@ -28,7 +28,9 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
 
+from rlimm.agents.teachers.actions import policy_utilities, to_action
 from rlimm.agents.teachers.base import (
     batch_of_one,
     short_space,
@@ -37,7 +39,7 @@ from rlimm.agents.teachers.base import (
     visible_features,
 )
 from rlimm.agents.teachers.networks import VisibleMLP
-from rlimm.agents.teachers.policy import PolicyTeacher, gaussian_policy_teacher, policy_utilities, to_action
+from rlimm.agents.teachers.policy import PolicyTeacher, gaussian_policy_teacher
 from rlimm.agents.teachers.tabular import TabularTeacher, utilities_to_policy
 from rlimm.envs.restrictions import PartitionRestriction
 from rlimm.errors import RlimmError
@@ -68,11 +70,12 @@ def fit_induced_expert(
 
     :param expert: an SB3 model acting on the full observation. Box actions: PPO, A2C, SAC without
         gSDE, or any object with ``gaussian(observations) -> (mean, log_std)`` on full observations
-        (and optionally ``squashed``).
+        (then ``squashed`` is needed).
     :param samples: environment steps the expert is run for.
     :param epochs: passes over the visited states.
-    :param squashed: Box actions: the expert's convention, read from the expert when it has one (SAC:
-        ``True``); the fitted teacher has the same.
+    :param squashed: Box actions: the expert's convention. An SB3 expert's policy class says it (a
+        ``SACPolicy``: ``True``; given anyway, it must agree); any other expert needs it. The fitted
+        teacher has the same.
     :param hidden: the width of the MLP's hidden layers.
     :param report: if given, receives ``hidden_kl``: the mean over the visited states of
         KL(π_expert(·|x) ‖ teacher(·|x̄)) — what the hidden part tells of the expert's action (0: nothing;
@@ -140,10 +143,10 @@ def _new_net(seed: int, n_inputs: int, n_outputs: int, hidden: int) -> VisibleML
 
 def _expert_probs(expert: BaseAlgorithm, obs: Any) -> np.ndarray:
     obs_t, _ = expert.policy.obs_to_tensor(obs)
-    if hasattr(expert.policy, "get_distribution"):  # the expert's own action probabilities
+    if isinstance(expert.policy, ActorCriticPolicy):  # the expert's own action probabilities
         with th.no_grad():
             return expert.policy.get_distribution(obs_t).distribution.probs.cpu().double().numpy()
-    # DQN: greedy on its Q-values.
+    # DQN: greedy on its Q-values (policy_utilities refuses any other policy).
     return utilities_to_policy(policy_utilities(expert.policy, obs_t).cpu().double().numpy(), "argmax")
 
 
@@ -204,23 +207,36 @@ def categorical_kl(p: np.ndarray, q: np.ndarray) -> float:
 # --------------------------------------------------------------------------- Box actions
 
 
-def _full_state_gaussian(expert: Any, env: gym.Env) -> Any:
-    """The expert as something with ``gaussian(full observations)``: an SB3 model is wrapped (frozen);
-    any other object must have that method itself."""
+def _full_state_gaussian(expert: Any, env: gym.Env, squashed: bool | None) -> tuple[Any, bool]:
+    """The expert as something with ``gaussian(full observations)``, and its convention (squashed or
+    not). An SB3 model is wrapped (frozen), its convention read from its policy's class; any other
+    object must have that method itself and the convention is ``squashed``."""
     if isinstance(expert, BaseAlgorithm):
         if space_layout(expert.observation_space) != space_layout(env.observation_space):
             raise RlimmError(
                 f"the expert observes {short_space(expert.observation_space)} but the environment "
                 f"observes {short_space(env.observation_space)} (an expert acts on the full observation)"
             )
-        return gaussian_policy_teacher(expert.policy, None, env.action_space, "expert")
+        full = gaussian_policy_teacher(expert.policy, None, env.action_space, "expert")
+        if squashed is not None and bool(squashed) != full.squashed:
+            raise RlimmError(
+                f"squashed={squashed} contradicts the expert, whose Gaussian is "
+                f"{'before its tanh squash' if full.squashed else 'over the raw action'} "
+                f"(squashed={full.squashed})"
+            )
+        return full, full.squashed
     # An expert that is not an SB3 model is duck-typed: anything with gaussian() (e.g. a test's oracle).
     if not callable(getattr(expert, "gaussian", None)):
         raise RlimmError(
             f"an expert must be an SB3 model (PPO, A2C, SAC) or have gaussian(observations); got "
             f"{type(expert).__name__}"
         )
-    return expert
+    if squashed is None:
+        raise RlimmError(
+            f"the expert ({type(expert).__name__}, not an SB3 model) does not say whether its Gaussian "
+            "is squashed: pass squashed=True or False"
+        )
+    return expert, bool(squashed)
 
 
 def _fit_gaussian(
@@ -238,18 +254,7 @@ def _fit_gaussian(
     if samples < 1 or epochs < 0:
         raise RlimmError(f"samples must be ≥ 1 and epochs ≥ 0, got samples={samples}, epochs={epochs}")
     restriction.check_space(env.observation_space)
-    full = _full_state_gaussian(expert, env)
-    own = getattr(full, "squashed", None)
-    if own is not None and squashed is not None and bool(own) != bool(squashed):
-        raise RlimmError(
-            f"squashed={squashed} contradicts the expert, whose Gaussian is "
-            f"{'before its tanh squash' if own else 'over the raw action'} (squashed={bool(own)})"
-        )
-    if own is None and squashed is None:
-        raise RlimmError(
-            "the expert does not say whether its Gaussian is squashed: pass squashed=True or False"
-        )
-    squashed = bool(own if own is not None else squashed)
+    full, squashed = _full_state_gaussian(expert, env, squashed)
     low = np.asarray(env.action_space.low, np.float32).reshape(-1)
     high = np.asarray(env.action_space.high, np.float32).reshape(-1)
     d = len(low)

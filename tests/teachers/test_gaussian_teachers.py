@@ -201,9 +201,9 @@ class CoinEnv(gym.Env):
 
 class RecordingExpert:
     """A full-state Gaussian expert given by formulas of (v, h), which records the states it is asked
-    about (those the expert visits)."""
+    about (those the expert visits). Not an SB3 model: its fit is told ``squashed``."""
 
-    squashed = False
+    squashed = True  # never read: only an SB3 expert's policy class says whether it is squashed
 
     def __init__(self, mean, log_std):
         self.mean, self.log_std, self.seen = mean, log_std, []
@@ -231,7 +231,7 @@ def test_induced_expert_recovers_an_expert_blind_to_the_hidden_part(coin):
         mean=lambda v, h: np.concatenate([0.5 - v, 0.3 * v], axis=1),
         log_std=lambda v, h: np.concatenate([-0.5 + 0.4 * v, -1.0 + 0 * v], axis=1),
     )
-    teacher = fit_induced_expert(expert, env, restriction, samples=400, seed=0, epochs=300)
+    teacher = fit_induced_expert(expert, env, restriction, samples=400, seed=0, epochs=300, squashed=False)
     assert isinstance(teacher, PolicyTeacher) and isinstance(teacher.policy, VisibleMLP)
     assert isinstance(teacher, Teacher) and teacher.family is ActionFamily.GAUSSIAN
     assert not teacher.squashed and teacher.action_dim == 2
@@ -248,7 +248,7 @@ def test_induced_expert_is_the_moment_projection_where_the_expert_sees_the_hidde
         mean=lambda v, h: np.concatenate([v + 2 * h, -v + h**2], axis=1),
         log_std=lambda v, h: np.concatenate([-0.5 + 0.5 * h, -1.0 + 0.2 * v + 0 * h], axis=1),
     )
-    teacher = fit_induced_expert(expert, env, restriction, samples=400, seed=1, epochs=300)
+    teacher = fit_induced_expert(expert, env, restriction, samples=400, seed=1, epochs=300, squashed=False)
     visited = np.concatenate(expert.seen)
     assert len(visited) == 400
     means, log_stds = expert.gaussian(visited)
@@ -271,7 +271,9 @@ def test_induced_expert_is_deterministic_given_the_seed(coin):
         expert = RecordingExpert(
             mean=lambda v, h: np.concatenate([v + h, h], axis=1), log_std=lambda v, h: np.zeros((len(v), 2))
         )
-        return _at_both_sides(fit_induced_expert(expert, env, restriction, 100, seed, epochs=5))
+        return _at_both_sides(
+            fit_induced_expert(expert, env, restriction, 100, seed, epochs=5, squashed=False)
+        )
 
     first, again, other = fit(3), fit(3), fit(4)
     np.testing.assert_array_equal(first[0], again[0])
@@ -297,14 +299,25 @@ def test_induced_expert_of_sb3_experts_keeps_their_convention(pendulum):
         fit_induced_expert(partial, env, restriction, samples=32, epochs=2)
 
 
+def test_an_expert_that_is_not_an_sb3_model_must_say_whether_it_is_squashed(coin):
+    env, restriction = coin
+    expert = RecordingExpert(lambda v, h: np.hstack([v, h]), lambda v, h: np.hstack([-v, h]))
+    with pytest.raises(
+        RlimmError, match=r"\(RecordingExpert, not an SB3 model\) does not say whether its Gaussian"
+    ) as err:
+        fit_induced_expert(expert, env, restriction, samples=10, epochs=1)  # its `squashed` is not read
+    assert "\n" not in str(err.value)
+    assert not fit_induced_expert(expert, env, restriction, samples=10, epochs=1, squashed=False).squashed
+
+
 # --------------------------------------------------------------------------- files
 
 
 def test_save_load_round_trip_gives_identical_outputs(pendulum, ppo_teacher, sac_teacher, coin, tmp_path):
     env, restriction, visible = pendulum
     squashing = RecordingExpert(lambda v, h: np.hstack([v + h, h]), lambda v, h: np.hstack([-v, h]))
-    squashing.squashed = True  # the file must keep the convention of a fitted teacher too
-    fitted = fit_induced_expert(squashing, *coin, samples=50, epochs=3)
+    # the file must keep the convention of a fitted teacher too
+    fitted = fit_induced_expert(squashing, *coin, samples=50, epochs=3, squashed=True)
     assert fitted.squashed
     coin_visible = np.array([[0.0], [1.0]], dtype=np.float32)
     cases = [
@@ -360,7 +373,9 @@ def test_an_induced_gaussian_teacher_keeps_what_it_was_made_from(coin, tmp_path)
         log_std=lambda v, h: np.concatenate([-1.0 + 0 * v, -1.0 + 0 * v], axis=1),
     )
     report = {}
-    teacher = fit_induced_expert(expert, env, restriction, samples=200, seed=0, epochs=20, report=report)
+    teacher = fit_induced_expert(
+        expert, env, restriction, samples=200, seed=0, epochs=20, report=report, squashed=False
+    )
     assert report["hidden_kl"] == teacher.fit_kl > 0.01  # h moves the mean: hiding it costs
     about = {"expert": {"algo": "oracle", "timesteps": 0}, "hidden_kl": report["hidden_kl"]}
     path = save_teacher(with_about(teacher, about), tmp_path / "g.pt", {"visible": [0]})
