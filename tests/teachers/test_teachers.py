@@ -13,7 +13,6 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.sac.policies import SACPolicy
 
-import rlimm.agents.teachers as teachers
 import rlimm.envs
 from rlimm.agents.teachers import (
     ActionFamily,
@@ -328,38 +327,6 @@ def test_teacher_files_round_trip_every_kind(kind, tmp_path):
     loaded.check_visible(["a", "b"])
     with pytest.raises(RlimmError, match="built for visible fields"):
         loaded.check_visible(["a"])
-
-
-def test_files_of_the_old_induced_expert_network_still_load(tmp_path, monkeypatch):
-    """An induced expert pickled when its network was rlimm.agents.teachers._VisibleMLP (one Sequential
-    ``net``, no standardisation) loads as a VisibleMLP that gives the same probabilities."""
-
-    class OldVisibleMLP(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(4)
-            self.net = torch.nn.Sequential(
-                torch.nn.Linear(2, 8),
-                torch.nn.Tanh(),
-                torch.nn.Linear(8, 8),
-                torch.nn.Tanh(),
-                torch.nn.Linear(8, 3),
-            )
-
-        def forward(self, visible):
-            x = torch.as_tensor(visible).float()
-            return self.net(x.reshape(x.shape[0], -1))
-
-    OldVisibleMLP.__module__, OldVisibleMLP.__qualname__ = "rlimm.agents.teachers", "_VisibleMLP"
-    monkeypatch.setattr(teachers, "_VisibleMLP", OldVisibleMLP, raising=False)
-    old = PolicyTeacher(OldVisibleMLP(), VISIBLE, 3, name="old-induced")
-    path = save_teacher(old, tmp_path / "old.pt", {"visible": ["a", "b"]})
-    visible = _visible("net")
-    expected = old.probs(visible)
-    monkeypatch.delattr(teachers, "_VisibleMLP")  # the class is gone, as in the new code
-    loaded = load_teacher(path).teacher
-    assert isinstance(loaded.policy, VisibleMLP) and not loaded.policy.training
-    np.testing.assert_array_equal(loaded.probs(visible), expected)
 
 
 # ------------------------------------------------------------------ the induced expert, discrete actions
