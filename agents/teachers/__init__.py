@@ -38,6 +38,7 @@ from rlimm.agents.teachers.tabular import (
     utilities_to_policy,
 )
 from rlimm.agents.teachers.training import (
+    DISCRETE_ALGOS,
     GAUSSIAN_ALGOS,
     load_model,
     train_full_expert,
@@ -46,6 +47,7 @@ from rlimm.agents.teachers.training import (
 )
 
 __all__ = [
+    "DISCRETE_ALGOS",
     "FILE_FORMAT",
     "FILE_VERSION",
     "GAUSSIAN_ALGOS",

@@ -10,12 +10,14 @@ import gymnasium as gym
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from rlimm.agents.teachers.policy import PolicyTeacher, gaussian_policy_teacher, policy_teacher
+from rlimm.agents.teachers.policy import PolicyTeacher, policy_teacher
 from rlimm.agents.teachers.tabular import TabularTeacher
 from rlimm.errors import RlimmError
 
 #: SB3 algorithms a restricted Gaussian (Box-action) teacher is trained with.
 GAUSSIAN_ALGOS = ("ppo", "sac", "a2c")
+#: SB3 algorithms a restricted teacher with discrete actions is trained with.
+DISCRETE_ALGOS = ("ppo", "a2c", "dqn")
 
 
 def load_model(path: str | Path) -> BaseAlgorithm:
@@ -57,17 +59,30 @@ def train_restricted_teacher(
     algo_kwargs: dict | None = None,
 ) -> tuple[TabularTeacher | PolicyTeacher, BaseAlgorithm]:
     """Train an SB3 policy on the restricted view of ``env`` (only the visible part observed) and
-    return it as a teacher with discrete actions, with the trained model.
+    return it as a teacher (:func:`~rlimm.agents.teachers.policy.policy_teacher`), with the trained
+    model. The env's actions decide the teacher: discrete actions a categorical one (``mode``,
+    ``temperature``), Box actions a Gaussian one.
 
-    :param algo: ``ppo``, ``a2c`` or ``dqn`` (plain SB3 algorithms).
+    :param algo: a plain SB3 algorithm: :data:`DISCRETE_ALGOS` for discrete actions,
+        :data:`GAUSSIAN_ALGOS` (without gSDE) for Box actions.
     """
     from rlimm.envs.wrappers import VisibleObservation
 
-    model = _sb3_class(algo, "teacher")(
-        "MlpPolicy", VisibleObservation(env, restriction), seed=seed, **(algo_kwargs or {})
-    )
+    box = isinstance(env.action_space, spaces.Box)
+    what = "Gaussian teacher" if box else "teacher"
+    accepted = GAUSSIAN_ALGOS if box else DISCRETE_ALGOS
+    if algo not in accepted:
+        raise RlimmError(f"unknown {what} algorithm '{algo}'; accepted: {', '.join(accepted)}")
+    cls = _sb3_class(algo, what)
+    kwargs = dict(algo_kwargs or {})
+    if box and kwargs.get("use_sde"):  # refused by the teacher anyway: say so before training
+        raise RlimmError("Gaussian teachers do not support gSDE: train the teacher with use_sde=False")
+    partial = VisibleObservation(env, restriction)
+    policy = "MultiInputPolicy" if isinstance(partial.observation_space, spaces.Dict) else "MlpPolicy"
+    model = cls(policy, partial, seed=seed, **kwargs)
     model.learn(total_timesteps)
-    return policy_teacher(model, restriction, mode, temperature, f"trained-{algo}-{mode}"), model
+    name = f"trained-{algo}" if box else f"trained-{algo}-{mode}"
+    return policy_teacher(model, restriction, mode, temperature, name), model
 
 
 def train_restricted_gaussian_teacher(
@@ -78,28 +93,18 @@ def train_restricted_gaussian_teacher(
     seed: int = 0,
     algo_kwargs: dict | None = None,
 ) -> tuple[PolicyTeacher, BaseAlgorithm]:
-    """Train an SB3 policy on the restricted view of ``env`` (only the visible part observed) and
-    return it as a Gaussian teacher (Box actions), with the trained model.
+    """:func:`train_restricted_teacher` for an env with Box actions (a Gaussian teacher); raise for any
+    other.
 
     :param algo: ``ppo``, ``sac`` or ``a2c`` (plain SB3 algorithms).
     """
-    from rlimm.envs.wrappers import VisibleObservation
-
     if not isinstance(env.action_space, spaces.Box):
         raise RlimmError(f"Gaussian teachers need a Box action space, got {env.action_space}")
-    if algo not in GAUSSIAN_ALGOS:
-        raise RlimmError(
-            f"unknown Gaussian teacher algorithm '{algo}'; accepted: {', '.join(GAUSSIAN_ALGOS)}"
-        )
-    cls = _sb3_class(algo, "Gaussian teacher")
-    kwargs = dict(algo_kwargs or {})
-    if kwargs.get("use_sde"):  # refused by the teacher anyway: say so before training
-        raise RlimmError("Gaussian teachers do not support gSDE: train the teacher with use_sde=False")
-    partial = VisibleObservation(env, restriction)
-    policy = "MultiInputPolicy" if isinstance(partial.observation_space, spaces.Dict) else "MlpPolicy"
-    model = cls(policy, partial, seed=seed, **kwargs)
-    model.learn(total_timesteps)
-    return gaussian_policy_teacher(model, restriction, env.action_space, f"trained-{algo}"), model
+    teacher, model = train_restricted_teacher(
+        env, restriction, algo, total_timesteps, seed, algo_kwargs=algo_kwargs
+    )
+    assert isinstance(teacher, PolicyTeacher)  # Box actions never give a table
+    return teacher, model
 
 
 def train_full_expert(

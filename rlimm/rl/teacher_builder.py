@@ -16,7 +16,6 @@ import rlimm.envs  # noqa: F401  (registers the environments)
 from rlimm.agents.teachers import (
     Teacher,
     fit_induced_expert,
-    gaussian_policy_teacher,
     load_model,
     load_teacher,
     optimal_policy,
@@ -24,7 +23,6 @@ from rlimm.agents.teachers import (
     policy_teacher,
     pomdp_teacher,
     train_full_expert,
-    train_restricted_gaussian_teacher,
     train_restricted_teacher,
 )
 from rlimm.agents.teachers.base import short_space, space_layout, with_about
@@ -67,17 +65,13 @@ def _from_file(config: CompareConfig | TrainConfig, env: gym.Env, restriction: R
 
 def _from_model(config: CompareConfig | TrainConfig, env: gym.Env, restriction: Restriction) -> Built:
     t = config.teacher
-    if isinstance(env.action_space, gym.spaces.Box):  # Box actions take Gaussian teachers
-        return gaussian_policy_teacher(
-            load_model(t.path), restriction, env.action_space, "model-gaussian"
-        ), None
-    return policy_teacher(load_model(t.path), restriction, t.policy, t.temperature, f"model-{t.policy}"), None
+    # The model's policy decides the teacher (policy_teacher); the name says which the env asks for.
+    name = "model-gaussian" if isinstance(env.action_space, gym.spaces.Box) else f"model-{t.policy}"
+    return policy_teacher(load_model(t.path), restriction, t.policy, t.temperature, name), None
 
 
 def _trained(config: CompareConfig | TrainConfig, env: gym.Env, restriction: Restriction) -> Built:
     t = config.teacher
-    if isinstance(env.action_space, gym.spaces.Box):
-        return train_restricted_gaussian_teacher(env, restriction, t.algo, t.timesteps, t.seed, t.kwargs)
     return train_restricted_teacher(
         env, restriction, t.algo, t.timesteps, t.seed, t.policy, t.temperature, t.kwargs
     )
@@ -120,7 +114,8 @@ def _solved(config: CompareConfig | TrainConfig, env: gym.Env, restriction: Rest
 
 
 #: ``teacher.solver`` → its builder ``(config, env, restriction) -> (teacher, model)``; a builder decides
-#: the teacher's action family from the env (Box actions: a Gaussian teacher) where it has a choice.
+#: the teacher's action family inside, from the env and the SB3 policy's class (Box actions: a Gaussian
+#: teacher), where it has a choice.
 BUILDERS: dict[str, Callable[[CompareConfig | TrainConfig, gym.Env, Restriction], Built]] = {
     "fib": _solved,
     "qmdp": _solved,
