@@ -79,11 +79,11 @@ class OffPolicyRegularizedMixin(RegularizedMixin, OffPolicyAlgorithm):
         if rows.size:
             buffer.store_teacher_view(rows, self._teacher_view(buffer.raw_observations(rows)))
 
-    def induction_pool(self, batch: Any = None) -> Pool | None:
-        """Sampled induction's pool for a minibatch: its observations first (the rows the term is
-        evaluated on), then ``induction.pool`` − 1 minibatches' worth of rows drawn from the replay buffer
-        with the induction's own generator, with every row's episode and step; ``None`` without
-        sampled induction."""
+    def induction_pool(self, batch: Any = None, evaluated: int | None = None) -> Pool | None:
+        """Sampled induction's pool for a minibatch: its observations first, then ``induction.pool`` − 1
+        minibatches' worth of rows drawn from the replay buffer with the induction's own generator,
+        with every row's episode and step; ``None`` without sampled induction. The term is evaluated
+        on the first ``evaluated`` rows (default: the whole minibatch): only theirs are drawn for."""
         buffer = self.replay_buffer
         if not (self.teacher is not None and self.teacher_regularizer.sampled):
             return None
@@ -103,7 +103,7 @@ class OffPolicyRegularizedMixin(RegularizedMixin, OffPolicyAlgorithm):
             )
             positions, envs = np.concatenate([positions, more_positions]), np.concatenate([envs, more_envs])
         episode, step = buffer.trajectories_at(positions, envs)
-        return Pool(observations, n, Trajectories(episode, step))
+        return Pool(observations, n if evaluated is None else min(evaluated, n), Trajectories(episode, step))
 
     def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
         """SB3's ``load_replay_buffer``; the view of a buffer that records the teacher's view is

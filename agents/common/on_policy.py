@@ -3,9 +3,10 @@
 One update, one way: SB3's ``collect_rollouts`` fills the rollout buffer (under ``VecNormalize`` an
 internal callback hands it each step's raw observation) → right after it returns, the teacher's view of
 the whole rollout is computed once and stored in the buffer → ``train()`` reads minibatches carrying
-``teacher_params`` (and ``contexts``, ``indices``) and adds ``λ · R`` on its loss line; sampled induction's
-pool is the rollout and the ``induction.pool`` − 1 rollouts before it, built once per rollout. The
-off-policy counterpart is :mod:`rlimm.agents.common.off_policy`.
+``teacher_params`` (and ``contexts``, ``indices``) and adds ``λ · R`` on its loss line. Sampled induction's
+pool, the rollout and the ``induction.pool`` − 1 rollouts before it, is built right after collection
+too, in one object (:class:`~rlimm.agents.imm.draws.RolloutPools`), and its draws at its first use, kept
+with it. The off-policy counterpart is :mod:`rlimm.agents.common.off_policy`.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from rlimm.agents.common.rollout_buffers import (
     TeacherViewMixin,
 )
 from rlimm.agents.common.trust import RolloutEvidence, trust_of
-from rlimm.agents.imm.draws import Pool, Trajectories
-from rlimm.agents.imm.observations import cat_rows, n_rows, per_key
+from rlimm.agents.imm.draws import Pool, RolloutPools, Trajectories
+from rlimm.agents.imm.observations import n_rows, per_key
 from rlimm.envs.restrictions import PartitionRestriction
 from rlimm.errors import RlimmError
 
@@ -65,10 +66,8 @@ class OnPolicyRegularizedMixin(RegularizedMixin, OnPolicyAlgorithm):
     induction is the rollout and the ``induction.pool`` − 1 rollouts before it."""
 
     _raw_last_obs: Any = None
-    #: sampled induction: this rollout's pool (built at its first minibatch) and the earlier rollouts'
-    #: observations, episodes and steps, newest first
-    _rollout_pool: Pool | None = None
-    _pool_history: list[tuple[Any, th.Tensor, th.Tensor]] = []  # noqa: RUF012 - replaced, never mutated
+    #: sampled induction: this rollout's pool and the earlier rollouts it holds, built at collection
+    _pools: RolloutPools | None = None
 
     def _setup_model(self) -> None:
         if self.restriction is not None:
@@ -96,29 +95,25 @@ class OnPolicyRegularizedMixin(RegularizedMixin, OnPolicyAlgorithm):
 
     def induction_pool(self, batch: Any = None) -> Pool:
         """Sampled induction's pool: the current rollout's observations first (the minibatches' rows),
-        then those of the ``induction.pool`` − 1 rollouts before it (their observations only: the policy
-        is evaluated now on whatever they combine into), with every row's episode and step. Built once
-        per rollout, at its first minibatch (the buffer is flattened by then)."""
-        if self._rollout_pool is not None:
-            return self._rollout_pool
-        buffer = self.rollout_buffer
-        assert isinstance(buffer, TeacherViewMixin)
-        current = (buffer.rollout_observations(), *buffer.rollout_trajectories())
-        # Under VecNormalize the earlier rollouts are kept raw and normalised here with the current
-        # statistics, as the policy would see those states now (their stored copies were normalised
-        # with the statistics of their own time).
+        then those of the ``induction.pool`` − 1 rollouts before it, with every row's episode and step;
+        built once per rollout, when it was collected (:meth:`collect_rollouts`)."""
+        if self._pools is None or self._pools.current is None:
+            raise RlimmError("sampled induction's pool is built when a rollout is collected: none was yet")
+        return self._pools.current
+
+    def _refill_pool(self, buffer: TeacherViewMixin) -> None:
+        """This rollout's pool, from the buffer right after collection. Under ``VecNormalize`` the
+        earlier rollouts are kept raw and normalised with the current statistics, as the policy would
+        see those states now (their stored copies were normalised with the statistics of their time)."""
+        if self._pools is None:
+            self._pools = RolloutPools(self.teacher_regularizer.induction.pool - 1)
         vec_normalize = self._vec_normalize_env
-        earlier = [(self._normalised(obs), *rest) for obs, *rest in self._pool_history]
-        parts = [current, *earlier] if vec_normalize is not None else [current, *self._pool_history]
-        observations = cat_rows([part[0] for part in parts])
-        episode, step = th.cat([part[1] for part in parts]), th.cat([part[2] for part in parts])
-        self._rollout_pool = Pool(observations, n_rows(current[0]), Trajectories(episode, step))
-        keep = self.teacher_regularizer.induction.pool - 1
-        if keep:
-            raw = buffer.raw_rows() if vec_normalize is not None else None
-            kept = current if raw is None else (raw, *current[1:])
-            self._pool_history = [kept, *self._pool_history][:keep]
-        return self._rollout_pool
+        self._pools.refill(
+            buffer.rollout_observations(),
+            Trajectories(*buffer.rollout_trajectories()),
+            kept=buffer.raw_rows() if vec_normalize is not None else None,
+            now=self._normalised,
+        )
 
     def _normalised(self, raw: Any) -> Any:
         """Raw observations as the policy sees them now: ``VecNormalize``'s current statistics applied
@@ -178,7 +173,8 @@ class OnPolicyRegularizedMixin(RegularizedMixin, OnPolicyAlgorithm):
             raw = rollout_buffer.raw_rollout()
             rollout_buffer.store_teacher_view(self._teacher_view(raw))
             self.teacher_regularizer.observe_rollout(raw)  # belief: on_policy (exact induction)
-            self._rollout_pool = None  # the pool of the next minibatches is built from this rollout
+            if self.teacher_regularizer.sampled:  # the pool of the next minibatches: this rollout's
+                self._refill_pool(rollout_buffer)
             if self._trust_evidence is not None:  # an update that stopped early (target_kl): fold it in
                 self.observe_trust(self._trust_evidence.evidence())
             if trust_of(self.teacher_coef) is not None and self.regularizer != "none":

@@ -87,7 +87,6 @@ class TeacherViewMixin(RolloutBuffer):
         self._steps_before = 0
 
     def reset(self) -> None:
-        self._pool: th.Tensor | TensorDict | None = None
         self.raw_data: dict[str | None, np.ndarray] | None = None  # kept only when they differ
         self.view_data: ViewColumns = {}
         super().reset()
@@ -159,26 +158,25 @@ class TeacherViewMixin(RolloutBuffer):
             teacher_params=extra.get("teacher_params"),
         )
 
+    def _flat(self, values: np.ndarray) -> np.ndarray:
+        """``values`` in the row order of :meth:`get` (env by env), whether or not it has flattened them."""
+        return values if self.generator_ready else self.swap_and_flatten(values)
+
     def rollout_trajectories(self) -> tuple[th.Tensor, th.Tensor]:
         """Each row's episode id and step, ``(n,)`` long tensors in :meth:`rollout_observations`' order
-        (unique across the envs and the rollouts of this buffer). Only valid once :meth:`get` has
-        flattened the buffer, with a teacher's view stored."""
+        (unique across the envs and the rollouts of this buffer), once a teacher's view is stored."""
         return (
-            self.to_torch(self.view_data["episode"]).long().reshape(-1),
-            self.to_torch(self.view_data["step"]).long().reshape(-1),
+            self.to_torch(self._flat(self.view_data["episode"])).long().reshape(-1),
+            self.to_torch(self._flat(self.view_data["step"])).long().reshape(-1),
         )
 
     def rollout_observations(self) -> th.Tensor | TensorDict:
-        """Every observation of the (flattened) rollout, as tensors: the pool sampled induction draws
-        hidden parts from. Only valid once :meth:`get` has flattened the buffer; converted once per
-        rollout, not once per minibatch."""
-        if self._pool is None:
-            obs = self.observations
-            if isinstance(obs, dict):
-                self._pool = {k: self.to_torch(v) for k, v in obs.items()}
-            else:
-                self._pool = self.to_torch(obs)
-        return self._pool
+        """Every observation of the rollout as tensors, in the row order of :meth:`get` (the rows its
+        samples' ``indices`` refer to): the pool sampled induction draws hidden parts from."""
+        obs = self.observations
+        if isinstance(obs, dict):
+            return {k: self.to_torch(self._flat(v)) for k, v in obs.items()}
+        return self.to_torch(self._flat(obs))
 
 
 class TeacherRolloutBuffer(TeacherViewMixin):

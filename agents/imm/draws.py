@@ -19,10 +19,12 @@ The draw and the weights are constants of the loss: no gradient flows through th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from rlimm.agents.imm.observations import cat_rows, n_rows
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,25 @@ class Trajectories:
     step: torch.Tensor
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass
+class PoolDraws:
+    """What sampled induction computes once per pool (a row's neighbours depend on the pool only, not on
+    the minibatch it falls in): the pool's visible features; for knn the draw of every row the batch can
+    hold and, when they fit the regulariser's cache, their synthetic states (which depend on no
+    parameter); knn's :func:`hidden_spread` of the pool, once computed (a diagnostic). ``by`` is the
+    regulariser that drew them: its k, restriction and generators decide them."""
+
+    by: Any
+    features: torch.Tensor
+    draws: Draw | None
+    synthetic: Any
+    hidden_left: float | None = None
+
+
+@dataclass(eq=False)
 class Pool:
-    """Sampled induction's pool: the observations hidden parts are drawn from.
+    """Sampled induction's pool: the observations hidden parts are drawn from, and what is drawn from
+    them, kept with them.
 
     :param observations: (N, …) observations (a tensor, or a dict of tensors).
     :param rows: the batch's ``indices`` are rows among the first ``rows`` (the current rollout or
@@ -103,11 +121,52 @@ class Pool:
         ``induction.exclude`` and the own-episode diagnostic. A pool without them (a bare tensor given to
         :meth:`~rlimm.agents.imm.regularizer.TeacherRegularizer.compute`) treats its rows as unrelated:
         nothing is excluded.
+    :param drawn: the pool's :class:`PoolDraws`, filled by the regulariser at its first use
+        (:meth:`~rlimm.agents.imm.regularizer.TeacherRegularizer.pool_draws`) and kept with the pool,
+        so that every minibatch drawn from one pool shares them (another regulariser draws anew).
     """
 
     observations: Any
     rows: int | None = None
     trajectories: Trajectories | None = None
+    drawn: PoolDraws | None = field(default=None, repr=False)
+
+
+@dataclass
+class RolloutPools:
+    """Sampled induction's pools over the rollouts of an on-policy algorithm, in one object: this
+    rollout's :class:`Pool` and what the ``keep`` rollouts before it left (observations, episodes,
+    steps), newest first.
+
+    :param keep: how many earlier rollouts a pool holds (``induction.pool`` − 1).
+    """
+
+    keep: int
+    current: Pool | None = None
+    earlier: list[tuple[Any, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+    def refill(
+        self,
+        observations: Any,
+        trajectories: Trajectories,
+        kept: Any = None,
+        now: Any = None,
+    ) -> Pool:
+        """A new rollout's pool: its ``observations`` first (the rows its minibatches are drawn from),
+        then the earlier rollouts' (each passed through ``now``, e.g. ``VecNormalize``'s current
+        statistics: the policy's view of those states today). ``kept`` is what the next rollouts keep of
+        this one (default: its observations)."""
+        earlier = [(obs if now is None else now(obs), *rest) for obs, *rest in self.earlier]
+        parts = [(observations, trajectories.episode, trajectories.step), *earlier]
+        self.current = Pool(
+            cat_rows([part[0] for part in parts]),
+            n_rows(observations),
+            Trajectories(torch.cat([part[1] for part in parts]), torch.cat([part[2] for part in parts])),
+        )
+        if self.keep:
+            mine = (observations if kept is None else kept, trajectories.episode, trajectories.step)
+            self.earlier = [mine, *self.earlier][: self.keep]
+        return self.current
 
 
 @torch.no_grad()
@@ -139,13 +198,8 @@ def knn(
     """
     distances = _standardised_distances(batch.float(), pool.float(), discrete)
     rows = torch.arange(batch.shape[0], device=batch.device)
-    same_episode = None
-    if trajectories is not None:
-        episode, step = trajectories.episode.to(batch.device), trajectories.step.to(batch.device)
-        same_episode = episode[None, :] == episode[own][:, None]  # (B, N)
-        if exclude is not None:
-            near = (step[None, :] - step[own][:, None]).abs() <= exclude
-            distances = distances.masked_fill(same_episode & near, float("inf"))
+    if trajectories is not None and exclude is not None:
+        distances.masked_fill_(_excluded(trajectories, own, exclude), float("inf"))
     distances[rows, own] = -1.0  # the state's own hidden part first, whatever its duplicates
     kk = min(k, pool.shape[0])
     dist, index = torch.topk(distances, kk, dim=1, largest=False)
@@ -157,8 +211,31 @@ def knn(
     h = torch.where(finite, dist, torch.zeros_like(dist)).max(dim=1, keepdim=True).values
     h = torch.where(h > 0, h, torch.ones_like(h))
     weights = torch.where(finite, torch.exp(-0.5 * (dist / h) ** 2), torch.zeros_like(dist))
-    same = None if same_episode is None else same_episode.gather(1, index)
+    same = None
+    if trajectories is not None:  # only the drawn rows' episodes are compared (B × k, not B × N)
+        episode = trajectories.episode.to(batch.device)
+        same = episode[index] == episode[own][:, None]
     return Draw(index, weights / weights.sum(dim=1, keepdim=True), dist, same)
+
+
+def _excluded(trajectories: Trajectories, own: torch.Tensor, exclude: float) -> torch.Tensor:
+    """(B, N) whether pool row n is in the episode of batch row b (pool row ``own[b]``) within
+    ``exclude`` steps of it.
+
+    One comparison per entry rather than three: each row gets the key e·span + (s − s_min), with e its
+    episode's rank and span larger than any step gap plus ``exclude``, so that two keys lie within
+    ``exclude`` of each other exactly when their rows share an episode and lie within ``exclude``
+    steps; int32 keys where they fit (half the memory traffic of int64)."""
+    episode, step = trajectories.episode.to(own.device), trajectories.step.to(own.device)
+    if exclude == float("inf"):
+        return episode[None, :] == episode[own][:, None]
+    _, rank = torch.unique(episode, return_inverse=True)
+    low = step.min()
+    span = int(step.max() - low) + max(int(exclude), 0) + 1
+    key = rank * span + (step - low)
+    if int(key.max()) + span < 2**31:
+        key = key.to(torch.int32)
+    return (key[None, :] - key[own][:, None]).abs() <= exclude
 
 
 def _break_ties(
@@ -170,14 +247,15 @@ def _break_ties(
     room for lie exactly at it (finite), the free places go to a uniformly random subset of them (the
     smallest of uniform keys), from ``generator`` — never from torch's global generator."""
     kth = dist[:, -1:]
-    at_kth = distances == kth
-    below = (dist < kth).sum(dim=1)
-    tied = torch.isfinite(kth[:, 0]) & (at_kth.sum(dim=1) > dist.shape[1] - below)
+    # A row is tied when more rows than the draw holds lie at or below its k-th distance.
+    tied = torch.isfinite(kth[:, 0]) & ((distances <= kth).sum(dim=1) > dist.shape[1])
     if not tied.any():
         return index
     r = tied.nonzero()[:, 0]
-    keys = torch.rand(at_kth[r].shape, generator=generator, device=generator.device).to(distances.device)
-    keys = keys.masked_fill(~at_kth[r], 2.0)
+    at_kth = distances[r] == kth[r]
+    below = (dist < kth).sum(dim=1)
+    keys = torch.rand(at_kth.shape, generator=generator, device=generator.device).to(distances.device)
+    keys = keys.masked_fill(~at_kth, 2.0)
     pick = torch.topk(keys, dist.shape[1], dim=1, largest=False).indices  # tied rows first, at random
     place = torch.arange(dist.shape[1], device=index.device)[None, :] - below[r][:, None]
     chosen = pick.gather(1, place.clamp(min=0))

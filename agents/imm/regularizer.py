@@ -32,7 +32,7 @@ import torch
 from gymnasium import spaces
 
 from rlimm.agents.imm import draws as draws_
-from rlimm.agents.imm.draws import Pool
+from rlimm.agents.imm.draws import Pool, PoolDraws
 from rlimm.agents.imm.families import Family, Params, family_for
 from rlimm.agents.imm.observations import hidden_features, nbytes, per_key
 from rlimm.agents.imm.settings import InductionSettings
@@ -95,21 +95,6 @@ def check_regularizer(kind: str) -> str:
 SYNTHETIC_CACHE_BYTES = 64 * 2**20
 
 
-@dataclass
-class PoolDraws:
-    """What sampled induction computes once per pool (a row's neighbours depend on the pool only,
-    not on the minibatch it falls in): the pool's visible features; for knn the draw of every row the
-    batch can hold and, when they fit in :data:`SYNTHETIC_CACHE_BYTES`, their synthetic states (which
-    depend on no parameter)."""
-
-    pool: Pool
-    features: torch.Tensor
-    draws: draws_.Draw | None
-    synthetic: Any
-    #: knn: :func:`~rlimm.agents.imm.draws.hidden_spread` of the pool, once computed (a diagnostic)
-    hidden_left: float | None = None
-
-
 class TeacherRegularizer:
     """The divergence between a restricted teacher and the policy (the algorithm weighs it by λ).
 
@@ -139,7 +124,6 @@ class TeacherRegularizer:
         self.kind = check_regularizer(kind)
         self.induction = InductionSettings.of(induction)
         self.restriction = restriction
-        self._pool_draws: PoolDraws | None = None
         #: the resolved induction method (``exact``, ``knn`` or ``marginal``), ``None`` when off
         self.method: str | None = None
         self.family: Family | None = None
@@ -241,6 +225,8 @@ class TeacherRegularizer:
         family = self.family
         if family is None:
             raise RlimmError("the regulariser has no teacher (no restriction was given): it cannot compute")
+        if pool is not None and not isinstance(pool, Pool):
+            pool = Pool(pool)  # bare observations: drawn from for this call only
         device = (params[0] if family.continuous else params).device
         teacher = family.teacher(teacher_params.to(device))
         use_imm = self.kind == "imm" and optimise
@@ -292,13 +278,13 @@ class TeacherRegularizer:
                 out.induced = (_detached(components), weights, rows)
         return out
 
-    def _hidden_left(self, pool: Obs) -> float:
+    def _hidden_left(self, pool: Pool) -> float:
         """knn: the pool's hidden spread among the draws' neighbours, computed once per pool."""
         cached = self.pool_draws(pool)
         if cached.draws is None:
             return float("nan")
         if cached.hidden_left is None:
-            hidden = hidden_features(self.restriction, cached.pool.observations)
+            hidden = hidden_features(self.restriction, pool.observations)
             cached.hidden_left = draws_.hidden_spread(hidden, cached.draws.index)
         return cached.hidden_left
 
@@ -343,14 +329,13 @@ class TeacherRegularizer:
         observations: Obs,
         indices: torch.Tensor | None,
         teacher: Any,
-        pool: Obs,
+        pool: Pool | None,
         params: Params,
     ) -> tuple[torch.Tensor, draws_.Draw, Params]:
         family = self.family
         assert family is not None
         if pool is None or indices is None:
             raise RlimmError("sampled induction needs the pool of observations and the batch's rows in it")
-        pool = pool if isinstance(pool, Pool) else Pool(pool)
         cached = self.pool_draws(pool)
         if self.method == "knn":
             assert cached.draws is not None
@@ -394,13 +379,11 @@ class TeacherRegularizer:
         )
         return per_key(states, lambda v: v.reshape(b, k, *v.shape[1:]))
 
-    def pool_draws(self, pool: Pool | Obs) -> PoolDraws:
-        """The pool's features and draws (:class:`PoolDraws`), computed once per pool: kept until
-        :meth:`compute` is given other pool observations (or :meth:`forget_pool` is called)."""
-        pool = pool if isinstance(pool, Pool) else Pool(pool)
-        cached = self._pool_draws
-        if cached is not None and _same_pool(cached.pool, pool):
-            return cached
+    def pool_draws(self, pool: Pool) -> PoolDraws:
+        """The pool's features and draws (:class:`~rlimm.agents.imm.draws.PoolDraws`), computed at the
+        pool's first use by this regulariser and kept with it (``pool.drawn``)."""
+        if pool.drawn is not None and pool.drawn.by is self:
+            return pool.drawn
         assert self.restriction is not None
         features = self.restriction.visible_features(pool.observations)
         draws = synthetic = None
@@ -418,12 +401,8 @@ class TeacherRegularizer:
             batch = pool.observations if pool.rows is None else per_key(pool.observations, lambda v: v[:n])
             if k > 1 and nbytes(batch) * (k - 1) <= SYNTHETIC_CACHE_BYTES:
                 synthetic = self._synthetic(pool.observations, batch, draws.index[:, 1:])
-        self._pool_draws = PoolDraws(pool, features, draws, synthetic)
-        return self._pool_draws
-
-    def forget_pool(self) -> None:
-        """Drop what :meth:`pool_draws` keeps (the next call computes it again)."""
-        self._pool_draws = None
+        pool.drawn = PoolDraws(self, features, draws, synthetic)
+        return pool.drawn
 
 
 #: Offsets of the tie-breaking, diagnostic, pool and trust generators' seeds from the induction's seed.
@@ -432,8 +411,3 @@ TIES_STREAM, DIAGNOSTIC_STREAM, POOL_STREAM, TRUST_STREAM = 7919, 104729, 129970
 
 def _detached(params: Params) -> Params:
     return tuple(p.detach() for p in params) if isinstance(params, tuple) else params.detach()
-
-
-def _same_pool(a: Pool, b: Pool) -> bool:
-    """The same observations, trajectories and rows (identity: the pool of one rollout is one object)."""
-    return a.observations is b.observations and a.trajectories is b.trajectories and a.rows == b.rows

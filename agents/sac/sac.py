@@ -375,7 +375,9 @@ class SAC(OffPolicyRegularizedMixin, SB3SAC):
             # minibatch's first imm_batch_size rows, the whole minibatch is the pool of sampled induction
             teacher_coef = self.current_teacher_coef()
             rows, rows_distribution = self._imm_rows(replay_data, distribution)
-            reg = self._teacher_term(rows, rows_distribution, teacher_coef, self.induction_pool(replay_data))
+            evaluated = None if rows is replay_data else len(rows.indices)  # draws for these rows only
+            pool = self.induction_pool(replay_data, evaluated)
+            reg = self._teacher_term(rows, rows_distribution, teacher_coef, pool)
             actor_loss = actor_loss + teacher_coef * reg
             actor_losses.append(actor_loss.item())
             # rlimm: lambda_schedule trust — the critic's values of the teacher's and the pulled actions

@@ -19,6 +19,7 @@ import stable_baselines3 as sb3
 import torch
 
 from rlimm.agents.a2c import A2C
+from rlimm.agents.imm.draws import Pool
 from rlimm.agents.imm.regularizer import TeacherRegularizer
 from rlimm.agents.ppo import PPO
 from rlimm.agents.teachers import gaussian_policy_teacher
@@ -145,12 +146,13 @@ def test_imm_is_the_kl_to_the_mixture_of_the_k_synthetic_gaussians(estimator, te
     model.learn(64)
     with torch.no_grad():
         model.policy.log_std.fill_(-0.3)  # not SB3's initial 0, so that a dropped log-std shows
-    pool = model.rollout_buffer.rollout_observations()
+    pool = Pool(model.rollout_buffer.rollout_observations())
     rows = np.arange(0, 64, 4)
     batch = _batch(model, rows)
     dist = model.policy.get_distribution(batch.observations)
     out = model.regularizer_output(batch, dist, pool)
-    draw = model.teacher_regularizer.pool_draws(pool).draws.rows(batch.indices)
+    draw = model.teacher_regularizer.pool_draws(pool).draws.rows(batch.indices)  # the ones used above
+    pool = pool.observations
     with torch.no_grad():
         means = model.policy.get_distribution(pool[draw.index.reshape(-1)]).distribution.loc
         # The synthetic state is the batch state's visible part with the neighbour's hidden θ̇.

@@ -115,7 +115,7 @@ def test_gradient_of_the_sampled_estimator_matches_finite_differences(restrictio
     batch = batch_of(model, rows)
     batch.observations = batch.observations.double()
     batch.teacher_params = batch.teacher_params.double()
-    pool = model.rollout_buffer.rollout_observations().double()
+    pool = draws.Pool(model.rollout_buffer.rollout_observations().double())  # one draw for every call
     weight = model.policy.action_net.weight
 
     def loss():
@@ -155,19 +155,19 @@ def test_the_rollout_cache_of_synthetic_states_changes_nothing(restriction, teac
     model = agent(restriction, teacher, induction={"method": "knn", "k": 6})
     model.learn(64)
     batch = batch_of(model, np.arange(3, 40, 2))
-    pool = model.rollout_buffer.rollout_observations()
+    observations = model.rollout_buffer.rollout_observations()
 
     def loss_and_grad():
-        model.teacher_regularizer.forget_pool()
+        pool = draws.Pool(observations)  # a new pool: its draws are drawn again
         dist = model.policy.get_distribution(batch.observations)
         loss = model.regularizer_output(batch, dist, pool).divergence
-        return loss.item(), torch.autograd.grad(loss, [model.policy.action_net.weight])[0]
+        return pool, loss.item(), torch.autograd.grad(loss, [model.policy.action_net.weight])[0]
 
-    cached = loss_and_grad()
-    assert model.teacher_regularizer.pool_draws(pool).synthetic is not None
+    pool, *cached = loss_and_grad()
+    assert pool.drawn.synthetic is not None
     monkeypatch.setattr(reg, "SYNTHETIC_CACHE_BYTES", 0)
-    uncached = loss_and_grad()
-    assert model.teacher_regularizer.pool_draws(pool).synthetic is None
+    pool, *uncached = loss_and_grad()
+    assert pool.drawn.synthetic is None
     assert cached[0] == pytest.approx(uncached[0], rel=1e-6)
     torch.testing.assert_close(cached[1], uncached[1])
 
