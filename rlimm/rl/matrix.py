@@ -22,8 +22,9 @@ from rlimm.agents.teachers import Teacher, load_teacher, save_teacher
 from rlimm.common.device import describe, resolve_device
 from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.errors import RlimmError
+from rlimm.rl.checks import check_against_env
 from rlimm.rl.config import CompareConfig, InductionConfig, RunSpec
-from rlimm.rl.environments import evaluation_steps, make_env, make_restriction
+from rlimm.rl.environments import evaluation_steps, make_env
 from rlimm.rl.evaluation import CURVE_COLUMNS
 from rlimm.rl.hidden_part import MEASURES
 from rlimm.rl.runs import build_agent, run_budgets
@@ -70,27 +71,18 @@ def preflight(config: CompareConfig, teacher: Teacher | None = None) -> Teacher 
     """Build everything a run needs once, so bad input fails before anything is written; returns
     the teacher (``teacher`` if given; ``None`` when only ``none`` runs)."""
     env = make_env(config.env, config.env.episode_steps)
-    restriction = make_restriction(config, env)
+    restriction = check_against_env(config, env)  # before the teacher, which may train for minutes
     if not set(config.methods) - {"none"}:
         teacher = None
     elif teacher is None:
         teacher = make_teacher(config)
-    # Built on the CPU: this only checks the algorithm's arguments (the runs use ``config.device``).
-    # On one env, not algo.n_envs of them: SB3's warnings about the rollout size would be wrong here.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        build_agent(
-            config.algo,
-            env,
-            "imm" if teacher else "none",
-            teacher,
-            restriction,
-            0.0,
-            device="cpu",
-            induction=config.induction,
-        )
-    config.evaluation.check_every(min(config.updates_and_timesteps(b)[1] for b in config.budgets))
-    config.runs()
+    if teacher is not None:  # what needs the teacher: its view and actions against the agent's
+        # Built on the CPU (the runs use ``config.device``), on one env as check_against_env's.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            build_agent(
+                config.algo, env, "imm", teacher, restriction, 0.0, device="cpu", induction=config.induction
+            )
     return teacher
 
 

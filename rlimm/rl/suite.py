@@ -35,6 +35,7 @@ from rlimm.common.config import StrictModel, distinct_entries, load_config
 from rlimm.common.files import atomic_write_text
 from rlimm.common.progress import format_duration
 from rlimm.errors import RlimmError
+from rlimm.rl.checks import check_against_env
 from rlimm.rl.config import CompareConfig, LambdaSchedule, load_compare_config
 from rlimm.rl.result_folders import registered_threshold
 
@@ -81,7 +82,8 @@ class Timing:
 
 
 def load_suite(path: str | Path, out: str | Path, overrides: dict | None = None) -> list[Entry]:
-    """The suite's entries, every config checked before anything runs (``overrides``: merged into
+    """The suite's entries, every config checked, against its environment too
+    (:func:`~rlimm.rl.checks.check_against_env`), before anything runs (``overrides``: merged into
     every task's config, e.g. ``{"seeds": 2}``)."""
     path = Path(path)
     suite = load_config(SuiteConfig, path)
@@ -100,6 +102,10 @@ def load_suite(path: str | Path, out: str | Path, overrides: dict | None = None)
         if config.name in names:
             raise RlimmError(f"'tasks': {task} and {names[config.name]} are both named '{config.name}'")
         names[config.name] = task
+        try:  # against its environment too, before any task's teacher is built or timed
+            check_against_env(config)
+        except RlimmError as err:
+            raise RlimmError(f"'tasks': {task}: {err}") from None
         for schedule in suite.schedules:
             if schedule == "constant":
                 entries.append(Entry(config.name, Path(out) / config.name, _scheduled(config, schedule)))

@@ -35,6 +35,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 from rlimm.agents.teachers import TabularTeacher, save_teacher, suffix_for
 from rlimm.common.device import as_device
 from rlimm.common.files import atomic_write_csv, atomic_write_text
+from rlimm.rl.checks import check_against_env
 from rlimm.rl.config import TrainConfig
 from rlimm.rl.environments import (
     EVAL_SEED_OFFSET,
@@ -43,7 +44,6 @@ from rlimm.rl.environments import (
     evaluate,
     evaluation_steps,
     make_env,
-    make_restriction,
     make_training_env,
 )
 from rlimm.rl.evaluation import CURVE_COLUMNS, CurvePoint, EvaluationCallback
@@ -87,8 +87,7 @@ def prepare(
 
     :param device: the agent's torch device (``None``: the config's ``device``, resolved here).
     """
-    env = make_env(config.env, config.env.episode_steps)
-    restriction = make_restriction(config, env)
+    restriction = check_against_env(config)  # before the teacher, which may train for minutes
     teacher = make_teacher(config) if config.regularizer != "none" else None
     # lambda_schedule trust: the teacher's score in training-episode units, unless the config gives it.
     measure = config.lambda_schedule == "trust" and teacher is not None and config.trust.teacher_score is None
@@ -105,7 +104,6 @@ def prepare(
         as_device(config.device if device is None else device),
         config.induction,
     )
-    config.evaluation.check_every(config.n_timesteps)
     return PreparedRun(config, model, teacher)
 
 

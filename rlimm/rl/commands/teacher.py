@@ -76,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
         raise RlimmError(
             "the teacher is already a teacher file; give a solver (fib, qmdp, induced_optimal, trained)"
         )
-    # Which file the teacher will be, checked before it is built (training one may take minutes): a
-    # table where the teacher sees discrete contexts and acts on discrete actions, a policy otherwise.
+    # The config against its environment, and which file the teacher will be, checked before it is
+    # built (training one may take minutes): a table where the teacher sees discrete contexts and acts
+    # on discrete actions, a policy otherwise.
     expected = _expected_suffix(config)
     if expected is not None and out.suffix != expected:
         raise RlimmError(f"this teacher is saved as a {expected} file; use -o {out.with_suffix(expected)}")
@@ -115,15 +116,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _expected_suffix(config) -> str | None:  # noqa: ANN001 - a TrainConfig or a CompareConfig
     """``.npz`` when the configured teacher will be a table (a partition restriction, Discrete
-    actions), else ``.pt``; the environment and restriction are built, not the teacher. ``None`` for
+    actions), else ``.pt``; the config is checked against its environment
+    (:func:`~rlimm.rl.checks.check_against_env`), the teacher is not built. ``None`` for
     an exact solver without a partition: the builder refuses it with the reason."""
     from gymnasium import spaces
 
     from rlimm.envs.restrictions import PartitionRestriction
-    from rlimm.rl.environments import make_env, make_restriction
+    from rlimm.rl.checks import check_against_env
+    from rlimm.rl.environments import make_env
 
     env = make_env(config.env, config.env.episode_steps)
-    restriction = make_restriction(config, env)
+    restriction = check_against_env(config, env)
     partition = isinstance(restriction, PartitionRestriction)
     if not partition and config.teacher.solver not in ("trained", "model", "induced_expert"):
         return None
