@@ -4,7 +4,7 @@ For each regulariser (naive, imm) the same agent — a task config's algorithm, 
 induction — is trained with a constant λ and with the trust rule, interleaved over repetitions so
 that machine load affects both alike. The trust rule is pinned (threshold and reference out of reach:
 its weight never moves), so both variants train the same policy step for step (tested bit for bit in
-tests/agents/test_trust_agents.py) and the time difference is the cost of measuring the signal, which
+tests/agents/common/test_trust_agents.py) and the time difference is the cost of measuring the signal, which
 is what the trust schedule adds to every update. Goal (issue 26): ≤ 1.05× the constant-λ run.
 
 Wall-time ratios of whole runs are as noisy as the machine (a busy 2-core machine moves them by ±10%),

@@ -10,7 +10,7 @@ import rlimm.envs
 from rlimm.agents.teachers import TabularPOMDP, alpha_teacher, fib, q_value_iteration, qmdp
 from rlimm.errors import RlimmError
 
-DATA_DIR = Path(os.environ.get("RLIMM_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DATA_DIR = Path(os.environ.get("RLIMM_DATA_DIR", Path(__file__).resolve().parents[4] / "shared" / "data"))
 ALPHAS_CSV = DATA_DIR / "imm_reference" / "grid_fib_alphas.csv"
 
 

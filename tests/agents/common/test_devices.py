@@ -17,7 +17,7 @@ from rlimm.errors import RlimmError
 
 from cli_helpers import config_variant
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 QUICK = ROOT / "configs" / "grid_quick.yaml"
 LM_TINY = ROOT / "configs" / "lm_tiny.yaml"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
