@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rlimm.rl.comparison import read_results, run_matrix
 from rlimm.rl.config import load_compare_config
-from rlimm.rl.matrix import read_results, run_matrix
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "grid_paper.yaml"
 

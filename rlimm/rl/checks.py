@@ -1,7 +1,7 @@
 """What a config asks of its environment, checked before any training: :func:`check_against_env`.
 
 Every command calls it first (``train`` through :func:`~rlimm.rl.training.prepare`, ``compare`` and
-``tune`` through :func:`~rlimm.rl.matrix.preflight`, ``suite`` for every task before the first one is
+``tune`` through :func:`~rlimm.rl.comparison.preflight`, ``suite`` for every task before the first one is
 timed, ``teacher`` before it builds one), because what follows can be long: building a teacher may
 train an expert or a policy for minutes, and a bad algorithm argument found after that costs them.
 What needs the teacher itself (its visible space, its action family) is checked once it is built.

@@ -4,7 +4,7 @@ The driver (the ``rlimm compare`` process) connects to a running Dask scheduler,
 once and ships it to the cluster once (as the result of one task that every run depends on: each
 worker fetches it once, and unlike scattered data it is restored if the workers holding it die),
 submits every run as one task and writes each finished run to ``results.csv`` as it arrives, exactly
-as with local worker processes (:func:`rlimm.rl.matrix.run_matrix`): resuming, the refusal of another
+as with local worker processes (:func:`rlimm.rl.comparison.run_matrix`): resuming, the refusal of another
 experiment's folder and the results themselves (runs are seeded) are the same.
 
 A worker that dies loses only the run it was computing: the scheduler gives that run to another worker
@@ -28,7 +28,8 @@ from rlimm.errors import RlimmError
 
 if TYPE_CHECKING:
     from rlimm.agents.teachers import Teacher
-    from rlimm.rl.config import CompareConfig, RunSpec
+    from rlimm.rl.config import CompareConfig
+    from rlimm.rl.matrix import RunSpec
 
 #: The environment variable naming the scheduler when ``--cluster`` is not given (Dask's own name).
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"

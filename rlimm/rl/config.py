@@ -1,6 +1,7 @@
 """The RL experiment's configuration (``rlimm compare``, ``train``, ``teacher``, ``tune``): YAML
-validated by pydantic, and the matrix of runs it describes with each run's λ. The sections both configs
-share (``env``, ``teacher``, ``algo``, …) are in :mod:`rlimm.rl.config_sections`.
+validated by pydantic. The sections both configs share (``env``, ``teacher``, ``algo``, …) are in
+:mod:`rlimm.rl.config_sections`; the matrix of runs a comparison describes, with each run's λ, is
+:mod:`rlimm.rl.matrix`'s (``CompareConfig.runs`` and ``run_groups`` hand over to it).
 
 Every key is checked when the file is loaded: unknown keys, wrong types and impossible values are
 refused with the key's dotted name and what is accepted (:class:`rlimm.errors.ConfigError`). Loading
@@ -9,24 +10,23 @@ a file imports neither stable-baselines3 nor torch (of the agents, only the indu
 algorithm's constructor when the agent is built (:func:`rlimm.agents.registry.check_kwargs`), before
 anything is written.
 
-λ is resolved here, once per run, where its budget is known (:meth:`CompareConfig.runs`,
-:attr:`RunSpec.teacher_coef`); the agent's constructor receives it as ``teacher_coef``.
+λ is resolved once per run, where its budget is known (:func:`rlimm.rl.matrix.runs`,
+:attr:`~rlimm.rl.matrix.RunSpec.teacher_coef`); the agent's constructor receives it as ``teacher_coef``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from rlimm.coefficients import check_ratio, paper_grid_ratio, ratio_to_lambda
+from rlimm.coefficients import check_ratio, ratio_to_lambda
 from rlimm.common.config import Ratio, StrictModel, distinct_entries, load_config
 from rlimm.common.device import DeviceName
 from rlimm.errors import RlimmError
+from rlimm.rl import matrix
 from rlimm.rl.config_sections import (
-    SCHEDULE_KWARGS,
     AlgoConfig,
     EnvConfig,
     EvalConfig,
@@ -40,6 +40,7 @@ from rlimm.rl.config_sections import (
     algo_with_zoo,
     scheduled_coef,
 )
+from rlimm.rl.matrix import RunSpec
 
 
 class CompareConfig(StrictModel):
@@ -137,31 +138,12 @@ class CompareConfig(StrictModel):
             raise ValueError("give at least one ratio")
         return value
 
-    def lambda_ratios(self) -> list[float] | None:
-        """The ratios to sweep, or ``None`` for a data-size rule."""
-        if self.lambda_ratio == "paper_grid" or isinstance(self.lambda_ratio, LinearRatioRule):
-            return None
-        return list(self.lambda_ratio) if isinstance(self.lambda_ratio, list) else [self.lambda_ratio]
-
     def updates_and_timesteps(self, budget: int) -> tuple[int, int]:
         """Gradient updates and environment steps of a run with ``budget`` (in ``budget_unit``)."""
         per = self.algo.steps_per_update()
         if self.budget_unit == "updates":
             return budget, budget * per
         return max(budget // per, 1), budget
-
-    def lambda_ratio_for(self, method: str, budget: int, ratio: float | None = None) -> float:
-        """The λ-ratio of a run: 0 for ``none``, else ``ratio`` (one point of a sweep) or the config's
-        data-size rule at ``budget``."""
-        if method == "none":
-            return 0.0
-        if ratio is not None:
-            return check_ratio(ratio)
-        if isinstance(self.lambda_ratio, LinearRatioRule):
-            return self.lambda_ratio.ratio(budget)
-        if self.lambda_ratio == "paper_grid":
-            return paper_grid_ratio(self.updates_and_timesteps(budget)[0])
-        raise RlimmError("'lambda_ratio': a sweep needs a ratio per run")
 
     def teacher_coef(self, spec: RunSpec, teacher_score: float | None = None) -> Any:
         """The agent's ``teacher_coef`` for ``spec``: its λ, a schedule falling from it to 0, or the
@@ -171,59 +153,12 @@ class CompareConfig(StrictModel):
         )
 
     def runs(self) -> list[RunSpec]:
-        """Every run of the comparison, with its λ; ``none`` runs once per (budget, seed) whatever
-        the λ sweep."""
-        specs: dict[tuple, RunSpec] = {}
-        for budget in self.budgets:
-            for method in self.methods:
-                for ratio in self.lambda_ratios() or [None]:
-                    r = self.lambda_ratio_for(method, budget, ratio)
-                    for seed in range(self.seed_offset, self.seed_offset + self.seeds):
-                        spec = RunSpec(method, budget, seed, r)
-                        specs.setdefault(spec.key(), spec)
-        return list(specs.values())
-
-    def budget_independent(self) -> bool:
-        """Whether nothing in a run depends on its budget, so that one run for the longest budget
-        gives every shorter one at its checkpoints: λ constant (a number or a sweep, not a rule in
-        the budget) and not decayed, no algorithm schedule (a value of ``progress_remaining``, i.e.
-        of the total) and no gSDE (it draws noise before a checkpoint could be evaluated)."""
-        if self.lambda_ratios() is None or self.lambda_schedule != "constant":
-            return False
-        kwargs = self.algo.kwargs
-        if kwargs.get("use_sde"):
-            return False
-        return all(kwargs.get(key) is None or isinstance(kwargs[key], int | float) for key in SCHEDULE_KWARGS)
+        """Every run of the comparison, with its λ (:func:`rlimm.rl.matrix.runs`)."""
+        return matrix.runs(self)
 
     def run_groups(self, specs: list[RunSpec]) -> list[list[RunSpec]]:
-        """``specs`` in groups that one training run gives: runs differing only in their budget, when
-        the config is :meth:`budget_independent`, else one run per group. Each group is sorted by
-        budget; groups come longest first (better balance across workers)."""
-        groups: dict[tuple, list[RunSpec]] = {}
-        reuse = self.budget_independent()
-        for spec in specs:
-            key = (spec.method, spec.seed, f"{spec.lambda_ratio:.4f}") + (() if reuse else (spec.budget,))
-            groups.setdefault(key, []).append(spec)
-        ordered = [sorted(g, key=lambda s: s.budget) for g in groups.values()]
-        return sorted(ordered, key=lambda g: -g[-1].budget)
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One cell of the comparison matrix: a method trained for a budget from a seed, at a λ-ratio."""
-
-    method: str
-    budget: int
-    seed: int
-    lambda_ratio: float
-
-    @property
-    def teacher_coef(self) -> float:
-        """λ of this run, as the agent's ``teacher_coef``."""
-        return ratio_to_lambda(self.lambda_ratio)
-
-    def key(self) -> tuple[str, int, int, str]:
-        return (self.method, self.budget, self.seed, f"{self.lambda_ratio:.4f}")
+        """``specs`` in the groups one training run gives (:func:`rlimm.rl.matrix.run_groups`)."""
+        return matrix.run_groups(self, specs)
 
 
 class TrainConfig(StrictModel):

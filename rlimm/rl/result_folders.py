@@ -135,7 +135,7 @@ class Folder:
 def load_folder(path: str | Path) -> Folder:
     """Read a compare folder; raises :class:`RlimmError` unless it holds ``results.csv`` with finished
     runs and ``config.json``."""
-    from rlimm.rl.matrix import TEACHER_SCORES, read_results
+    from rlimm.rl.comparison import TEACHER_SCORES, read_results
 
     path = Path(path)
     if not path.is_dir():
@@ -175,8 +175,8 @@ def load_folder(path: str | Path) -> Folder:
 def with_measures(final: pd.DataFrame, path: Path) -> pd.DataFrame:
     """``final`` with the folder's ``measures.csv`` columns (:mod:`rlimm.rl.hidden_part`) per run,
     ``nan`` where a run was not measured (no teacher, or a folder from before the measures)."""
+    from rlimm.rl.comparison import read_measures, row_key
     from rlimm.rl.hidden_part import MEASURES
-    from rlimm.rl.matrix import read_measures, row_key
 
     measured = read_measures(path)
     out = final.copy()

@@ -22,7 +22,7 @@ from rlimm.agents.teachers import Teacher
 from rlimm.common.device import as_device
 from rlimm.envs.restrictions import Restriction
 from rlimm.errors import RlimmError
-from rlimm.rl.config import AlgoConfig, CompareConfig, InductionConfig, RunSpec
+from rlimm.rl.config import AlgoConfig, CompareConfig, InductionConfig
 from rlimm.rl.environments import (
     EVAL_SEED_OFFSET,
     acting,
@@ -35,6 +35,7 @@ from rlimm.rl.environments import (
 )
 from rlimm.rl.evaluation import EvaluationCallback
 from rlimm.rl.hidden_part import measure_run
+from rlimm.rl.matrix import RunSpec
 from rlimm.rl.teacher_builder import make_teacher, teacher_label, with_trust_score
 from rlimm.rl.zoo import constructor_kwargs
 

@@ -138,7 +138,7 @@ def expected_seconds(
     """Per task, the expected wall time of its unfinished runs (``whole``: of all its runs, from
     scratch) on ``jobs`` worker processes: each run costed as the timed one; the teacher counted where
     its folder does not hold it yet (``whole``: always)."""
-    from rlimm.rl.matrix import read_results, row_key, teacher_file
+    from rlimm.rl.comparison import read_results, row_key, teacher_file
 
     out: dict[str, float] = {}
     for entry in entries:
@@ -171,7 +171,7 @@ def time_task(
 ) -> tuple[Timing, Teacher | None]:
     """Build the task's teacher (unless given) and run the dearest method's first seed into the
     entry's folder, timing both; returns the timing and the teacher."""
-    from rlimm.rl.matrix import run_matrix, saved_teacher
+    from rlimm.rl.comparison import run_matrix, saved_teacher
     from rlimm.rl.teacher_builder import make_teacher
 
     config = entry.config

@@ -290,8 +290,8 @@ def expert_line(path: Path) -> str:
 
 def measures_table(results: Path) -> str:
     """Per budget and method, the mean end-of-run measures of ``measures.csv`` (empty without it)."""
+    from rlimm.rl.comparison import MEASURES_FILE
     from rlimm.rl.hidden_part import MEASURES
-    from rlimm.rl.matrix import MEASURES_FILE
 
     path = results.with_name(MEASURES_FILE)
     if not path.exists():

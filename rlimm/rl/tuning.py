@@ -32,8 +32,9 @@ from rlimm.agents.teachers import TabularTeacher
 from rlimm.common.device import describe, resolve_device
 from rlimm.common.files import atomic_write_csv, atomic_write_text
 from rlimm.errors import RlimmError
-from rlimm.rl.config import CompareConfig, LinearRatioRule, RunSpec
-from rlimm.rl.matrix import IDENTITY_KEYS, init_worker, preflight, work
+from rlimm.rl.comparison import IDENTITY_KEYS, init_worker, preflight, work
+from rlimm.rl.config import CompareConfig, LinearRatioRule
+from rlimm.rl.matrix import RunSpec
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def test_wheel_holds_only_the_rlimm_package(tmp_path):
         "rlimm/agents/sac/policies.py",
         "rlimm/induction.py",
         "rlimm/logreg/train.py",
-        "rlimm/rl/matrix.py",
+        "rlimm/rl/comparison.py",
         "rlimm/cli.py",
     ]:
         assert module in names

@@ -77,8 +77,8 @@ def cluster(rules):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> list[tuple]:
     """The rows of ``rlimm compare … --jobs 2`` (here in this process: its workers are the same)."""
+    from rlimm.rl.comparison import run_matrix
     from rlimm.rl.config import load_compare_config
-    from rlimm.rl.matrix import run_matrix
 
     out = tmp_path_factory.mktemp("jobs2")
     config = load_compare_config(QUICK, {"seeds": 2, "budgets": [2, 3]})
@@ -102,8 +102,8 @@ def test_cluster_reads_shorter_budgets_off_one_run(tmp_path, cluster):
     # A constant λ: budgets 2 and 3 come from one training run per (method, seed), as with local
     # workers, and give the rows of separate runs.
     from rlimm.rl import cluster as dask_cluster
+    from rlimm.rl.comparison import run_matrix
     from rlimm.rl.config import load_compare_config
-    from rlimm.rl.matrix import run_matrix
 
     config = load_compare_config(QUICK, {"seeds": 2, "budgets": [2, 3], "lambda_ratio": 0.2})
     assert [len(g) for g in config.run_groups(config.runs())] == [2] * 6
@@ -193,7 +193,7 @@ def test_jobs_and_cluster_exclude_each_other(tmp_path, capsys):
 
 def test_nothing_imports_dask_without_a_cluster():
     code = (
-        "import sys, rlimm.cli, rlimm.rl.matrix, rlimm.rl.commands.compare; "
+        "import sys, rlimm.cli, rlimm.rl.comparison, rlimm.rl.commands.compare; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

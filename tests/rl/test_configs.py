@@ -99,7 +99,7 @@ def test_the_induced_teacher_suite_loads_with_constant_and_trust(tmp_path):
 
 
 def test_a_schedules_own_settings_tell_folders_apart_only_under_it():
-    from rlimm.rl.matrix import _identity, _with_defaults
+    from rlimm.rl.comparison import _identity, _with_defaults
 
     base = load_config(Path("configs/grid_quick.yaml"))
     constant = _identity(base)

@@ -21,10 +21,11 @@ import rlimm.rl.evaluation as evaluation
 from rlimm.agents.reinforce import REINFORCE
 from rlimm.common.config import parse_mapping
 from rlimm.errors import ConfigError
+from rlimm.rl import matrix
+from rlimm.rl.comparison import run_matrix
 from rlimm.rl.config import CompareConfig, RunSpec, load_compare_config
 from rlimm.rl.environments import DEFAULT_EVAL_STEPS, acting, evaluation_steps
 from rlimm.rl.evaluation import CURVE_COLUMNS, evaluate_side_by_side, preserved_random_state
-from rlimm.rl.matrix import run_matrix
 from rlimm.rl.runs import run_budgets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +99,7 @@ def test_one_run_for_several_budgets_equals_separate_runs(base):
     c = config(base)
     method, ratio = ("none", 0.0) if base is CARTPOLE else ("imm", 0.2)
     specs = [RunSpec(method, b, 0, ratio) for b in c.budgets]
-    assert c.budget_independent()
+    assert matrix.budget_independent(c)
     together, together_params = _train(_with_every(c, 64), specs)
     assert [r["budget"] for r in together] == c.budgets
     for spec, row in zip(specs, together, strict=True):
@@ -124,7 +125,7 @@ def test_one_run_for_several_budgets_equals_separate_runs(base):
 )
 def test_which_configs_share_one_run_across_budgets(changes, independent):
     c = config(CARTPOLE, **changes)
-    assert c.budget_independent() is independent
+    assert matrix.budget_independent(c) is independent
     groups = c.run_groups(c.runs())
     assert sorted(s.key() for g in groups for s in g) == sorted(s.key() for s in c.runs())
     assert {len(g) for g in groups} == ({3} if independent else {1})
@@ -133,7 +134,7 @@ def test_which_configs_share_one_run_across_budgets(changes, independent):
 
 def test_the_grid_tables_keep_separate_runs():
     c = load_compare_config(ROOT / "configs" / "grid_quick.yaml")
-    assert not c.budget_independent()
+    assert not matrix.budget_independent(c)
     assert all(len(g) == 1 for g in c.run_groups(c.runs()))
 
 
@@ -281,7 +282,7 @@ def test_matrix_reuses_runs_writes_curves_and_resumes(tmp_path, monkeypatch):
     }
 
     # The same matrix trained budget by budget gives the same results.
-    monkeypatch.setattr(CompareConfig, "budget_independent", lambda self: False)
+    monkeypatch.setattr(matrix, "budget_independent", lambda config: False)
     separate = run_matrix(c, tmp_path / "separate", jobs=1, progress=False)
     key = lambda r: (r["method"], r["budget"], r["seed"], r["score"], r["score_std"])  # noqa: E731
     assert sorted(map(key, _csv(separate))) == sorted(map(key, rows))

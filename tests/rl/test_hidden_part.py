@@ -12,9 +12,9 @@ import torch as th
 from gymnasium import spaces
 
 from rlimm.envs.restrictions import PartitionRestriction, restriction_for
+from rlimm.rl.comparison import MEASURES_FILE, read_measures, read_results, run_matrix
 from rlimm.rl.config import load_compare_config
 from rlimm.rl.hidden_part import MEASURES, Visited, hidden_left, measure, partition_hidden_left, visit
-from rlimm.rl.matrix import MEASURES_FILE, read_measures, read_results, run_matrix
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "cartpole_cart_hidden.yaml"
 

@@ -14,9 +14,9 @@ from stable_baselines3.common.vec_env import VecNormalize
 import rlimm.envs as E
 from rlimm.agents.ppo import PPO
 from rlimm.common.config import parse_mapping
+from rlimm.rl.comparison import run_matrix
 from rlimm.rl.config import CompareConfig, RunSpec, load_compare_config
 from rlimm.rl.environments import evaluate
-from rlimm.rl.matrix import run_matrix
 from rlimm.rl.runs import run_one
 
 BASE = {

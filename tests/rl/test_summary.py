@@ -54,7 +54,7 @@ def test_table_shows_one_ratio_per_budget_or_a_sweep(tmp_path):
 def test_summary_md_names_an_induced_teachers_expert_and_the_end_of_run_measures(tmp_path):
     import json
 
-    from rlimm.rl.matrix import COLUMNS, MEASURE_COLUMNS
+    from rlimm.rl.comparison import COLUMNS, MEASURE_COLUMNS
     from rlimm.rl.summary import write_report
 
     rows, measures = [], []

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from rlimm.errors import RlimmError
-from rlimm.rl import matrix
+from rlimm.rl import comparison
+from rlimm.rl.comparison import read_results, run_matrix
 from rlimm.rl.config import RunSpec, load_compare_config
-from rlimm.rl.matrix import read_results, run_matrix
 from rlimm.rl.runs import run_budgets
 from rlimm.rl.teacher_builder import make_teacher
 
@@ -33,7 +33,7 @@ def test_a_resumed_comparison_reads_its_trained_teacher(tmp_path, monkeypatch):
     def no_training(config):  # noqa: ANN001, ANN202
         raise AssertionError("the teacher was trained again")
 
-    monkeypatch.setattr(matrix, "make_teacher", no_training)
+    monkeypatch.setattr(comparison, "make_teacher", no_training)
     more = config.model_copy(update={"seeds": 2})
     run_matrix(more, tmp_path, jobs=1, progress=False)
     rows = {int(r["seed"]): float(r["score"]) for r in read_results(tmp_path / "results.csv")[0]}
@@ -42,13 +42,13 @@ def test_a_resumed_comparison_reads_its_trained_teacher(tmp_path, monkeypatch):
     expected = run_budgets(more, [RunSpec("imm", 256, 1, 0.5)], teacher=fresh)[0]["score"]
     assert rows[1] == expected
     # teacher.json is scored again for the seeds the comparison now has.
-    assert len(matrix.json.loads((tmp_path / "teacher.json").read_text())["scores"]) == 2
+    assert len(comparison.json.loads((tmp_path / "teacher.json").read_text())["scores"]) == 2
 
 
 def test_a_folder_of_another_teacher_is_refused_not_read(tmp_path):
     config = load_compare_config(CONFIG, SMALL)
     run_matrix(config, tmp_path, jobs=1, progress=False)
     other = load_compare_config(CONFIG, {**SMALL, "teacher": {"timesteps": 300}})
-    assert matrix.saved_teacher(tmp_path, other) is None
+    assert comparison.saved_teacher(tmp_path, other) is None
     with pytest.raises(RlimmError, match="different experiment"):
         run_matrix(other, tmp_path, jobs=1, progress=False)

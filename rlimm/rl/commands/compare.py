@@ -63,8 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from rlimm.errors import RlimmError
     from rlimm.rl.cluster import ADDRESS_ENV, scheduler_address
+    from rlimm.rl.comparison import RunsFailed, read_results, run_matrix
     from rlimm.rl.config import load_compare_config
-    from rlimm.rl.matrix import RunsFailed, read_results, run_matrix
     from rlimm.rl.summary import write_report
 
     if args.cluster and args.jobs is not None:

@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from rlimm.rl import suite
     from rlimm.rl.commands.report import write_report as write_suite_report
-    from rlimm.rl.matrix import run_matrix
+    from rlimm.rl.comparison import run_matrix
     from rlimm.rl.summary import write_report
 
     def log(line: str) -> None:
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             teacher=teachers.get(entry.task),
         )
         if entry.task not in teachers:  # the folder saved it: the task's other folders use it too
-            from rlimm.rl.matrix import saved_teacher
+            from rlimm.rl.comparison import saved_teacher
 
             teachers[entry.task] = saved_teacher(entry.folder, entry.config)
         write_report(results, entry.config.name, entry.config.budget_unit)
