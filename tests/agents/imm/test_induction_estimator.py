@@ -97,6 +97,21 @@ def test_exclusion_leaves_out_the_own_episode_within_the_window():
     assert whole.own_episode_share().item() == 0.0
 
 
+@pytest.mark.parametrize("exclude", [0.0, 2.0, 3.5, 20.0, -1.0, math.inf])
+def test_the_exclusion_mask_is_same_episode_and_within_the_window(exclude):
+    """The one-pass mask (episode and step folded into one key) against its definition, on episodes
+    with arbitrary ids and steps in any order (one episode's last step next to another's first)."""
+    from rlimm.agents.imm.draws import _excluded
+
+    g = torch.Generator().manual_seed(int(exclude) if math.isfinite(exclude) else 7)
+    episode = torch.randint(0, 40, (300,), generator=g) * 1009 + 10**9  # ids far apart
+    step = torch.randint(0, 30, (300,), generator=g) + 17
+    own = torch.randint(0, 300, (50,), generator=g)
+    same = episode[None, :] == episode[own][:, None]
+    near = (step[None, :] - step[own][:, None]).abs() <= exclude
+    assert torch.equal(_excluded(Trajectories(episode, step), own, exclude), same & near)
+
+
 def test_a_state_with_every_neighbour_excluded_falls_back_to_its_own_hidden_part():
     features = torch.arange(6.0)[:, None]
     trajectories = Trajectories(torch.zeros(6, dtype=torch.long), torch.arange(6))
