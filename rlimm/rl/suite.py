@@ -35,7 +35,6 @@ from rlimm.common.config import StrictModel, distinct_entries, load_config
 from rlimm.common.files import atomic_write_text
 from rlimm.common.progress import format_duration
 from rlimm.errors import RlimmError
-from rlimm.rl.checks import check_against_env
 from rlimm.rl.config import CompareConfig, LambdaSchedule, load_compare_config
 from rlimm.rl.result_folders import registered_threshold
 
@@ -70,6 +69,8 @@ class Entry:
     task: str
     folder: Path
     config: CompareConfig
+    #: the task's config file, as the suite names it
+    file: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,9 @@ class Timing:
 
 
 def load_suite(path: str | Path, out: str | Path, overrides: dict | None = None) -> list[Entry]:
-    """The suite's entries, every config checked, against its environment too
-    (:func:`~rlimm.rl.checks.check_against_env`), before anything runs (``overrides``: merged into
-    every task's config, e.g. ``{"seeds": 2}``)."""
+    """The suite's entries, every config checked before anything runs (``overrides``: merged into
+    every task's config, e.g. ``{"seeds": 2}``); :func:`check_tasks` checks them against their
+    environments."""
     path = Path(path)
     suite = load_config(SuiteConfig, path)
     entries: list[Entry] = []
@@ -102,13 +103,10 @@ def load_suite(path: str | Path, out: str | Path, overrides: dict | None = None)
         if config.name in names:
             raise RlimmError(f"'tasks': {task} and {names[config.name]} are both named '{config.name}'")
         names[config.name] = task
-        try:  # against its environment too, before any task's teacher is built or timed
-            check_against_env(config)
-        except RlimmError as err:
-            raise RlimmError(f"'tasks': {task}: {err}") from None
         for schedule in suite.schedules:
             if schedule == "constant":
-                entries.append(Entry(config.name, Path(out) / config.name, _scheduled(config, schedule)))
+                folder = Path(out) / config.name
+                entries.append(Entry(config.name, folder, _scheduled(config, schedule), task))
                 continue
             methods = [m for m in config.methods if m != "none"]
             if methods:
@@ -116,8 +114,24 @@ def load_suite(path: str | Path, out: str | Path, overrides: dict | None = None)
                 if schedule == "linear_decay" and suite.lambda_until is not None:
                     scheduled = scheduled.model_copy(update={"lambda_until": suite.lambda_until})
                 folder = Path(out) / f"{config.name}{FOLDER_SUFFIX[schedule]}"
-                entries.append(Entry(config.name, folder, scheduled))
+                entries.append(Entry(config.name, folder, scheduled, task))
     return entries
+
+
+def check_tasks(entries: list[Entry]) -> None:
+    """Every task's config against its environment (:func:`~rlimm.rl.checks.check_against_env`),
+    before any task's teacher is built or timed; the error names the task's file."""
+    from rlimm.rl.checks import check_against_env
+
+    checked: set[str] = set()
+    for entry in entries:
+        if entry.task in checked:  # its schedules differ in λ only
+            continue
+        checked.add(entry.task)
+        try:
+            check_against_env(entry.config)
+        except RlimmError as err:
+            raise RlimmError(f"'tasks': {entry.file or entry.task}: {err}") from None
 
 
 def _scheduled(config: CompareConfig, schedule: str, methods: list[str] | None = None) -> CompareConfig:

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is not None:  # not given: --set's seeds (or each task's) stand
         overrides["seeds"] = args.seeds
     entries = suite.load_suite(args.suite, out, overrides)
+    suite.check_tasks(entries)  # against their envs, before any teacher or timing
     jobs = jobs_or_cores(args.jobs)
     timings = suite.load_timings(out)
     teachers: dict = {}
