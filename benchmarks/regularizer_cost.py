@@ -31,6 +31,7 @@ import inspect
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -109,29 +110,40 @@ def main() -> None:
         )
 
 
-def _stock_env(args: argparse.Namespace) -> None:
+def stock_teacher(env_id: str, visible: list[str], algo: str) -> tuple[Any, Any]:
+    """The restriction of ``env_id`` to ``visible`` and an untrained teacher on it (its weights do not
+    change the cost): a policy of rlimm's PPO for discrete actions, a Gaussian of the learner's own
+    convention for Box actions (SAC's: before the squash)."""
     import gymnasium as gym
     import stable_baselines3 as sb3
 
     from rlimm.agents.ppo import PPO
-    from rlimm.agents.sac import SAC
     from rlimm.agents.teachers import PolicyTeacher, gaussian_policy_teacher
     from rlimm.envs import VisibleObservation
     from rlimm.envs.restrictions import restriction_for
 
+    env = gym.make(env_id)
+    restriction = restriction_for(env, visible)
+    visible_env = VisibleObservation(gym.make(env_id), restriction)
+    if isinstance(env.action_space, gym.spaces.Box):
+        source = (sb3.SAC if algo == "sac" else sb3.PPO)("MlpPolicy", visible_env, seed=0)
+        return restriction, gaussian_policy_teacher(source, restriction, env.action_space, "visible")
+    policy = PPO("MlpPolicy", visible_env, seed=0).policy
+    return restriction, PolicyTeacher(
+        policy, restriction.visible_space, int(env.action_space.n), name="visible"
+    )
+
+
+def _stock_env(args: argparse.Namespace) -> None:
+    import gymnasium as gym
+
+    from rlimm.agents.ppo import PPO
+    from rlimm.agents.sac import SAC
+
     algo = args.algo or "ppo"
     env = gym.make(args.env)
-    restriction = restriction_for(env, args.visible)
-    visible_env = VisibleObservation(gym.make(args.env), restriction)
     box = isinstance(env.action_space, gym.spaces.Box)
-    if box:  # a Gaussian teacher of the learner's own convention (SAC: before the squash)
-        source = (sb3.SAC if algo == "sac" else sb3.PPO)("MlpPolicy", visible_env, seed=0)
-        teacher = gaussian_policy_teacher(source, restriction, env.action_space, "visible")
-    else:
-        visible_policy = PPO("MlpPolicy", visible_env, seed=0).policy
-        teacher = PolicyTeacher(
-            visible_policy, restriction.visible_space, int(env.action_space.n), name="visible"
-        )
+    restriction, teacher = stock_teacher(args.env, args.visible, algo)
     cls = SAC if algo == "sac" else PPO
     extra = {}
     if algo == "sac" and args.imm_batch_size is not None:

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
-import stable_baselines3 as sb3
 import torch
+from regularizer_cost import stock_teacher
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from rlimm.agents.common.mixin import RegularizedMixin
@@ -46,10 +46,7 @@ from rlimm.agents.imm.regularizer import TeacherRegularizer
 from rlimm.agents.ppo import PPO
 from rlimm.agents.sac import SAC
 from rlimm.agents.sac.policies import ParamsReturningSACPolicy
-from rlimm.agents.teachers import PolicyTeacher, gaussian_policy_teacher
 from rlimm.coefficients import ratio_to_lambda
-from rlimm.envs import VisibleObservation
-from rlimm.envs.restrictions import restriction_for
 
 PHASES = ("collect", "teacher view", "draws", "imm forward", "imm term", "backward", "train")
 
@@ -76,17 +73,7 @@ SETTINGS = {"ppo": ("CartPole-v1", ["theta", "theta_dot"]), "sac": ("Pendulum-v1
 
 def _run(algo: str, kind: str, timesteps: int, seed: int) -> dict[str, float]:
     env_id, visible = SETTINGS[algo]
-    env = gym.make(env_id)
-    restriction = restriction_for(env, visible)
-    visible_env = VisibleObservation(gym.make(env_id), restriction)
-    if algo == "sac":
-        teacher = gaussian_policy_teacher(
-            sb3.SAC("MlpPolicy", visible_env, seed=0), restriction, env.action_space, "visible"
-        )
-    else:
-        teacher = PolicyTeacher(
-            PPO("MlpPolicy", visible_env, seed=0).policy, restriction.visible_space, 2, name="visible"
-        )
+    restriction, teacher = stock_teacher(env_id, visible, algo)  # regularizer_cost.py's, the same teacher
     cls = SAC if algo == "sac" else PPO
     model = cls(
         "MlpPolicy",
